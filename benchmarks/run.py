@@ -1,0 +1,23 @@
+"""Run every benchmark and print its table: ``python benchmarks/run.py``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import bench_formats  # noqa: E402
+
+SUITES = {"formats": bench_formats.run}
+
+
+def main(argv: list[str]) -> None:
+    names = argv or list(SUITES)
+    for name in names:
+        print(SUITES[name]())
+        print()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

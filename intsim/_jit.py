@@ -1,0 +1,57 @@
+"""The one module that owns numba flags.
+
+Rules (see ``shared/reference/style.md``):
+
+* ``fastmath`` is never enabled: every kernel must be bit-exact.
+* Parallel kernels use ``prange`` over independent outputs only, so a result never depends on
+  the thread count or on the order in which threads finish.
+* Every jitted kernel exists twice, compiled from the same Python function: a serial build and a
+  parallel build.  Only the parallel build is cached on disk: numba's cache index is keyed by the
+  function and its signature, not by its flags, so caching both builds of one function could hand
+  one build the other's machine code.
+
+Backends, selectable at run time by every public function that calls a kernel:
+
+``"jit"``         the parallel build (default)
+``"jit-serial"``  the serial build
+``"reference"``   the slow, obviously-correct Python implementation kept beside each kernel
+"""
+
+from __future__ import annotations
+
+import numba
+
+BACKENDS = ("jit", "jit-serial", "reference")
+
+# Scalar helpers called from kernels.  LLVM inlines them; they are never called from Python.
+helper = numba.njit(cache=True, nogil=True)
+
+
+class Kernel:
+    """A numba kernel compiled twice from one Python function: ``serial`` and ``parallel``."""
+
+    def __init__(self, fn):
+        self.py_func = fn
+        self.serial = numba.njit(fn, cache=False, nogil=True, parallel=False)
+        self.parallel = numba.njit(fn, cache=True, nogil=True, parallel=True)
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def build(self, backend: str):
+        """The compiled function for ``backend`` ("jit" or "jit-serial")."""
+        if backend == "jit":
+            return self.parallel
+        if backend == "jit-serial":
+            return self.serial
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def kernel(fn) -> Kernel:
+    """Decorator: compile ``fn`` as a serial and a parallel numba kernel."""
+    return Kernel(fn)
+
+
+def check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return backend
