@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 
-def best_time(fn, *, repeat: int = 5, warmup: int = 1) -> float:
+def best_time(fn, *, repeat: int = 10, warmup: int = 2) -> float:
     """Best wall time in seconds of ``fn()`` over ``repeat`` runs, after ``warmup`` calls."""
     for _ in range(warmup):
         fn()

@@ -372,3 +372,31 @@ def test_input_widths_and_shapes():
     bf = np.array([1.5], ml_dtypes.bfloat16)
     assert F.encode(bf, "float8_e4m3fn").tolist() == [0x3C]
     assert F.encode(np.zeros((0, 3)), "int8").shape == (0, 3)
+
+
+# ---- the float32 nearest-even fast kernel equals the general kernel ----------------------------------
+
+
+@pytest.mark.parametrize("saturate", [False, True])
+@pytest.mark.parametrize("name", SMALL_FLOATS + ["float32"])
+def test_fast_kernel_equals_general_kernel(name, saturate):
+    from intsim.formats import codec
+
+    fmt = F.get(name)
+    parts = [random_float32(300_000, seed=11)] + ([edge_values(name)] if fmt.bits <= 16 else [])
+    x = np.concatenate(parts)
+    assert x.dtype == np.float32
+    params = codec.float_params(fmt, saturate)
+    general = np.empty(x.size, F.code_dtype(fmt.bits))
+    codec._encode_float_kernel.parallel(
+        x.view(np.uint32), 23, 8, 127, *params, saturate, 0, np.zeros(0, np.uint64), general
+    )
+    applies = codec.fast_path_applies(fmt, x.dtype, 0)
+    assert applies == (name != "float8_e8m0fnu")  # E8M0's lowest binade is float32-subnormal
+    if applies:
+        fast = np.empty_like(general)
+        codec._encode_f32_nearest_even_kernel.parallel(x, x.view(np.uint32), *(params[:2] + params[3:]), saturate, fast)
+        np.testing.assert_array_equal(fast, general)
+        fast_serial = np.empty_like(general)
+        codec._encode_f32_nearest_even_kernel.serial(x, x.view(np.uint32), *(params[:2] + params[3:]), saturate, fast_serial)
+        np.testing.assert_array_equal(fast_serial, general)

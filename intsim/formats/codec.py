@@ -129,6 +129,55 @@ def _encode_float_kernel(
     return bad
 
 
+@kernel
+def _encode_f32_nearest_even_kernel(
+    x, bits, man, emin, max_mag, sign_bit, ovf_pos, ovf_neg, nan_pos, nan_neg, zero_pos, zero_neg,
+    has_zero, saturate, out,
+):  # fmt: skip
+    """``_encode_float_kernel`` specialised to float32 input and ``nearest_even``.
+
+    Straight-line code (selects, fixed shifts) that LLVM vectorizes.  Two roundings:
+
+    * target normals: add ``2**(s-1) - 1`` plus the lsb that stays (ties to even) to the
+      float32 bits and shift right by ``s = 23 - man``; a carry moves into the exponent
+      field by itself; then subtract the exponent re-bias;
+    * target subnormals: ``|x| * 2**(man - emin)`` (two exact float32 power-of-two scalings,
+      each within float32's range) is below ``2**man``; adding ``2**23`` makes the float32
+      adder round it to an integer, ties to even.
+
+    Valid when the target's smallest normal is a float32 normal (``emin >= -126``),
+    ``man <= 23``, and the exponent re-bias is even (see ``fast_path_applies``).  ``bits`` is
+    the uint32 view of ``x``, taken by the caller.
+    """
+    s = 23 - man
+    round_bias = ((np.int64(1) << s) >> 1) - 1 if s > 0 else np.int64(0)
+    tie_mask = np.int64(1) if s > 0 else np.int64(0)  # no discarded bits: nothing to round
+    rebias = (np.int64(127 + emin) << man) - ((np.int64(1) << man) if has_zero else 0)
+    min_normal_bits = np.int64(127 + emin) << 23
+    scale_1 = np.float32(2.0 ** ((man - emin) // 2))
+    scale_2 = np.float32(2.0 ** (man - emin - (man - emin) // 2))
+    magic = np.float32(2.0**23)
+    bad = 0
+    for i in prange(bits.size):
+        b = np.int64(bits[i])
+        negative = (b >> 31) != 0
+        a = b & 0x7FFFFFFF
+        normal = ((a + round_bias + ((a >> s) & tie_mask)) >> s) - rebias
+        scaled = np.float32(abs(x[i]) * scale_1 * scale_2 + magic)
+        subnormal = np.int64(scaled.view(np.int32)) - 0x4B000000  # the bits of 2.0**23
+        mag = normal if a >= min_normal_bits else subnormal
+        sign = sign_bit if negative else 0
+        too_big = (max_mag | sign) if saturate else (ovf_neg if negative else ovf_pos)
+        code = too_big if mag > max_mag else (mag | sign)
+        code = (zero_neg if negative else zero_pos) if ((mag == 0) & has_zero) else code
+        code = too_big if a >= 0x7F800000 else code
+        code = (nan_neg if negative else nan_pos) if a > 0x7F800000 else code
+        code = nan_pos if (negative & (sign_bit == 0)) else code
+        bad += np.int64(code < 0)
+        out[i] = max(code, 0)
+    return bad
+
+
 @helper
 def _encode_int_one(b, src_man, src_exp_bits, src_bias, bits, lo, hi, saturate, mode, rbits, nan):
     negative, e_field, sig, lsb_exp, log2 = _split(b, src_man, src_exp_bits, src_bias)
@@ -183,6 +232,21 @@ def _decode_table_kernel(codes, table, bits, out):
             out[i] = np.nan
         else:
             out[i] = table[c]
+    return bad
+
+
+@kernel
+def _decode_truncated_f32_kernel(codes, bits, shift, out_bits):
+    """Formats that are float32 with its low ``shift`` mantissa bits dropped (bfloat16): the
+    float32 bits are the code shifted left, NaN payloads included.  ``out_bits`` is the uint32
+    view of the float32 output (taken by the caller: numba's parallel lowering mishandles
+    ``.view`` inside a kernel)."""
+    bad = 0
+    for i in prange(codes.size):
+        c = np.int64(codes[i])
+        ok = (c >> bits) == 0
+        bad += np.int64(not ok)
+        out_bits[i] = (c << shift) if ok else np.int64(0x7FC00000)
     return bad
 
 
@@ -279,6 +343,23 @@ def float_params(fmt: FloatFormat, saturate: bool) -> tuple:
     )  # fmt: skip
 
 
+def fast_path_applies(fmt: FloatFormat, dtype: np.dtype, mode: int) -> bool:
+    """Whether ``_encode_f32_nearest_even_kernel`` computes this encode."""
+    rebias = ((127 + fmt.emin) << fmt.man_bits) - (1 << fmt.man_bits)
+    return (
+        dtype == np.float32 and mode == rnd.NEAREST_EVEN and fmt.subnormals
+        and fmt.man_bits <= 23 and fmt.emin >= -126 and rebias % 2 == 0
+    )  # fmt: skip
+
+
+def is_truncated_float32(fmt) -> bool:
+    """Whether ``fmt`` is float32 with low mantissa bits dropped (bfloat16, float32 itself)."""
+    return (
+        isinstance(fmt, FloatFormat) and fmt.exp_bits == 8 and fmt.bias == 127
+        and fmt.specials == "ieee" and fmt.signed and fmt.subnormals
+    )  # fmt: skip
+
+
 def _raise_bad_input(flat: np.ndarray, fmt, nan: str):
     nan_at = np.flatnonzero(np.isnan(flat))
     if nan_at.size:
@@ -350,9 +431,15 @@ def encode(
         params = float_params(fmt, saturate)
         if nan == "zero" and not fmt.has_nan:
             params = params[:7] + (0, 0) + params[9:]
-        bad = _encode_float_kernel.build(backend)(
-            src, src_man, src_exp_bits, src_bias, *params, saturate, mode, rbits, out
-        )
+        if fast_path_applies(fmt, flat.dtype, mode):
+            fast_params = params[:2] + params[3:]  # no offset: formats with subnormals only
+            bad = _encode_f32_nearest_even_kernel.build(backend)(
+                flat, src, *fast_params, saturate, out
+            )
+        else:
+            bad = _encode_float_kernel.build(backend)(
+                src, src_man, src_exp_bits, src_bias, *params, saturate, mode, rbits, out
+            )
     else:
         nan_code = 0 if nan == "zero" else _NOT_REPRESENTABLE
         bad = _encode_int_kernel.build(backend)(
@@ -385,7 +472,10 @@ def decode(codes, fmt, *, dtype=np.float32, backend: str = "jit") -> np.ndarray:
         for i, code in enumerate(flat.tolist()):
             out[i] = fmt.value(code)  # raises on stray bits
         return out.reshape(c.shape)
-    if fmt.bits <= 16:
+    if is_truncated_float32(fmt) and dtype == np.float32:
+        shift = 23 - fmt.man_bits
+        bad = _decode_truncated_f32_kernel.build(backend)(flat, fmt.bits, shift, out.view(np.uint32))
+    elif fmt.bits <= 16:
         bad = _decode_table_kernel.build(backend)(flat, fmt.table(dtype), fmt.bits, out)
     elif isinstance(fmt, FloatFormat):
         specials = ("ieee", "fn", "fnuz", "none").index(fmt.specials)
