@@ -56,6 +56,26 @@ def demo(out=sys.stdout) -> None:
           f"{[hex(b) for b in F.pack(codes, 4).tolist()]}", file=out)
 
 
+def demo_requantization(out=sys.stdout) -> None:
+    from intsim import fixedpoint as fxp
+    from intsim import profiles
+
+    acc = np.array([7984, -7984, 1000003, -257])
+    m, s = 1583594044, -9
+    print("\nRequantizing int32 accumulators (TF issue 25087's multiplier 1583594044, shift -9):", file=out)
+    print(f"  accumulators           {acc.tolist()}", file=out)
+    for rounding in ("double", "single"):
+        got = fxp.multiply_by_quantized_multiplier(acc, m, s, rounding=rounding)
+        print(f"  MBQM {rounding:<17} {got.tolist()}", file=out)
+    real = m * 2.0 ** (s - 31)
+    print(f"  exact acc * {real:.9f}: {[round(float(a) * real, 4) for a in acc]}", file=out)
+    print("\nThe same accumulators through each target's requantization (zero point 1):", file=out)
+    for name, prof in profiles.PROFILES.items():
+        rule, _ = prof.rules("fc")
+        got = profiles.requantize(acc, real, 1, rule, qmin=-(2**31), qmax=2**31 - 1)
+        print(f"  {name:<22} FullyConnected rule {rule:<13} {got.tolist()}", file=out)
+
+
 def list_formats(out=sys.stdout) -> None:
     for fmt in F.REGISTRY.values():
         print(fmt.describe(), file=out)
@@ -69,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo()
+        demo_requantization()
     elif args.command == "formats":
         list_formats()
     return 0

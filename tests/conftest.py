@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-# Derandomized: CI runs the same examples every time.  deadline=None: first calls compile.
+# Derandomized, no example database: every run (CI or not) tries the same examples.  deadline=None: first calls compile.
 settings.register_profile(
     "intsim",
     derandomize=True,
+    database=None,
     deadline=None,
     max_examples=200,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

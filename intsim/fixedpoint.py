@@ -1,0 +1,431 @@
+"""Requantization arithmetic: fixed-point multipliers (TFLite, TFLM, gemmlowp, CMSIS-NN) and the
+float rules of onnxruntime, XNNPACK, the ONNX reference and LiteRT's reference FullyConnected.
+
+Integer rules, transliterated from tensorflow/tflite-micro
+``tensorflow/lite/kernels/internal/{quantization_util.cc,common.cc}`` and google/gemmlowp
+``fixedpoint/fixedpoint.h`` (see ``shared/reference/numerics.md`` section 1):
+
+``quantize_multiplier``     QuantizeMultiplier: ``frexp``, ``round`` half away to Q31, the
+                            ``2**31`` renormalisation, flush below ``2**-32`` (shift < -31), and
+                            with ``single_rounding=True`` the clamp of shifts above 30
+``srdhm``                   SaturatingRoundingDoublingHighMul (ARM VQRDMULH)
+``rounding_divide_by_pot``  RoundingDivideByPOT (ties away from zero)
+``multiply_by_quantized_multiplier``        MultiplyByQuantizedMultiplier on int32 accumulators,
+                            ``rounding="double"`` (default TFLite/TFLM/CMSIS-NN) or ``"single"``
+                            (TFLITE_SINGLE_ROUNDING, CMSIS_NN_USE_SINGLE_ROUNDING)
+``multiply_by_quantized_multiplier_int64``  the int64-accumulator variant of the int16x8
+                            kernels, with its 16-bit reduced multiplier
+
+Integer overflow the C sources leave undefined is modelled as two's-complement wrapping:
+``x * (1 << left_shift)`` in the double-rounding rule and the final ``static_cast<int32_t>``.
+
+Float rules (``requantize_float``), for an int32 accumulator ``acc`` and real multiplier ``M``:
+
+``"float32"``       onnxruntime MLAS ``MlasRequantizeOutput`` and XNNPACK:
+                    ``v = float32(acc) * float32(M)`` clamped to ``[qmin - zp, qmax - zp]``,
+                    rounded half to even, ``+ zp``
+``"float64-onnx"``  the ONNX reference QLinearMatMul/QLinearConv:
+                    ``rint(float64(acc) * float64(float32(M)) + zp)``, clipped (the zero point
+                    is added before rounding, so ties go to even *after* the offset)
+``"float64-away"``  LiteRT BUILTIN_REF FullyConnected (LiteRT commit 9213607, 2025):
+                    ``round_half_away(float64(acc) * M) + zp``, clamped (``M`` a float64)
+
+Every public function takes numpy arrays (broadcast against each other) and a ``backend``:
+``"jit"``, ``"jit-serial"`` or ``"reference"`` (the Python-int scalar rules below).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from intsim._jit import check_backend, helper, kernel
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+ROUNDINGS = ("double", "single")
+FLOAT_RULES = ("float32", "float64-onnx", "float64-away")
+
+
+# ---- QuantizeMultiplier ---------------------------------------------------------------------------
+
+
+def _round_half_away(v: float) -> int:
+    """C ``std::round`` on a double: ties away from zero (Python's ``round`` is half-even)."""
+    t = math.trunc(v)
+    if abs(v - t) >= 0.5:
+        t += 1 if v > 0 else -1
+    return int(t)
+
+
+def _quantize_multiplier_scalar(real: float, single_rounding: bool) -> tuple[int, int]:
+    if not math.isfinite(real):
+        raise ValueError(f"multiplier must be finite, got {real!r}")
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = _round_half_away(q * 2.0**31)
+    if abs(q_fixed) == 2**31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if single_rounding and shift > 30:
+        return INT32_MAX, 30
+    if q_fixed > INT32_MAX:
+        raise ValueError(f"multiplier {real!r} does not fit the Q31 format")
+    return q_fixed, shift
+
+
+def quantize_multiplier(real, *, single_rounding: bool = False):
+    """TFLite ``QuantizeMultiplier``: a real multiplier as ``(multiplier, shift)``, with
+    ``real ~= multiplier * 2**(shift - 31)`` and ``multiplier`` in ``[2**30, 2**31)``.
+
+    A scalar gives two Python ints; an array gives two int32 arrays of its shape.
+    ``single_rounding=True`` reproduces builds with ``TFLITE_SINGLE_ROUNDING`` (and CMSIS-NN's
+    ``CMSIS_NN_USE_SINGLE_ROUNDING``), which clamp shifts above 30 to ``(2**31 - 1, 30)``.
+    """
+    if np.ndim(real) == 0:
+        return _quantize_multiplier_scalar(float(real), single_rounding)
+    flat = np.asarray(real, dtype=np.float64).reshape(-1)
+    pairs = [_quantize_multiplier_scalar(float(v), single_rounding) for v in flat]
+    shape = np.shape(real)
+    multiplier = np.array([p[0] for p in pairs], np.int32).reshape(shape)
+    shift = np.array([p[1] for p in pairs], np.int32).reshape(shape)
+    return multiplier, shift
+
+
+# ---- Python-int references (the rules as written in the C sources) --------------------------------
+
+
+def _wrap32(v: int) -> int:
+    return (v + 2**31) % 2**32 - 2**31
+
+
+def srdhm_reference(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul on Python ints."""
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    nudge = 2**30 if ab >= 0 else 1 - 2**30
+    num = ab + nudge
+    quotient = abs(num) // 2**31  # C integer division truncates toward zero
+    return -quotient if num < 0 else quotient
+
+
+def rounding_divide_by_pot_reference(x: int, exponent: int) -> int:
+    """gemmlowp RoundingDivideByPOT on Python ints (``0 <= exponent <= 31``)."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def mbqm_reference(x: int, multiplier: int, shift: int, rounding: str = "double") -> int:
+    """MultiplyByQuantizedMultiplier(int32 x) on Python ints, double or single rounding."""
+    if rounding == "double":
+        left = shift if shift > 0 else 0
+        right = -shift if shift < 0 else 0
+        return rounding_divide_by_pot_reference(srdhm_reference(_wrap32(x * (1 << left)), multiplier), right)
+    total = 31 - shift
+    return _wrap32((x * multiplier + (1 << (total - 1))) >> total)
+
+
+def mbqm_int64_reference(x: int, multiplier: int, shift: int) -> int:
+    """MultiplyByQuantizedMultiplier(int64 x): the 16-bit reduced multiplier rule."""
+    reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
+    total = 15 - shift
+    return _wrap32((x * reduced + (1 << (total - 1))) >> total)
+
+
+def requantize_float_reference(acc: int, multiplier: float, zero_point: int, qmin: int, qmax: int, rule: str) -> int:
+    """The float rules on one accumulator, with numpy scalars for IEEE float32 arithmetic."""
+    if rule == "float32":
+        v = np.float32(acc) * np.float32(multiplier)
+        v = min(max(v, np.float32(qmin - zero_point)), np.float32(qmax - zero_point))
+        return int(np.rint(v)) + zero_point
+    if rule == "float64-onnx":
+        v = float(acc) * float(np.float32(multiplier)) + zero_point
+        return int(min(max(np.rint(v), qmin), qmax))
+    if rule == "float64-away":
+        v = _round_half_away(float(acc) * float(multiplier))
+        return min(max(v + zero_point, qmin), qmax)
+    raise ValueError(f"rule must be one of {FLOAT_RULES}, got {rule!r}")
+
+
+# ---- numba scalar rules --------------------------------------------------------------------------
+
+
+@helper
+def _wrap_int32(v):
+    return ((v + 2147483648) & 0xFFFFFFFF) - 2147483648
+
+
+@helper
+def srdhm_scalar(a, b):
+    """SaturatingRoundingDoublingHighMul on int64-held int32 values."""
+    if a == b and a == -2147483648:
+        return np.int64(2147483647)
+    ab = a * b  # |ab| <= 2**62
+    nudge = np.int64(1 << 30) if ab >= 0 else np.int64(1 - (1 << 30))
+    num = ab + nudge
+    # C division truncates toward zero; >> floors
+    q = num >> 31
+    if num < 0 and (num & 0x7FFFFFFF) != 0:
+        q += 1
+    return q
+
+
+@helper
+def rounding_divide_by_pot_scalar(x, exponent):
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+@helper
+def mbqm_double_scalar(x, multiplier, shift):
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    return rounding_divide_by_pot_scalar(srdhm_scalar(_wrap_int32(x << left), multiplier), right)
+
+
+@helper
+def mbqm_single_scalar(x, multiplier, shift):
+    total = 31 - shift
+    return _wrap_int32((x * multiplier + (np.int64(1) << (total - 1))) >> total)
+
+
+@helper
+def mbqm_int64_scalar(x, multiplier, shift):
+    reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else np.int64(0x7FFF)
+    total = 15 - shift
+    return _wrap_int32((x * reduced + (np.int64(1) << (total - 1))) >> total)
+
+
+@helper
+def requantize_float_scalar(acc, multiplier, zero_point, qmin, qmax, rule):
+    """``rule``: 0 float32, 1 float64-onnx, 2 float64-away (see the module docstring)."""
+    if rule == 0:
+        v = np.float32(acc) * np.float32(multiplier)
+        v = min(max(v, np.float32(qmin - zero_point)), np.float32(qmax - zero_point))
+        return np.int64(np.rint(v)) + zero_point
+    if rule == 1:
+        v = np.rint(np.float64(acc) * np.float64(np.float32(multiplier)) + np.float64(zero_point))
+        return min(max(np.int64(v), qmin), qmax)
+    v = np.float64(acc) * multiplier
+    r = np.trunc(v)
+    if abs(v - r) >= 0.5:
+        r += 1.0 if v > 0 else -1.0
+    return min(max(np.int64(r) + zero_point, qmin), qmax)
+
+
+# ---- elementwise kernels over (outer, channel, inner) views --------------------------------------
+# ``acc`` is viewed as (outer, C, inner) and per-channel parameters have length C.  The parallel
+# loop runs over whichever of outer and C is longer; every output is independent.
+
+
+def _channel_kernel(rule):
+    """A kernel applying the jitted scalar ``rule(x, p1[c], p2[c])`` over an (outer, C, inner) view."""
+
+    def apply_rule(acc, p1, p2, out):
+        outer, channels, inner = acc.shape
+        if outer >= channels:
+            for o in prange(outer):
+                for c in range(channels):
+                    a, b = np.int64(p1[c]), np.int64(p2[c])
+                    for i in range(inner):
+                        out[o, c, i] = rule(np.int64(acc[o, c, i]), a, b)
+        else:
+            for c in prange(channels):
+                a, b = np.int64(p1[c]), np.int64(p2[c])
+                for o in range(outer):
+                    for i in range(inner):
+                        out[o, c, i] = rule(np.int64(acc[o, c, i]), a, b)
+
+    apply_rule.__name__ = f"apply_{rule.__name__}"
+    return kernel(apply_rule)
+
+
+@helper
+def _srdhm_rule(x, b, _):
+    return srdhm_scalar(x, b)
+
+
+@helper
+def _rdbpot_rule(x, exponent, _):
+    return rounding_divide_by_pot_scalar(x, exponent)
+
+
+_SRDHM_KERNEL = _channel_kernel(_srdhm_rule)
+_RDBPOT_KERNEL = _channel_kernel(_rdbpot_rule)
+_MBQM_KERNELS = {
+    "double": _channel_kernel(mbqm_double_scalar),
+    "single": _channel_kernel(mbqm_single_scalar),
+    "int64": _channel_kernel(mbqm_int64_scalar),
+}
+
+
+@kernel
+def _float_requant_kernel(acc, multiplier, zero_point, qmin, qmax, rule, out):
+    outer, channels, inner = acc.shape
+    if outer >= channels:
+        for o in prange(outer):
+            for c in range(channels):
+                m, zp = multiplier[c], np.int64(zero_point[c])
+                for i in range(inner):
+                    out[o, c, i] = requantize_float_scalar(np.int64(acc[o, c, i]), m, zp, qmin, qmax, rule)
+    else:
+        for c in prange(channels):
+            m, zp = multiplier[c], np.int64(zero_point[c])
+            for o in range(outer):
+                for i in range(inner):
+                    out[o, c, i] = requantize_float_scalar(np.int64(acc[o, c, i]), m, zp, qmin, qmax, rule)
+
+
+# ---- argument handling ----------------------------------------------------------------------------
+
+
+def _integer_array(name: str, value, lo: int, hi: int) -> np.ndarray:
+    """``value`` as an integer array, checked to lie in ``[lo, hi]`` (skipped when its dtype
+    cannot hold anything outside)."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "iu":
+        raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
+    info = np.iinfo(a.dtype)
+    if a.size and (info.min < lo or info.max > hi) and (a.min() < lo or a.max() > hi):
+        raise ValueError(f"{name} must lie in [{lo}, {hi}], got values in [{a.min()}, {a.max()}]")
+    return a
+
+
+def _channel_view(acc: np.ndarray, params: list[np.ndarray], axis):
+    """(outer, C, inner) view of ``acc`` and each parameter as a length-C vector."""
+    sizes = {p.size for p in params if p.size > 1}
+    if not sizes:  # per tensor: every element is its own row, so the rows run in parallel
+        return acc.reshape(-1, 1, 1), [p.reshape(-1)[:1] for p in params], acc.shape
+    if len(sizes) > 1:
+        raise ValueError(f"per-channel parameters disagree in length: {sorted(sizes)}")
+    (c,) = sizes
+    if acc.ndim == 0:
+        raise ValueError("per-channel parameters need an accumulator array with a channel axis")
+    axis = (-1 if axis is None else axis) % acc.ndim
+    if acc.shape[axis] != c:
+        raise ValueError(
+            f"per-channel parameters have {c} entries but acc.shape[{axis}] is {acc.shape[axis]}"
+        )
+    for p in params:
+        if p.ndim > 1 and p.size > 1:
+            raise ValueError("per-channel parameters must be 1-D; pass axis= for the channel axis")
+    outer = int(np.prod(acc.shape[:axis]))
+    view = np.ascontiguousarray(acc).reshape(outer, c, -1)
+    return view, [np.broadcast_to(p.reshape(-1), (c,)) for p in params], acc.shape
+
+
+def _run_fixed_point(kernel_, acc, p1, p2, axis, backend: str, acc_bits: int, reference_fn):
+    check_backend(backend)
+    lo, hi = -(2 ** (acc_bits - 1)), 2 ** (acc_bits - 1) - 1
+    a = _integer_array("acc", acc, lo, hi)
+    view, (v1, v2), shape = _channel_view(a, [np.asarray(p1), np.asarray(p2)], axis)
+    v1 = np.ascontiguousarray(v1, dtype=np.int64)
+    v2 = np.ascontiguousarray(v2, dtype=np.int64)
+    out = np.empty(view.shape, np.int32)
+    if backend == "reference":
+        for o, c, i in np.ndindex(*view.shape):
+            out[o, c, i] = reference_fn(int(view[o, c, i]), int(v1[c]), int(v2[c]))
+    else:
+        kernel_.build(backend)(view, v1, v2, out)
+    return out.reshape(shape)
+
+
+def _check_multiplier(multiplier, shift, lo_shift, hi_shift, nonnegative):
+    m = _integer_array("multiplier", multiplier, 0 if nonnegative else INT32_MIN, INT32_MAX)
+    s = _integer_array("shift", shift, lo_shift, hi_shift)
+    return m, s
+
+
+def saturating_rounding_doubling_high_mul(a, b, *, axis=None, backend: str = "jit") -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingDoublingHighMul(a, b)`` elementwise on int32 values
+    (``b`` scalar or per channel along ``axis``): ``floor((a*b + 2**30) / 2**31)`` with ties
+    toward +infinity and ``(INT32_MIN, INT32_MIN) -> INT32_MAX``."""
+    bb = _integer_array("b", b, INT32_MIN, INT32_MAX)
+    return _run_fixed_point(
+        _SRDHM_KERNEL, a, bb, np.zeros(1, np.int64), axis, backend, 32,
+        lambda x, p, _: srdhm_reference(x, p),
+    )  # fmt: skip
+
+
+def rounding_divide_by_pot(x, exponent, *, axis=None, backend: str = "jit") -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT(x, exponent)``: ``x / 2**exponent`` rounded to nearest,
+    ties away from zero, for int32 ``x`` and ``0 <= exponent <= 31``."""
+    e = _integer_array("exponent", exponent, 0, 31)
+    return _run_fixed_point(
+        _RDBPOT_KERNEL, x, e, np.zeros(1, np.int64), axis, backend, 32,
+        lambda v, p, _: rounding_divide_by_pot_reference(v, p),
+    )  # fmt: skip
+
+
+def multiply_by_quantized_multiplier(
+    acc, multiplier, shift, *, rounding: str = "double", axis=None, backend: str = "jit"
+) -> np.ndarray:
+    """TFLite ``MultiplyByQuantizedMultiplier`` on int32 accumulators.
+
+    ``multiplier``/``shift`` come from ``quantize_multiplier``: scalars, or 1-D per-channel
+    arrays along ``axis`` (default: the last axis).  ``rounding="double"`` is the default
+    TFLite/TFLM/CMSIS-NN rule ``RDBPOT(SRDHM(acc * 2**max(shift, 0), multiplier), max(-shift, 0))``;
+    ``"single"`` is ``(acc * multiplier + 2**(30 - shift)) >> (31 - shift)`` (multiplier >= 0).
+    Returns int32.
+    """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    single = rounding == "single"
+    m, s = _check_multiplier(multiplier, shift, -31, 30 if single else 31, nonnegative=single)
+    return _run_fixed_point(
+        _MBQM_KERNELS[rounding], acc, m, s, axis, backend, 32,
+        lambda x, q, e: mbqm_reference(x, q, e, rounding),
+    )  # fmt: skip
+
+
+def multiply_by_quantized_multiplier_int64(
+    acc, multiplier, shift, *, axis=None, backend: str = "jit"
+) -> np.ndarray:
+    """TFLite ``MultiplyByQuantizedMultiplier(int64_t x, ...)`` of the int16x8 kernels:
+    ``reduced = round(multiplier / 2**16)`` (``0x7FFF`` from ``0x7FFF0000`` up), then
+    ``(acc * reduced + 2**(14 - shift)) >> (15 - shift)``.  ``acc`` must lie in
+    ``[-2**47, 2**47)``, ``multiplier >= 0`` and ``-31 <= shift < 8``.  Returns int32."""
+    m, s = _check_multiplier(multiplier, shift, -31, 7, nonnegative=True)
+    return _run_fixed_point(_MBQM_KERNELS["int64"], acc, m, s, axis, backend, 48, mbqm_int64_reference)
+
+
+def requantize_float(
+    acc, multiplier, zero_point=0, *, qmin: int, qmax: int, rule: str,
+    axis=None, backend: str = "jit",
+) -> np.ndarray:  # fmt: skip
+    """Requantize int32 accumulators with a float rule (``"float32"``, ``"float64-onnx"``,
+    ``"float64-away"``; see the module docstring).  ``multiplier`` is the real multiplier
+    ``s_in * s_w / s_out`` (float32 for the first two rules, float64 for the last), per tensor
+    or per channel along ``axis``; ``zero_point`` likewise.  Returns int32 in ``[qmin, qmax]``."""
+    check_backend(backend)
+    if rule not in FLOAT_RULES:
+        raise ValueError(f"rule must be one of {FLOAT_RULES}, got {rule!r}")
+    m = np.asarray(multiplier, dtype=np.float64)
+    if m.size == 0 or not np.all(np.isfinite(m)) or np.any(m < 0):
+        raise ValueError("multiplier must be finite and non-negative")
+    zp = _integer_array("zero_point", zero_point, qmin, qmax)
+    a = _integer_array("acc", acc, INT32_MIN, INT32_MAX)
+    view, (mv, zv), shape = _channel_view(a, [m, zp], axis)
+    mv = np.ascontiguousarray(mv, dtype=np.float64)
+    zv = np.ascontiguousarray(zv, dtype=np.int64)
+    out = np.empty(view.shape, np.int32)
+    if backend == "reference":
+        for o, c, i in np.ndindex(*view.shape):
+            out[o, c, i] = requantize_float_reference(
+                int(view[o, c, i]), float(mv[c]), int(zv[c]), qmin, qmax, rule
+            )
+    else:
+        _float_requant_kernel.build(backend)(
+            view, mv, zv, qmin, qmax, FLOAT_RULES.index(rule), out
+        )
+    return out.reshape(shape)

@@ -1,0 +1,187 @@
+"""Named targets: the bundle of arithmetic rules each deployed runtime applies.
+
+A ``Profile`` says, for each kind of operator, how the real multiplier ``s_in * s_w / s_out`` is
+computed and how int32 (or int64) accumulators are requantized, plus the accumulator model and
+the rounding of quantize ops.  Rules are named as in ``intsim.fixedpoint``:
+
+requantization  ``"double"`` / ``"single"`` (MultiplyByQuantizedMultiplier), ``"int64"`` (the
+                int16x8 reduced-multiplier rule), ``"float32"`` (onnxruntime MLAS, XNNPACK),
+                ``"float64-onnx"`` (ONNX reference), ``"float64-away"`` (LiteRT reference FC)
+multiplier      ``"float64"``: ``double(s_in) * double(s_w) / double(s_out)``;
+                ``"float32-product"``: ``double(float32(s_in * s_w)) / double(s_out)``;
+                ``"float32"``: ``float32(float32(s_in * s_w) / s_out)``
+
+Build your own hardware's profile with ``Profile(...)`` or ``custom(base, **changes)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from intsim import fixedpoint as fxp
+from intsim.rounding import MODES
+
+REQUANT_RULES = ("double", "single", "int64") + fxp.FLOAT_RULES
+MULTIPLIER_RULES = ("float64", "float32-product", "float32")
+OVERFLOW = ("wrap", "saturate")
+OPS = ("conv", "fc", "int16")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The arithmetic a target applies.  ``source`` names the code each rule was read from."""
+
+    name: str
+    source: str
+    requant: str  # conv, depthwise conv and every other MBQM-based op
+    multiplier: str
+    fc_requant: str  # FullyConnected / MatMul / Gemm
+    fc_multiplier: str
+    int16_requant: str = "int64"  # int16 activations x int8 weights, int64 accumulators
+    accumulator_bits: int = 32
+    accumulator_overflow: str = "wrap"
+    quantize_rounding: str = "nearest_even"  # QuantizeLinear / QUANTIZE and activation bounds
+
+    def __post_init__(self):
+        for field, value, allowed in (
+            ("requant", self.requant, REQUANT_RULES), ("fc_requant", self.fc_requant, REQUANT_RULES),
+            ("int16_requant", self.int16_requant, REQUANT_RULES),
+            ("multiplier", self.multiplier, MULTIPLIER_RULES),
+            ("fc_multiplier", self.fc_multiplier, MULTIPLIER_RULES),
+            ("accumulator_overflow", self.accumulator_overflow, OVERFLOW),
+            ("quantize_rounding", self.quantize_rounding, tuple(MODES)),
+        ):  # fmt: skip
+            if value not in allowed:
+                raise ValueError(f"profile {self.name!r}: {field} must be one of {allowed}, got {value!r}")
+        if not 8 <= self.accumulator_bits <= 64:
+            raise ValueError(f"profile {self.name!r}: accumulator_bits must be in [8, 64]")
+
+    def rules(self, op: str) -> tuple[str, str]:
+        """(requantization rule, multiplier rule) for ``op`` in ``"conv"``, ``"fc"``, ``"int16"``."""
+        if op == "conv":
+            return self.requant, self.multiplier
+        if op == "fc":
+            return self.fc_requant, self.fc_multiplier
+        if op == "int16":
+            return self.int16_requant, "float64"
+        raise ValueError(f"op must be one of {OPS}, got {op!r}")
+
+    def real_multiplier(self, s_in, s_w, s_out, op: str = "conv") -> np.ndarray:
+        """The multiplier as this target computes it from float32 scales (float64 array)."""
+        _, rule = self.rules(op)
+        return real_multiplier(s_in, s_w, s_out, rule)
+
+    def requantize(
+        self, acc, s_in, s_w, s_out, zero_point, *, qmin: int, qmax: int, op: str = "conv",
+        axis=None, backend: str = "jit",
+    ) -> np.ndarray:  # fmt: skip
+        """Accumulators to output values in ``[qmin, qmax]``: the multiplier derivation and
+        requantization rule of ``op``, then ``+ zero_point`` and the clamp."""
+        rule, _ = self.rules(op)
+        m = self.real_multiplier(s_in, s_w, s_out, op)
+        return requantize(acc, m, zero_point, rule, qmin=qmin, qmax=qmax, axis=axis, backend=backend)
+
+
+def real_multiplier(s_in, s_w, s_out, rule: str) -> np.ndarray:
+    """``s_in * s_w / s_out`` by ``rule`` (see the module docstring), from float32 scales."""
+    f32 = np.float32
+    a = np.asarray(s_in, dtype=f32)
+    w = np.asarray(s_w, dtype=f32)
+    o = np.asarray(s_out, dtype=f32)
+    if rule == "float64":
+        return a.astype(np.float64) * w.astype(np.float64) / o.astype(np.float64)
+    if rule == "float32-product":
+        return (a * w).astype(f32).astype(np.float64) / o.astype(np.float64)
+    if rule == "float32":
+        return ((a * w).astype(f32) / o).astype(f32).astype(np.float64)
+    raise ValueError(f"multiplier rule must be one of {MULTIPLIER_RULES}, got {rule!r}")
+
+
+def requantize(acc, multiplier, zero_point, rule: str, *, qmin: int, qmax: int, axis=None, backend="jit"):
+    """Apply requantization ``rule`` with real ``multiplier`` (float64, per tensor or channel)."""
+    if rule in fxp.FLOAT_RULES:
+        return fxp.requantize_float(
+            acc, multiplier, zero_point, qmin=qmin, qmax=qmax, rule=rule, axis=axis, backend=backend
+        )
+    if rule == "int64":
+        q, shift = fxp.quantize_multiplier(np.asarray(multiplier, np.float64))
+        scaled = fxp.multiply_by_quantized_multiplier_int64(acc, q, shift, axis=axis, backend=backend)
+    elif rule in fxp.ROUNDINGS:
+        q, shift = fxp.quantize_multiplier(np.asarray(multiplier, np.float64), single_rounding=rule == "single")
+        scaled = fxp.multiply_by_quantized_multiplier(acc, q, shift, rounding=rule, axis=axis, backend=backend)
+    else:
+        raise ValueError(f"requantization rule must be one of {REQUANT_RULES}, got {rule!r}")
+    zp = np.asarray(zero_point, dtype=np.int64)
+    if zp.size > 1:
+        dims = [1] * scaled.ndim
+        dims[(axis if axis is not None else -1) % scaled.ndim] = zp.size
+        zp = zp.reshape(dims)
+    return np.clip(scaled.astype(np.int64) + zp, qmin, qmax).astype(np.int32)
+
+
+PROFILES = {
+    p.name: p
+    for p in (
+        Profile(
+            "tflite-reference",
+            "LiteRT BUILTIN_REF kernels (google-ai-edge/LiteRT tflite/kernels/internal/reference): "
+            "MBQM double rounding for conv/depthwise/add/mul; FullyConnected requantizes in "
+            "float64 with half-away rounding since LiteRT commit 9213607 (2025); QUANTIZE rounds "
+            "half away from zero",
+            requant="double", multiplier="float64", fc_requant="float64-away",
+            fc_multiplier="float64", quantize_rounding="nearest_away",
+        ),
+        Profile(
+            "tflm",
+            "TFLite Micro reference kernels = CMSIS-NN default (tensorflow/tflite-micro "
+            "tensorflow/lite/kernels/internal/common.cc, reference/integer_ops/*.h): MBQM double "
+            "rounding everywhere; FullyConnected multiplier from a float32 product",
+            requant="double", multiplier="float64", fc_requant="double",
+            fc_multiplier="float32-product", quantize_rounding="nearest_away",
+        ),
+        Profile(
+            "tflm-single-rounding",
+            "TFLite Micro built with TFLITE_SINGLE_ROUNDING = CMSIS-NN with "
+            "CMSIS_NN_USE_SINGLE_ROUNDING: (acc * qm + 2**(30 - shift)) >> (31 - shift)",
+            requant="single", multiplier="float64", fc_requant="single",
+            fc_multiplier="float32-product", quantize_rounding="nearest_away",
+        ),
+        Profile(
+            "onnxruntime-cpu",
+            "onnxruntime CPU EP, MLAS MlasRequantizeOutput (onnxruntime/core/mlas/lib/quantize.cpp; "
+            "qlinearconv.cc, quantize_linear_matmul.cc): float32(acc) * float32(s_x*s_w/s_y), "
+            "round half even, clamp, + zero point",
+            requant="float32", multiplier="float32", fc_requant="float32", fc_multiplier="float32",
+        ),
+        Profile(
+            "onnx-reference",
+            "the onnx package's reference evaluator (onnx/reference/ops/op_qlinear_*.py): "
+            "rint(float64(acc) * float32(s_a*s_b/s_y) + zero point), clip",
+            requant="float64-onnx", multiplier="float32", fc_requant="float64-onnx",
+            fc_multiplier="float32",
+        ),
+        Profile(
+            "xnnpack",
+            "XNNPACK signed int8 kernels (google/XNNPACK src/xnnpack/requantization.h, fp32 "
+            "variant), LiteRT's default CPU delegate: lrintf(float32(acc) * scale), clamp, + zp",
+            requant="float32", multiplier="float32", fc_requant="float32", fc_multiplier="float32",
+        ),
+    )
+}
+
+
+def get(profile) -> Profile:
+    """The profile called ``profile`` (or ``profile`` itself if it is a ``Profile``)."""
+    if isinstance(profile, Profile):
+        return profile
+    try:
+        return PROFILES[profile]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}") from None
+
+
+def custom(base, name: str, **changes) -> Profile:
+    """A new profile: ``base`` (a name or Profile) with ``changes`` (e.g. accumulator_bits=24)."""
+    return replace(get(base), name=name, source=f"custom, from {get(base).name}", **changes)

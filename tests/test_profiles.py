@@ -1,0 +1,63 @@
+"""Named target profiles: each bundles the rules its source uses, and the rules compose."""
+
+import numpy as np
+import pytest
+
+from intsim import fixedpoint as fxp
+from intsim import profiles as P
+
+
+def test_every_named_profile_exists_and_names_its_source():
+    assert set(P.PROFILES) >= {"tflite-reference", "tflm", "tflm-single-rounding", "onnxruntime-cpu",
+                               "onnx-reference", "xnnpack"}  # fmt: skip
+    for profile in P.PROFILES.values():
+        assert len(profile.source) > 40
+
+
+def test_rules_per_target():
+    assert P.get("tflite-reference").rules("fc") == ("float64-away", "float64")
+    assert P.get("tflite-reference").rules("conv") == ("double", "float64")
+    assert P.get("tflm").rules("fc") == ("double", "float32-product")
+    assert P.get("tflm-single-rounding").rules("conv") == ("single", "float64")
+    assert P.get("onnxruntime-cpu").rules("conv") == ("float32", "float32")
+    assert P.get("onnx-reference").rules("fc") == ("float64-onnx", "float32")
+    assert P.get("tflm").rules("int16") == ("int64", "float64")
+
+
+def test_multiplier_derivations():
+    s_in, s_w, s_out = np.float32(0.1), np.float32(0.037), np.float32(0.3)
+    f64 = float(s_in) * float(s_w) / float(s_out)
+    prod = float(np.float32(s_in * s_w)) / float(s_out)
+    f32 = float(np.float32(np.float32(s_in * s_w) / s_out))
+    assert P.real_multiplier(s_in, s_w, s_out, "float64") == f64
+    assert P.real_multiplier(s_in, s_w, s_out, "float32-product") == prod
+    assert P.real_multiplier(s_in, s_w, s_out, "float32") == f32
+    assert len({f64, prod, f32}) == 3  # the three derivations really differ here
+
+
+def test_requantize_composes_the_rules():
+    rng = np.random.default_rng(0)
+    acc = rng.integers(-60000, 60000, (20000, 4))
+    s_w = rng.uniform(0.001, 0.01, 4).astype(np.float32)
+    tflm = P.get("tflm")
+    got = tflm.requantize(acc, 0.02, s_w, 0.05, 3, qmin=-128, qmax=127, op="conv")
+    m, s = fxp.quantize_multiplier(P.real_multiplier(0.02, s_w, 0.05, "float64"))
+    want = np.clip(fxp.multiply_by_quantized_multiplier(acc, m, s) + 3, -128, 127)
+    np.testing.assert_array_equal(got, want)
+    ort = P.get("onnxruntime-cpu").requantize(acc, 0.02, s_w, 0.05, 3, qmin=-128, qmax=127)
+    np.testing.assert_array_equal(
+        ort, fxp.requantize_float(acc, P.real_multiplier(0.02, s_w, 0.05, "float32"), 3, qmin=-128, qmax=127, rule="float32")
+    )
+    # targets disagree by at most one step, and do disagree somewhere
+    assert np.abs(got.astype(int) - ort).max() == 1
+
+
+def test_custom_profile():
+    hw = P.custom("tflm", "my-npu", accumulator_bits=24, accumulator_overflow="saturate")
+    assert hw.accumulator_bits == 24 and hw.requant == "double" and "tflm" in hw.source
+    with pytest.raises(ValueError, match="accumulator_overflow"):
+        P.custom("tflm", "bad", accumulator_overflow="clip")
+    with pytest.raises(ValueError, match="unknown profile"):
+        P.get("tensorrt")
+    with pytest.raises(ValueError, match="op"):
+        P.get("tflm").rules("pool")
