@@ -1,0 +1,95 @@
+"""The accumulator model: width, wrap or saturate, reduction order, and the overflow report.
+
+Deployed targets (ONNX, TFLite, TFLM) accumulate in int32 and wrap on overflow (two's
+complement, as the hardware adds); int16x8 kernels accumulate in int64.  Custom hardware may
+use narrower accumulators (16, 20, 24 bits) that wrap or saturate.
+
+Wrapping is order-independent: the result is the exact sum reduced modulo ``2**bits``.
+Saturation is not associative, so the model fixes the order: terms are added one at a time in
+increasing reduction index, clamping after every addition.  For a matrix product that is
+``k = 0 .. K-1``; for a convolution it is filter row, then filter column, then input channel
+(TFLite's loop order).  Bias is added after the reduction (then wrapped or clamped once more).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+OVERFLOW_MODES = ("wrap", "saturate")
+
+
+@dataclass(frozen=True)
+class Accumulator:
+    """``bits``-wide accumulator that ``overflow``s by wrapping or saturating."""
+
+    bits: int = 32
+    overflow: str = "wrap"
+
+    def __post_init__(self):
+        if not 8 <= self.bits <= 64:
+            raise ValueError(f"accumulator bits must be in [8, 64], got {self.bits}")
+        if self.overflow not in OVERFLOW_MODES:
+            raise ValueError(f"accumulator overflow must be one of {OVERFLOW_MODES}, got {self.overflow!r}")
+
+    @property
+    def min(self) -> int:
+        return -(1 << (self.bits - 1))
+
+    @property
+    def max(self) -> int:
+        return (1 << (self.bits - 1)) - 1
+
+    @property
+    def is_native_int32(self) -> bool:
+        """int32 wrapping: the fast path (exact via the zero-point identity modulo 2**32)."""
+        return self.bits == 32 and self.overflow == "wrap"
+
+    def wrap(self, v: int) -> int:
+        span = 1 << self.bits
+        return (v - self.min) % span + self.min
+
+    def add(self, acc: int, term: int) -> tuple[int, bool]:
+        """One reference accumulation step: (new value, whether it overflowed)."""
+        v = acc + term
+        if self.min <= v <= self.max:
+            return v, False
+        return (min(max(v, self.min), self.max) if self.overflow == "saturate" else self.wrap(v)), True
+
+
+INT32 = Accumulator(32, "wrap")
+INT64 = Accumulator(64, "wrap")
+
+
+@dataclass
+class OverflowReport:
+    """Which outputs overflowed the accumulator (wrapped) or were clamped (saturated).
+
+    ``count`` outputs out of ``total``; ``mask`` is True at each such output (shape of the
+    accumulator array); ``checked`` is False when a static bound proved no overflow possible and
+    nothing was computed twice.
+    """
+
+    accumulator: Accumulator
+    total: int
+    count: int = 0
+    mask: np.ndarray | None = field(default=None, repr=False)
+    checked: bool = True
+
+    @property
+    def positions(self) -> np.ndarray:
+        """Indices of the affected outputs, one row each (``np.argwhere`` of ``mask``)."""
+        if self.mask is None:
+            return np.zeros((0, 0), np.int64)
+        return np.argwhere(self.mask)
+
+    def __str__(self) -> str:
+        acc = self.accumulator
+        what = "saturated" if acc.overflow == "saturate" else "wrapped"
+        return f"{self.count} of {self.total} outputs {what} in a {acc.bits}-bit accumulator"
+
+
+def worst_case_bound(max_abs_a: int, max_abs_b: int, k: int) -> int:
+    """Largest |sum| a reduction of ``k`` products can reach (no overflow when below the range)."""
+    return int(max_abs_a) * int(max_abs_b) * int(k)

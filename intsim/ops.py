@@ -1,0 +1,329 @@
+"""Operators over the integer kernels, shaped as ONNX and TFLite define them.
+
+ONNX (argument order and meaning of the operators, NCHW / OIHW, plus ``profile=``):
+``matmul_integer``, ``conv_integer``, ``qlinear_matmul``, ``qlinear_conv``.
+
+TFLite (NHWC input, OHWI filters, TFLite quantization parameters, fused activation):
+``fully_connected``, ``conv2d``, ``depthwise_conv2d``.  int16 activations with int8 weights
+(int16x8) accumulate in int64 with int64 bias and requantize by the profile's ``int16`` rule.
+
+Every op takes ``backend=`` (``"jit"``, ``"jit-serial"``, ``"reference"``) and an accumulator
+model (default: the profile's; int32 wrapping for every named target).  Ops that requantize
+return the output array; ``*_integer`` ops return int32 accumulators.  Pass
+``return_report=True`` to get ``(output, OverflowReport)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from intsim import formats
+from intsim import profiles as _profiles
+from intsim.kernels.accumulator import INT32, INT64, Accumulator
+from intsim.kernels.conv import accumulate_conv2d
+from intsim.kernels.gemm import accumulate_matmul
+from intsim.quant.affine import check_scale
+from intsim.rounding import mode_id
+
+ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
+
+
+def _accumulator(profile, accumulator, wide: bool) -> Accumulator:
+    if accumulator is not None:
+        return accumulator
+    if wide:
+        return INT64
+    p = _profiles.get(profile)
+    if (p.accumulator_bits, p.accumulator_overflow) == (32, "wrap"):
+        return INT32
+    return Accumulator(p.accumulator_bits, p.accumulator_overflow)
+
+
+def _finish(out, report, return_report):
+    return (out, report) if return_report else out
+
+
+def _int_value(name, v, dtype=None) -> int:
+    a = np.asarray(v)
+    if a.size != 1 or a.dtype.kind not in "iu":
+        raise ValueError(f"{name} must be one integer, got {v!r}")
+    value = int(a.reshape(()))
+    if dtype is not None and not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
+        raise ValueError(f"{name}={value} does not fit {np.dtype(dtype)}")
+    return value
+
+
+def _zero_point_dtype(name, zp, data) -> None:
+    if zp is not None and np.asarray(zp).dtype != np.asarray(data).dtype:
+        raise ValueError(f"{name} has dtype {np.asarray(zp).dtype} but its tensor has {np.asarray(data).dtype}")
+
+
+# ---- ONNX ---------------------------------------------------------------------------------------
+
+
+def _batched_matmul(a, b, fn):
+    """numpy matmul broadcasting over leading dimensions, calling ``fn(a2d, b2d)`` per matrix."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError("matmul operands must have at least one dimension")
+    squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
+    a2 = a[None, :] if squeeze_a else a
+    b2 = b[:, None] if squeeze_b else b
+    batch = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
+    a_b = np.broadcast_to(a2, batch + a2.shape[-2:])
+    b_b = np.broadcast_to(b2, batch + b2.shape[-2:])
+    results, reports = [], []
+    for idx in np.ndindex(*batch):
+        r, rep = fn(a_b[idx], b_b[idx])
+        results.append(r)
+        reports.append(rep)
+    out = np.stack(results).reshape(batch + results[0].shape) if batch else results[0]
+    if squeeze_a:
+        out = out[..., 0, :]
+    if squeeze_b:
+        out = out[..., 0]
+    report = reports[0]
+    if len(reports) > 1:
+        report.count = sum(r.count for r in reports)
+        report.total = sum(r.total for r in reports)
+        report.mask = None if report.count == 0 else np.stack(
+            [r.mask if r.mask is not None else np.zeros(results[0].shape, bool) for r in reports]
+        ).reshape(batch + results[0].shape)  # fmt: skip
+    return out, report
+
+
+def matmul_integer(
+    A, B, a_zero_point=None, b_zero_point=None, *, accumulator=None, backend="jit", return_report=False
+):
+    """ONNX MatMulInteger: int32 ``(A - a_zero_point) @ (B - b_zero_point)``, wrapping in 32 bits.
+    ``b_zero_point`` may be per column (the last axis of B)."""
+    _zero_point_dtype("a_zero_point", a_zero_point, A)
+    _zero_point_dtype("b_zero_point", b_zero_point, B)
+    za = 0 if a_zero_point is None else np.asarray(a_zero_point)
+    if np.size(za) > 1:
+        raise ValueError("per-row a_zero_point is not supported; pass one zero point for A")
+    zb = 0 if b_zero_point is None else np.asarray(b_zero_point)
+    acc_model = accumulator or INT32
+    out, report = _batched_matmul(
+        A, B, lambda a, b: accumulate_matmul(a, b, za, zb, accumulator=acc_model, backend=backend)
+    )
+    return _finish(out, report, return_report)
+
+
+def _onnx_padding(auto_pad, pads):
+    mode = (auto_pad or "NOTSET").upper()
+    if mode == "NOTSET":
+        return (0, 0, 0, 0) if pads is None else tuple(pads)
+    if pads is not None and any(pads):
+        raise ValueError(f"pads must not be set together with auto_pad={auto_pad}")
+    return {"VALID": "VALID", "SAME_UPPER": "SAME_UPPER", "SAME_LOWER": "SAME_LOWER"}[mode]
+
+
+def _onnx_conv_accumulate(x, w, x_zp, w_zp, bias, auto_pad, dilations, group, kernel_shape, pads,
+                          strides, accumulator, backend):  # fmt: skip
+    x = np.asarray(x)
+    w = np.asarray(w)
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"only 2-D convolution (4-D NCHW input, OIHW weights); got {x.shape} and {w.shape}")
+    if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
+        raise ValueError(f"kernel_shape {tuple(kernel_shape)} disagrees with the weights {w.shape[2:]}")
+    if auto_pad not in (None, "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise ValueError(f"auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got {auto_pad!r}")
+    acc, report = accumulate_conv2d(
+        np.transpose(x, (0, 2, 3, 1)), np.transpose(w, (0, 2, 3, 1)), x_zp, w_zp, bias,
+        strides=strides or (1, 1), dilations=dilations or (1, 1),
+        padding=_onnx_padding(auto_pad, pads), groups=group, accumulator=accumulator, backend=backend,
+    )  # fmt: skip
+    if report.mask is not None:
+        report.mask = np.transpose(report.mask, (0, 3, 1, 2))
+    return np.ascontiguousarray(np.transpose(acc, (0, 3, 1, 2))), report
+
+
+def conv_integer(
+    x, w, x_zero_point=None, w_zero_point=None, *, auto_pad="NOTSET", dilations=None, group=1,
+    kernel_shape=None, pads=None, strides=None, accumulator=None, backend="jit", return_report=False,
+):  # fmt: skip
+    """ONNX ConvInteger (2-D): int32 accumulators, NCHW, padding with the input zero point."""
+    _zero_point_dtype("x_zero_point", x_zero_point, x)
+    _zero_point_dtype("w_zero_point", w_zero_point, w)
+    out, report = _onnx_conv_accumulate(
+        x, w, 0 if x_zero_point is None else x_zero_point, 0 if w_zero_point is None else w_zero_point,
+        None, auto_pad, dilations, group, kernel_shape, pads, strides, accumulator or INT32, backend,
+    )  # fmt: skip
+    return _finish(out, report, return_report)
+
+
+def _requantize(acc, s_in, s_w, s_out, zp_out, out_dtype, profile, op, axis, backend, clamp=None):
+    info = np.iinfo(out_dtype)
+    qmin, qmax = (info.min, info.max) if clamp is None else clamp
+    return _profiles.get(profile).requantize(
+        acc, s_in, s_w, s_out, zp_out, qmin=qmin, qmax=qmax, op=op, axis=axis, backend=backend
+    ).astype(out_dtype)
+
+
+def _check_scales(**scales):
+    for name, s in scales.items():
+        check_scale(s, name)
+
+
+def qlinear_matmul(
+    a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point, *,
+    profile="onnxruntime-cpu", accumulator=None, backend="jit", return_report=False,
+):  # fmt: skip
+    """ONNX QLinearMatMul: ``requantize((a - a_zp) @ (b - b_zp))`` by ``profile``'s FC rule.
+    ``b_scale``/``b_zero_point`` may be per column; the output has ``y_zero_point``'s dtype."""
+    _check_scales(a_scale=a_scale, b_scale=b_scale, y_scale=y_scale)
+    _zero_point_dtype("a_zero_point", a_zero_point, a)
+    _zero_point_dtype("b_zero_point", b_zero_point, b)
+    out_dtype = np.asarray(y_zero_point).dtype
+    acc, report = matmul_integer(
+        a, b, a_zero_point, b_zero_point, accumulator=_accumulator(profile, accumulator, False),
+        backend=backend, return_report=True,
+    )  # fmt: skip
+    y = _requantize(acc, a_scale, np.asarray(b_scale).reshape(-1), y_scale, y_zero_point, out_dtype,
+                    profile, "fc", -1, backend)  # fmt: skip
+    return _finish(y, report, return_report)
+
+
+def qlinear_conv(
+    x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, B=None, *,
+    auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None,
+    profile="onnxruntime-cpu", accumulator=None, backend="jit", return_report=False,
+):  # fmt: skip
+    """ONNX QLinearConv (2-D, NCHW): int32 accumulators plus int32 bias ``B``, requantized by
+    ``profile``'s conv rule with per-output-channel ``w_scale`` allowed."""
+    _check_scales(x_scale=x_scale, w_scale=w_scale, y_scale=y_scale)
+    _zero_point_dtype("x_zero_point", x_zero_point, x)
+    _zero_point_dtype("w_zero_point", w_zero_point, w)
+    if B is not None and np.asarray(B).dtype != np.int32:
+        raise ValueError(f"QLinearConv bias B must be int32, got {np.asarray(B).dtype}")
+    out_dtype = np.asarray(y_zero_point).dtype
+    acc, report = _onnx_conv_accumulate(
+        x, w, x_zero_point, w_zero_point, B, auto_pad, dilations, group, kernel_shape, pads, strides,
+        _accumulator(profile, accumulator, False), backend,
+    )  # fmt: skip
+    y = _requantize(acc, x_scale, np.asarray(w_scale).reshape(-1), y_scale, y_zero_point, out_dtype,
+                    profile, "conv", 1, backend)  # fmt: skip
+    return _finish(y, report, return_report)
+
+
+# ---- TFLite -------------------------------------------------------------------------------------
+
+
+def activation_range(activation: str, scale, zero_point: int, qmin: int, qmax: int,
+                     rounding: str = "nearest_away") -> tuple[int, int]:  # fmt: skip
+    """TFLite ``CalculateActivationRangeQuantized``: ``q(f) = zero_point + round(f / scale)``
+    (float32 division, half away from zero) clipped to the output type."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    mode_id(rounding)
+    s = np.float32(scale)
+
+    def q(f):
+        code = formats.encode(np.array([np.float32(f) / s], np.float32), "int32", rounding=rounding)
+        return zero_point + int(code.view(np.int32)[0])
+
+    if activation == "none":
+        return qmin, qmax
+    if activation == "relu":
+        return max(qmin, q(0.0)), qmax
+    if activation == "relu6":
+        return max(qmin, q(0.0)), min(qmax, q(6.0))
+    return max(qmin, q(-1.0)), min(qmax, q(1.0))
+
+
+def _tflite_common(x, input_zero_point, output_zero_point, output_dtype):
+    x = np.asarray(x)
+    if x.dtype not in (np.int8, np.int16, np.uint8):
+        raise ValueError(f"TFLite activations are int8, uint8 or int16, got {x.dtype}")
+    int16x8 = x.dtype == np.int16
+    if int16x8 and (input_zero_point or output_zero_point):
+        raise ValueError("int16x8 kernels have no zero points (symmetric int16 activations)")
+    out_dtype = np.dtype(output_dtype if output_dtype is not None else x.dtype)
+    return x, int16x8, out_dtype
+
+
+def _tflite_bias(bias, int16x8):
+    if bias is None:
+        return None
+    b = np.asarray(bias)
+    want = np.int64 if int16x8 else np.int32
+    if b.dtype != want:
+        raise ValueError(f"bias must be {np.dtype(want)} for {'int16x8' if int16x8 else 'int8'} kernels, got {b.dtype}")
+    return b
+
+
+def fully_connected(
+    input, filter, bias=None, *, input_scale, input_zero_point=0, filter_scale,
+    filter_zero_point=0, output_scale, output_zero_point=0, activation="none", output_dtype=None,
+    profile="tflite-reference", accumulator=None, backend="jit", return_report=False,
+):  # fmt: skip
+    """TFLite FULLY_CONNECTED: ``input`` (batch, depth), ``filter`` (units, depth), ``bias``
+    (units).  ``filter_scale`` per tensor or per unit."""
+    x, int16x8, out_dtype = _tflite_common(input, input_zero_point, output_zero_point, output_dtype)
+    _check_scales(input_scale=input_scale, filter_scale=filter_scale, output_scale=output_scale)
+    w = np.asarray(filter)
+    if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
+        raise ValueError(f"input depth {x.shape[-1:]} does not match the filter's {w.shape}")
+    x2 = x.reshape(-1, w.shape[1])
+    acc, report = accumulate_matmul(
+        x2, w.T, _int_value("input_zero_point", input_zero_point, x.dtype), filter_zero_point,
+        _tflite_bias(bias, int16x8), accumulator=_accumulator(profile, accumulator, int16x8), backend=backend,
+    )  # fmt: skip
+    info = np.iinfo(out_dtype)
+    clamp = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
+    y = _requantize(acc, input_scale, np.asarray(filter_scale).reshape(-1), output_scale, output_zero_point,
+                    out_dtype, profile, "int16" if int16x8 else "fc", -1, backend, clamp)  # fmt: skip
+    return _finish(y.reshape(x.shape[:-1] + (w.shape[0],)), report, return_report)
+
+
+def conv2d(
+    input, filter, bias=None, *, strides=(1, 1), padding="SAME", dilations=(1, 1), input_scale,
+    input_zero_point=0, filter_scale, output_scale, output_zero_point=0, activation="none",
+    output_dtype=None, profile="tflite-reference", accumulator=None, backend="jit", return_report=False,
+):  # fmt: skip
+    """TFLite CONV_2D: ``input`` NHWC, ``filter`` OHWI (grouped when I < Cin), symmetric
+    per-channel int8 filters, ``bias`` per output channel."""
+    x, int16x8, out_dtype = _tflite_common(input, input_zero_point, output_zero_point, output_dtype)
+    _check_scales(input_scale=input_scale, filter_scale=filter_scale, output_scale=output_scale)
+    w = np.asarray(filter)
+    if w.ndim != 4 or x.ndim != 4:
+        raise ValueError(f"conv2d takes NHWC input and OHWI filters, got {x.shape} and {w.shape}")
+    if x.shape[3] % w.shape[3]:
+        raise ValueError(f"input channels {x.shape[3]} are not a multiple of the filter's {w.shape[3]}")
+    acc, report = accumulate_conv2d(
+        x, w, _int_value("input_zero_point", input_zero_point, x.dtype), 0, _tflite_bias(bias, int16x8),
+        strides=strides, dilations=dilations, padding=padding, groups=x.shape[3] // w.shape[3],
+        accumulator=_accumulator(profile, accumulator, int16x8), backend=backend,
+    )  # fmt: skip
+    info = np.iinfo(out_dtype)
+    clamp = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
+    y = _requantize(acc, input_scale, np.asarray(filter_scale).reshape(-1), output_scale, output_zero_point,
+                    out_dtype, profile, "int16" if int16x8 else "conv", -1, backend, clamp)  # fmt: skip
+    return _finish(y, report, return_report)
+
+
+def depthwise_conv2d(
+    input, filter, bias=None, *, depth_multiplier=1, strides=(1, 1), padding="SAME", dilations=(1, 1),
+    input_scale, input_zero_point=0, filter_scale, output_scale, output_zero_point=0,
+    activation="none", output_dtype=None, profile="tflite-reference", accumulator=None,
+    backend="jit", return_report=False,
+):  # fmt: skip
+    """TFLite DEPTHWISE_CONV_2D: ``filter`` (1, KH, KW, Cin * depth_multiplier); output channel
+    ``o`` reads input channel ``o // depth_multiplier``."""
+    x = np.asarray(input)
+    w = np.asarray(filter)
+    if w.ndim != 4 or w.shape[0] != 1:
+        raise ValueError(f"depthwise filters are (1, KH, KW, Cout), got {w.shape}")
+    if x.ndim != 4 or w.shape[3] != x.shape[3] * depth_multiplier:
+        raise ValueError(
+            f"filter channels {w.shape[3]} != input channels {x.shape[-1]} x depth_multiplier {depth_multiplier}"
+        )
+    ohwi = np.ascontiguousarray(np.transpose(w, (3, 1, 2, 0)))  # (Cout, KH, KW, 1)
+    return conv2d(
+        x, ohwi, bias, strides=strides, padding=padding, dilations=dilations, input_scale=input_scale,
+        input_zero_point=input_zero_point, filter_scale=filter_scale, output_scale=output_scale,
+        output_zero_point=output_zero_point, activation=activation, output_dtype=output_dtype,
+        profile=profile, accumulator=accumulator, backend=backend, return_report=return_report,
+    )  # fmt: skip
