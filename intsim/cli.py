@@ -1,7 +1,7 @@
 """The ``intsim`` command.
 
-``intsim demo``     encode and decode a few values across formats and show what each target
-                    format makes of them (grows into a real-model run as the frontends land)
+``intsim demo``     number formats on a few values, requantization by each target, and an
+                    int8 conv layer run under every named target's rules
 ``intsim formats``  list every named format with its parameters
 """
 
@@ -76,6 +76,34 @@ def demo_requantization(out=sys.stdout) -> None:
         print(f"  {name:<22} FullyConnected rule {rule:<13} {got.tolist()}", file=out)
 
 
+def demo_conv_layer(out=sys.stdout) -> None:
+    import time
+
+    from intsim import ops, profiles
+    from intsim.kernels import Accumulator
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (1, 56, 56, 64)).astype(np.int8)
+    w = rng.integers(-127, 128, (64, 3, 3, 64)).astype(np.int8)
+    bias = rng.integers(-20000, 20000, 64).astype(np.int32)
+    qp = dict(input_scale=np.float32(0.02), input_zero_point=-3, filter_scale=rng.uniform(0.001, 0.004, 64).astype(np.float32),
+              output_scale=np.float32(0.12), output_zero_point=5, activation="relu6", padding="SAME")  # fmt: skip
+    print("\nAn int8 conv layer (1x56x56x64 input, 64 filters 3x3, per-channel scales, ReLU6)", file=out)
+    print("run by each target's rules, compared with tflite-reference:", file=out)
+    ref = ops.conv2d(x, w, bias, profile="tflite-reference", **qp)
+    for name in profiles.PROFILES:
+        ops.conv2d(x, w, bias, profile=name, **qp)  # the first call compiles
+        t0 = time.perf_counter()
+        y = ops.conv2d(x, w, bias, profile=name, **qp)
+        dt = time.perf_counter() - t0
+        diff = np.abs(y.astype(int) - ref)
+        print(f"  {name:<22} {np.count_nonzero(diff):6d} of {y.size} outputs differ "
+              f"(max {diff.max()} LSB)  {dt * 1e3:6.1f} ms", file=out)
+    _, report = ops.conv2d(x, w, bias, profile="tflm", accumulator=Accumulator(16, "saturate"),
+                           return_report=True, **qp)  # fmt: skip
+    print(f"  with a 16-bit saturating accumulator: {report}", file=out)
+
+
 def list_formats(out=sys.stdout) -> None:
     for fmt in F.REGISTRY.values():
         print(fmt.describe(), file=out)
@@ -90,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         demo()
         demo_requantization()
+        demo_conv_layer()
     elif args.command == "formats":
         list_formats()
     return 0

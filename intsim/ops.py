@@ -21,7 +21,7 @@ from intsim import formats
 from intsim import profiles as _profiles
 from intsim.kernels.accumulator import INT32, INT64, Accumulator
 from intsim.kernels.conv import accumulate_conv2d
-from intsim.kernels.gemm import accumulate_matmul
+from intsim.kernels.gemm import PackedWeights, accumulate_matmul
 from intsim.quant.affine import check_scale
 from intsim.rounding import mode_id
 
@@ -54,8 +54,9 @@ def _int_value(name, v, dtype=None) -> int:
 
 
 def _zero_point_dtype(name, zp, data) -> None:
-    if zp is not None and np.asarray(zp).dtype != np.asarray(data).dtype:
-        raise ValueError(f"{name} has dtype {np.asarray(zp).dtype} but its tensor has {np.asarray(data).dtype}")
+    dtype = data.dtype if isinstance(data, PackedWeights) else np.asarray(data).dtype
+    if zp is not None and np.asarray(zp).dtype != dtype:
+        raise ValueError(f"{name} has dtype {np.asarray(zp).dtype} but its tensor has {dtype}")
 
 
 # ---- ONNX ---------------------------------------------------------------------------------------
@@ -64,6 +65,11 @@ def _zero_point_dtype(name, zp, data) -> None:
 def _batched_matmul(a, b, fn):
     """numpy matmul broadcasting over leading dimensions, calling ``fn(a2d, b2d)`` per matrix."""
     a = np.asarray(a)
+    if isinstance(b, PackedWeights):  # constant weights packed once: plain 2-D products
+        if a.ndim < 2:
+            raise ValueError("packed weights take a 2-D (or batched) left operand")
+        r, rep = fn(a.reshape(-1, a.shape[-1]), b)
+        return r.reshape(a.shape[:-1] + (b.shape[1],)), rep
     b = np.asarray(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul operands must have at least one dimension")
@@ -97,7 +103,8 @@ def matmul_integer(
     A, B, a_zero_point=None, b_zero_point=None, *, accumulator=None, backend="jit", return_report=False
 ):
     """ONNX MatMulInteger: int32 ``(A - a_zero_point) @ (B - b_zero_point)``, wrapping in 32 bits.
-    ``b_zero_point`` may be per column (the last axis of B)."""
+    ``b_zero_point`` may be per column (the last axis of B).  ``B`` may be
+    ``intsim.kernels.pack_weights(B)``, packed once for many calls."""
     _zero_point_dtype("a_zero_point", a_zero_point, A)
     _zero_point_dtype("b_zero_point", b_zero_point, B)
     za = 0 if a_zero_point is None else np.asarray(a_zero_point)
@@ -268,7 +275,7 @@ def fully_connected(
         raise ValueError(f"input depth {x.shape[-1:]} does not match the filter's {w.shape}")
     x2 = x.reshape(-1, w.shape[1])
     acc, report = accumulate_matmul(
-        x2, w.T, _int_value("input_zero_point", input_zero_point, x.dtype), filter_zero_point,
+        x2, PackedWeights.from_rows(w, backend), _int_value("input_zero_point", input_zero_point, x.dtype), filter_zero_point,
         _tflite_bias(bias, int16x8), accumulator=_accumulator(profile, accumulator, int16x8), backend=backend,
     )  # fmt: skip
     info = np.iinfo(out_dtype)

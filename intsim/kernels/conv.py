@@ -9,7 +9,9 @@ ONNX (which pads with the zero point).  Depthwise convolution is the grouped cas
 
 The jit path lays the taps of each output pixel out as a row (``im2col``, column order filter
 row, filter column, input channel: the accumulator model's reduction order) and multiplies by
-the filters with ``intsim.kernels.gemm``; the reference is one loop nest in Python ints.
+the filters with ``intsim.kernels.gemm``.  Depthwise convolutions whose sums provably fit
+int32 run a direct kernel vectorized over channels instead.  The reference is one loop nest in
+Python ints.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from numba import prange
 
 from intsim._jit import check_backend, kernel
 from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport
-from intsim.kernels.gemm import accumulate_matmul
+from intsim.kernels.gemm import PackedWeights, accumulate_matmul
 
 PADDING_MODES = ("VALID", "SAME", "SAME_UPPER", "SAME_LOWER")
 
@@ -84,6 +86,42 @@ def _im2col_kernel(x, c0, cg, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, pad_value,
                 col += cg
 
 
+@kernel
+def _depthwise_int32_kernel(x, w, x_zp, w_zp, bias, sh, sw, dh, dw, pt, pl, multiplier, out):
+    """Depthwise (groups = Cin) accumulation in int32, NHWC input, ``w`` (KH, KW, Cout) with
+    output channel ``o`` reading input channel ``o // multiplier``.  Only called when a static
+    bound shows no sum can leave int32, so int32 lanes are exact.  Parallel over output rows;
+    the innermost loop runs over channels (contiguous in NHWC)."""
+    batch, height, width, _ = x.shape
+    _, oh, ow, cout = out.shape
+    kh, kw, _ = w.shape
+    for r in prange(batch * oh):
+        b = r // oh
+        oy = r - b * oh
+        acc = np.empty(cout, np.int32)
+        for ox in range(ow):
+            for o in range(cout):
+                acc[o] = np.int32(bias[o])
+            for ky in range(kh):
+                iy = oy * sh - pt + ky * dh
+                if iy < 0 or iy >= height:
+                    continue
+                for kx in range(kw):
+                    ix = ox * sw - pl + kx * dw
+                    if ix < 0 or ix >= width:
+                        continue
+                    if multiplier == 1:
+                        for o in range(cout):
+                            xv = np.int32(x[b, iy, ix, o]) - np.int32(x_zp)
+                            acc[o] = np.int32(acc[o] + xv * (np.int32(w[ky, kx, o]) - np.int32(w_zp[o])))
+                    else:
+                        for o in range(cout):
+                            xv = np.int32(x[b, iy, ix, o // multiplier]) - np.int32(x_zp)
+                            acc[o] = np.int32(acc[o] + xv * (np.int32(w[ky, kx, o]) - np.int32(w_zp[o])))
+            for o in range(cout):
+                out[b, oy, ox, o] = acc[o]
+
+
 def _reference(x, w, x_zp, w_zp, bias, strides, dilations, pads, groups, oh, ow, accumulator):
     batch, height, width, _ = x.shape
     cout, kh, kw, cg = w.shape
@@ -120,6 +158,14 @@ def _reference(x, w, x_zp, w_zp, bias, strides, dilations, pads, groups, oh, ow,
                     out[b, oy, ox, o] = acc
                     mask[b, oy, ox, o] = hit
     return out, mask
+
+
+def _cannot_overflow(x, w, x_zp, w_zp, bias, accumulator) -> bool:
+    """Static bound: no sum of this convolution's taps can leave the accumulator's range."""
+    taps = w.shape[1] * w.shape[2] * w.shape[3]
+    max_x = max(abs(int(x.min(initial=0)) - x_zp), abs(int(x.max(initial=0)) - x_zp))
+    max_w = int(np.abs(w.reshape(w.shape[0], -1).astype(np.int64) - w_zp[:, None]).max(initial=0))
+    return max_x * max_w * taps + int(np.abs(bias).max(initial=0)) <= accumulator.max
 
 
 def accumulate_conv2d(
@@ -175,6 +221,15 @@ def accumulate_conv2d(
         return acc.astype(out_dtype), OverflowReport(accumulator, acc.size, int(mask.sum()), mask)
 
     per_group = cout // groups
+    depthwise = groups == cin and cg == 1 and accumulator.is_native_int32
+    if depthwise and _cannot_overflow(x, w, x_zp, w_zp, bias_v, accumulator):
+        out = np.empty((batch, oh, ow, cout), np.int32)
+        _depthwise_int32_kernel.build(backend)(
+            np.ascontiguousarray(x), np.ascontiguousarray(np.transpose(w[:, :, :, 0], (1, 2, 0))),
+            np.int64(x_zp), np.ascontiguousarray(w_zp), bias_v, strides[0], strides[1],
+            dilations[0], dilations[1], pads[0], pads[1], per_group, out,
+        )  # fmt: skip
+        return out, OverflowReport(accumulator, out.size, 0, None, checked=False)
     out = np.empty((batch * oh * ow, cout), out_dtype)
     masks = []
     count, checked = 0, False
@@ -186,9 +241,9 @@ def accumulate_conv2d(
             pads[0], pads[1], oh, ow, x_zp, cols,
         )  # fmt: skip
         sl = slice(g * per_group, (g + 1) * per_group)
-        w_g = np.ascontiguousarray(w[sl]).reshape(per_group, -1)
+        w_g = PackedWeights.from_rows(np.ascontiguousarray(w[sl]).reshape(per_group, -1), backend)
         acc, rep = accumulate_matmul(
-            cols, w_g.T, x_zp, w_zp[sl], bias_v[sl], accumulator=accumulator, backend=backend
+            cols, w_g, x_zp, w_zp[sl], bias_v[sl], accumulator=accumulator, backend=backend
         )
         out[:, sl] = acc
         count += rep.count

@@ -7,8 +7,10 @@ Three implementations, selected by ``backend`` and the accumulator:
 
 * ``"reference"``: Python ints, one obvious loop nest, the accumulator model applied term by
   term (``Accumulator.add``).  Normative.
-* int32 wrapping (jit): the raw products ``sum a*b`` in a register-blocked kernel (4 rows x 2
-  columns per pass over k, which LLVM turns into VNNI ``vpdpwssd`` on AVX-512), then the zero
+* int32 wrapping (jit): the raw products ``sum a*b`` in a cache-tiled, register-blocked kernel
+  (4 rows x 3 columns per pass over k, which LLVM turns into VNNI ``vpdpwssd`` on AVX-512;
+  ``b`` is packed transposed, with its column sums; int8 ``a`` is re-biased to uint8, which
+  the kernel runs faster, by ``a ^ 0x80`` with its zero point + 128), then the zero
   points by the identity ``sum (a-za)(b-zb) = sum ab - zb*sum_k a - za*sum_k b + K*za*zb``.
   Every step is exact modulo ``2**32``, so the result equals the wrapped exact sum.
 * any other accumulator (jit): term by term in reduction order, as the reference does.
@@ -19,6 +21,9 @@ not depend on the thread count.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numba
 import numpy as np
 from numba import prange
 
@@ -31,63 +36,176 @@ def _wrap32(v):
     return np.int32(((v + 2147483648) & 0xFFFFFFFF) - 2147483648)
 
 
+@helper
+def _dot(a, bt, m, n, k_total):
+    s = np.int32(0)
+    for k in range(k_total):
+        s = np.int32(s + np.int32(a[m, k]) * np.int32(bt[n, k]))
+    return s
+
+
 @kernel
-def _gemm_int32_kernel(a, bt, za, zb, rowsum, colsum, bias, out):
-    """out = wrap32(bias + sum_k (a - za)(bt.T - zb)); a (M, K), bt (N, K)."""
+def _gemm_int32_kernel(a, bt, za, zb, rowsum, colsum, bias, tile_m, tile_n, out):
+    """out = wrap32(bias + sum_k (a - za)(bt.T - zb)); a (M, K), bt (N, K).
+
+    The output is cut into tiles of ``tile_m`` rows by ``tile_n`` columns, one tile per parallel
+    iteration: the tile's ``tile_n`` rows of ``bt`` stay in cache while 4-row blocks of ``a``
+    pass over them, 4 rows x 3 columns of dot products per pass over k (12 accumulators)."""
     m_total, k_total = a.shape
     n_total = bt.shape[0]
-    n_pairs = n_total // 2
-    for mb in prange((m_total + 3) // 4):
-        m0 = mb * 4
-        rows = min(4, m_total - m0)
-        if rows == 4:
-            for p in range(n_pairs):
-                n = 2 * p
+    m_tiles = (m_total + tile_m - 1) // tile_m
+    n_tiles = (n_total + tile_n - 1) // tile_n
+    for t in prange(m_tiles * n_tiles):
+        m_lo = (t // n_tiles) * tile_m
+        n_lo = (t % n_tiles) * tile_n
+        m_hi = min(m_lo + tile_m, m_total)
+        n_hi = min(n_lo + tile_n, n_total)
+        m_full = m_lo + (m_hi - m_lo) // 4 * 4
+        n_full = n_lo + (n_hi - n_lo) // 3 * 3
+        for m0 in range(m_lo, m_full, 4):
+            for n in range(n_lo, n_full, 3):
                 s00 = np.int32(0)
                 s01 = np.int32(0)
+                s02 = np.int32(0)
                 s10 = np.int32(0)
                 s11 = np.int32(0)
+                s12 = np.int32(0)
                 s20 = np.int32(0)
                 s21 = np.int32(0)
+                s22 = np.int32(0)
                 s30 = np.int32(0)
                 s31 = np.int32(0)
+                s32 = np.int32(0)
                 for k in range(k_total):
                     b0 = np.int32(bt[n, k])
                     b1 = np.int32(bt[n + 1, k])
+                    b2 = np.int32(bt[n + 2, k])
                     a0 = np.int32(a[m0, k])
                     a1 = np.int32(a[m0 + 1, k])
                     a2 = np.int32(a[m0 + 2, k])
                     a3 = np.int32(a[m0 + 3, k])
                     s00 = np.int32(s00 + a0 * b0)
                     s01 = np.int32(s01 + a0 * b1)
+                    s02 = np.int32(s02 + a0 * b2)
                     s10 = np.int32(s10 + a1 * b0)
                     s11 = np.int32(s11 + a1 * b1)
+                    s12 = np.int32(s12 + a1 * b2)
                     s20 = np.int32(s20 + a2 * b0)
                     s21 = np.int32(s21 + a2 * b1)
+                    s22 = np.int32(s22 + a2 * b2)
                     s30 = np.int32(s30 + a3 * b0)
                     s31 = np.int32(s31 + a3 * b1)
-                c0 = bias[n] - za * colsum[n] + k_total * za * zb[n]
-                c1 = bias[n + 1] - za * colsum[n + 1] + k_total * za * zb[n + 1]
-                out[m0, n] = _wrap32(s00 + c0 - zb[n] * rowsum[m0])
-                out[m0, n + 1] = _wrap32(s01 + c1 - zb[n + 1] * rowsum[m0])
-                out[m0 + 1, n] = _wrap32(s10 + c0 - zb[n] * rowsum[m0 + 1])
-                out[m0 + 1, n + 1] = _wrap32(s11 + c1 - zb[n + 1] * rowsum[m0 + 1])
-                out[m0 + 2, n] = _wrap32(s20 + c0 - zb[n] * rowsum[m0 + 2])
-                out[m0 + 2, n + 1] = _wrap32(s21 + c1 - zb[n + 1] * rowsum[m0 + 2])
-                out[m0 + 3, n] = _wrap32(s30 + c0 - zb[n] * rowsum[m0 + 3])
-                out[m0 + 3, n + 1] = _wrap32(s31 + c1 - zb[n + 1] * rowsum[m0 + 3])
-            first_single = 2 * n_pairs
-        else:
-            first_single = 0
-        # the edges: rows past the last full block of 4, and an odd last column
-        for m in range(m0, m0 + rows):
-            start = first_single if rows == 4 else 0
-            for n in range(start, n_total):
-                s = np.int32(0)
+                    s32 = np.int32(s32 + a3 * b2)
+                sums = ((s00, s01, s02), (s10, s11, s12), (s20, s21, s22), (s30, s31, s32))
+                for i in range(4):
+                    for j in range(3):
+                        c = bias[n + j] - za * colsum[n + j] + k_total * za * zb[n + j]
+                        out[m0 + i, n + j] = _wrap32(sums[i][j] + c - zb[n + j] * rowsum[m0 + i])
+        # the tile's edges: the last columns of the full row blocks (4 rows at a time), then
+        # the leftover rows
+        for m0 in range(m_lo, m_full, 4):
+            for n in range(n_full, n_hi):
+                s0 = np.int32(0)
+                s1 = np.int32(0)
+                s2 = np.int32(0)
+                s3 = np.int32(0)
                 for k in range(k_total):
-                    s = np.int32(s + np.int32(a[m, k]) * np.int32(bt[n, k]))
+                    b0 = np.int32(bt[n, k])
+                    s0 = np.int32(s0 + np.int32(a[m0, k]) * b0)
+                    s1 = np.int32(s1 + np.int32(a[m0 + 1, k]) * b0)
+                    s2 = np.int32(s2 + np.int32(a[m0 + 2, k]) * b0)
+                    s3 = np.int32(s3 + np.int32(a[m0 + 3, k]) * b0)
+                sums4 = (s0, s1, s2, s3)
+                for i in range(4):
+                    c = bias[n] - za * colsum[n] + k_total * za * zb[n] - zb[n] * rowsum[m0 + i]
+                    out[m0 + i, n] = _wrap32(sums4[i] + c)
+        for m in range(m_full, m_hi):
+            for n in range(n_lo, n_hi):
                 c = bias[n] - za * colsum[n] + k_total * za * zb[n] - zb[n] * rowsum[m]
-                out[m, n] = _wrap32(s + c)
+                out[m, n] = _wrap32(_dot(a, bt, m, n, k_total) + c)
+
+
+def _tiles(m_total: int, n_total: int, k_total: int, threads: int) -> tuple[int, int]:
+    """Tile sizes: a column block of bt of about 192 KiB (it stays in L2), rows in blocks of 4;
+    enough tiles for every thread."""
+    tile_n = max(3, min(-(-n_total // 3) * 3, (192 * 1024 // max(k_total, 1)) // 3 * 3))
+    tile_m = max(4, min(256, (m_total + 3) // 4 * 4))
+    while -(-m_total // tile_m) * -(-n_total // tile_n) < 4 * threads and tile_m > 4:
+        tile_m = max(4, tile_m // 2 // 4 * 4)
+    return tile_m, tile_n
+
+
+@kernel
+def _transpose_kernel(b, bt):
+    """bt = b.T, in 32 x 32 tiles through a local buffer (one tile per parallel iteration)."""
+    k_total, n_total = b.shape
+    size = 32
+    tiles_k = (k_total + size - 1) // size
+    tiles_n = (n_total + size - 1) // size
+    for t in prange(tiles_k * tiles_n):
+        k0 = (t // tiles_n) * size
+        n0 = (t % tiles_n) * size
+        k1 = min(k0 + size, k_total)
+        n1 = min(n0 + size, n_total)
+        tile = np.empty((size, size), b.dtype)
+        for k in range(k0, k1):
+            for n in range(n0, n1):
+                tile[n - n0, k - k0] = b[k, n]
+        for n in range(n0, n1):
+            for k in range(k0, k1):
+                bt[n, k] = tile[n - n0, k - k0]
+
+
+@kernel
+def _row_sums_kernel(x, sums):
+    for r in prange(x.shape[0]):
+        s = np.int64(0)
+        for k in range(x.shape[1]):
+            s += np.int64(x[r, k])
+        sums[r] = s
+
+
+@dataclass(frozen=True, eq=False)
+class PackedWeights:
+    """A right-hand operand ``b`` (K, N) laid out for the kernels: ``bt = b.T`` (N, K),
+    contiguous, with ``colsum[n] = sum_k b[k, n]``.  Pack constant weights once
+    (``pack_weights``), as runtimes pre-pack initializers; TFLite FULLY_CONNECTED and conv
+    filters are already (N, K) and pack without a transpose (``PackedWeights.from_rows``)."""
+
+    bt: np.ndarray
+    colsum: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.bt.shape[1], self.bt.shape[0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.bt.dtype
+
+    @classmethod
+    def from_rows(cls, w, backend: str = "jit") -> PackedWeights:
+        """Pack weights given as rows (N, K), e.g. TFLite FULLY_CONNECTED filters."""
+        bt = np.ascontiguousarray(_as_int_matrix("weights", w))
+        colsum = np.empty(bt.shape[0], np.int64)
+        if backend == "reference":
+            colsum[:] = bt.sum(axis=1, dtype=np.int64)
+        else:
+            _row_sums_kernel.build(backend)(bt, colsum)
+        return cls(bt, colsum)
+
+
+def pack_weights(b, backend: str = "jit") -> PackedWeights:
+    """Pack ``b`` (K, N) for ``accumulate_matmul`` (transposed, with column sums)."""
+    if isinstance(b, PackedWeights):
+        return b
+    b = _as_int_matrix("b", b)
+    bt = np.empty((b.shape[1], b.shape[0]), b.dtype)
+    if backend == "reference":
+        bt[:] = b.T
+    else:
+        _transpose_kernel.build(backend)(np.ascontiguousarray(b), bt)
+    return PackedWeights.from_rows(bt, backend)
 
 
 @kernel
@@ -165,7 +283,7 @@ def accumulate_matmul(
     accumulator: Accumulator = INT32, backend: str = "jit",
 ) -> tuple[np.ndarray, OverflowReport]:  # fmt: skip
     """``bias[n] + sum_k (a[m,k] - a_zero_point) * (b[k,n] - b_zero_point[n])`` for 2-D integer
-    ``a`` (M, K) and ``b`` (K, N) of at most 16 bits.
+    ``a`` (M, K) and ``b`` (K, N) of at most 16 bits (``b`` may be ``PackedWeights``).
 
     ``b_zero_point`` is a scalar or per column (length N); ``bias`` is None or length N.
     Returns the accumulators (int32 for accumulators of at most 32 bits, else int64) and the
@@ -173,7 +291,9 @@ def accumulate_matmul(
     """
     check_backend(backend)
     a = _as_int_matrix("a", a)
-    b = _as_int_matrix("b", b)
+    packed = b if isinstance(b, PackedWeights) else None
+    if packed is None:
+        b = _as_int_matrix("b", b)
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"inner dimensions differ: a is {a.shape}, b is {b.shape}")
     m_total, k_total = a.shape
@@ -196,24 +316,32 @@ def accumulate_matmul(
     total = m_total * n_total
 
     if backend == "reference":
-        acc, mask = _reference(a, b, za, zb, bias_v, accumulator)
+        b_matrix = packed.bt.T if packed is not None else b
+        acc, mask = _reference(a, b_matrix, za, zb, bias_v, accumulator)
         return acc.astype(out_dtype), OverflowReport(accumulator, total, int(mask.sum()), mask)
 
-    bt = np.ascontiguousarray(b.T)
     ac = np.ascontiguousarray(a)
+    packed = packed or pack_weights(b, backend)
+    bt, colsum = packed.bt, packed.colsum
     if accumulator.is_native_int32:
         out = np.empty((m_total, n_total), np.int32)
+        za_kernel = za
+        if ac.dtype == np.int8:  # exact: a - za == (a + 128) - (za + 128)
+            ac = ac.view(np.uint8) ^ np.uint8(0x80)
+            za_kernel = za + 128
         rowsum = ac.sum(axis=1, dtype=np.int64)
-        colsum = b.sum(axis=0, dtype=np.int64)
-        _gemm_int32_kernel.build(backend)(ac, bt, np.int64(za), zb, rowsum, colsum, bias_v, out)
+        tile_m, tile_n = _tiles(m_total, n_total, k_total, numba.get_num_threads())
+        _gemm_int32_kernel.build(backend)(
+            ac, bt, np.int64(za_kernel), zb, rowsum, colsum, bias_v, tile_m, tile_n, out
+        )
         max_a = max(abs(int(a.min(initial=0)) - za), abs(int(a.max(initial=0)) - za))
-        b_lo, b_hi = int(b.min(initial=0)), int(b.max(initial=0))
+        b_lo, b_hi = int(bt.min(initial=0)), int(bt.max(initial=0))
         max_b = int(max(np.abs(b_lo - zb).max(initial=0), np.abs(b_hi - zb).max(initial=0)))
         if worst_case_bound(max_a, max_b, k_total) + int(np.abs(bias_v).max(initial=0)) <= accumulator.max:
             return out, OverflowReport(accumulator, total, 0, None, checked=False)
         exact = np.empty((m_total, n_total), np.int64)
         flags = np.empty((m_total, n_total), np.bool_)
-        _gemm_model_kernel.build(backend)(ac, bt, np.int64(za), zb, bias_v, 32, False, exact, flags)
+        _gemm_model_kernel.build(backend)(ac, bt, np.int64(za_kernel), zb, bias_v, 32, False, exact, flags)
         return out, OverflowReport(accumulator, total, int(flags.sum()), flags)
 
     out = np.empty((m_total, n_total), np.int64)
