@@ -55,28 +55,19 @@ def intsim_values(x, scale, zp, dtype, axis, block):
     return values, y
 
 
-@pytest.mark.parametrize("granularity", GRANULARITY)
-@pytest.mark.parametrize("dtype", ORT_DTYPES)
-def test_matches_onnxruntime(dtype, granularity):
-    for seed in range(3):
-        x, scale, zp, axis, block = case(dtype, granularity, seed)
-        model = qdq_model(x.shape, dtype, scale, zp, axis=axis, block_size=block)
-        q_ort, y_ort = run_onnxruntime(model, {"x": x})
-        values, y = intsim_values(x, scale, zp, dtype, axis, block)
-        np.testing.assert_array_equal(values, q_ort.astype(np.float64))
-        np.testing.assert_array_equal(y, y_ort)
+PEER_CASES = [(run_onnxruntime, d) for d in ORT_DTYPES] + [(run_reference, d) for d in REF_DTYPES]
 
 
 @pytest.mark.parametrize("granularity", GRANULARITY)
-@pytest.mark.parametrize("dtype", REF_DTYPES)
-def test_matches_onnx_reference(dtype, granularity):
+@pytest.mark.parametrize("peer, dtype", PEER_CASES, ids=lambda v: getattr(v, "__name__", v))
+def test_matches_peer(peer, dtype, granularity):
     for seed in range(3):
         x, scale, zp, axis, block = case(dtype, granularity, seed)
         model = qdq_model(x.shape, dtype, scale, zp, axis=axis, block_size=block)
-        q_ref, y_ref = run_reference(model, {"x": x})
+        q_peer, y_peer = peer(model, {"x": x})
         values, y = intsim_values(x, scale, zp, dtype, axis, block)
-        np.testing.assert_array_equal(values, q_ref.astype(np.float64))
-        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(values, q_peer.astype(np.float64))
+        np.testing.assert_array_equal(y, y_peer)
 
 
 def test_round_half_even_and_away():
