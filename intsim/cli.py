@@ -2,7 +2,8 @@
 
 ``intsim demo``     number formats on a few values, requantization by each target, and an
                     int8 conv layer run under every named target's rules
-``intsim formats``  list every named format with its parameters
+``intsim formats``  list every named format
+``intsim error-sweep``  SQNR and time of every calibration method on four distributions with its parameters
 """
 
 from __future__ import annotations
@@ -104,6 +105,24 @@ def demo_conv_layer(out=sys.stdout) -> None:
     print(f"  with a 16-bit saturating accumulator: {report}", file=out)
 
 
+def error_sweep_command(args, out=sys.stdout) -> None:
+    from pathlib import Path
+
+    from intsim.calibrate import sweep
+
+    lo, hi = (int(v) for v in args.bits.split("-"))
+    rows = sweep.error_sweep(sweep.synthetic(args.n), bits=range(lo, hi + 1))
+    table = sweep.markdown(rows)
+    print(f"Quantization error by calibration method ({args.n} samples per distribution):\n", file=out)
+    print(table, file=out)
+    if args.out:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "error_sweep.md").write_text(table + "\n")
+        sweep.plot_j_curve(sweep.synthetic(args.n)["gaussian"], 4, folder / "j_curve_gaussian_4bit.png")
+        print(f"\nwrote {folder / 'error_sweep.md'} and {folder / 'j_curve_gaussian_4bit.png'}", file=out)
+
+
 def list_formats(out=sys.stdout) -> None:
     for fmt in F.REGISTRY.values():
         print(fmt.describe(), file=out)
@@ -114,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="show the number formats at work on a few values")
     sub.add_parser("formats", help="list every named format")
+    sweep_parser = sub.add_parser("error-sweep", help="SQNR of every calibration method, 2 to 8 bits")
+    sweep_parser.add_argument("--n", type=int, default=100_000, help="samples per distribution")
+    sweep_parser.add_argument("--bits", default="2-8", help="bit range, e.g. 3-8")
+    sweep_parser.add_argument("--out", help="folder for the markdown table and the J(s) plot")
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo()
@@ -121,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         demo_conv_layer()
     elif args.command == "formats":
         list_formats()
+    elif args.command == "error-sweep":
+        error_sweep_command(args)
     return 0
 
 

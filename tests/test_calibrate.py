@@ -226,8 +226,10 @@ def test_entropy_matches_the_tensorrt_transliteration(unsigned):
     top = float(np.abs(x).max())
     hist = abs_histogram(x, 512, top)
     levels = 256 if unsigned else 128
-    want_bin = tensorrt_entropy(hist, 8, unsigned, start_bin=levels)
-    assert C.entropy_threshold(hist, top / 512, levels, levels) == want_bin * (top / 512)
+    want_bin = tensorrt_entropy(hist, 8, unsigned)
+    assert C.entropy_threshold(hist, top / 512, levels) == want_bin * (top / 512)
+    low = tensorrt_entropy(hist, 4, unsigned)  # 4 bits: 8 levels, thresholds still from bin 128
+    assert C.entropy_threshold(hist, top / 512, 16 if unsigned else 8) == low * (top / 512)
     got = C.clip_entropy(x, dtype="uint8" if unsigned else "int8", bins=512)
     assert float(got) == want_bin * (top / 512)
 

@@ -124,7 +124,7 @@ class HistogramObserver:
     def entropy(self, dtype="int8", signed=None) -> float:
         grid = grid_for(dtype, signed)
         levels = 1 << (grid.bits - 1 + int(not grid.signed))
-        return entropy_threshold(self.hist, self.width, levels, levels) if self.width else 0.0
+        return entropy_threshold(self.hist, self.width, levels) if self.width else 0.0
 
 
 class OctavObserver:

@@ -140,7 +140,8 @@ def _kl_kernel(hist, levels, start, divergences):
 
 
 def entropy_threshold(hist: np.ndarray, width: float, levels: int = 128, start: int = 128) -> float:
-    """The KL-optimal threshold of an |x| histogram whose bins are ``width`` wide."""
+    """The KL-optimal threshold of an |x| histogram whose bins are ``width`` wide; thresholds
+    start at bin 128 whatever the bit width, as in TensorRT / pytorch-quantization."""
     h = hist.astype(np.float64).copy()
     if h.size < 2:
         return width * h.size
@@ -162,7 +163,7 @@ def clip_entropy(x, *, dtype="int8", signed=None, axis=None, block_size=None,
     for i, (row, n) in enumerate(zip(g.data, g.counts, strict=True)):
         top = float(np.abs(row[:n]).max())
         hist = abs_histogram(row[:n], bins, top)
-        out[i] = entropy_threshold(hist, top / bins, levels, levels) if top > 0 else 0.0
+        out[i] = entropy_threshold(hist, top / bins, levels) if top > 0 else 0.0
     return to_param_shape(out, g)
 
 

@@ -50,13 +50,12 @@ def _octav_partials(x, s, chunk, total, big, small):
         acc = 0.0
         nb = 0
         ns = 0
-        for i in range(c * chunk, min((c + 1) * chunk, n)):
+        for i in range(c * chunk, min((c + 1) * chunk, n)):  # branch-free: it vectorizes
             a = abs(np.float64(x[g, i]))
-            if a > sg:
-                acc += a
-                nb += 1
-            elif a > 0.0:
-                ns += 1
+            above = a > sg
+            acc += a if above else 0.0
+            nb += above
+            ns += (a > 0.0) & (not above)
         total[g, c] = acc
         big[g, c] = nb
         small[g, c] = ns
@@ -72,14 +71,15 @@ def _mse_partials(x, scale, qmin, qmax, chunk, out):
         c = t - g * chunks
         sc = scale[g]
         acc = 0.0
-        for i in range(c * chunk, min((c + 1) * chunk, n)):
-            v = np.float64(x[g, i])
-            if sc > 0.0:
-                q = min(max(np.rint(v / sc), qmin), qmax)
-                d = v - q * sc
-            else:
-                d = v
-            acc += d * d
+        if sc > 0.0:
+            for i in range(c * chunk, min((c + 1) * chunk, n)):
+                v = np.float64(x[g, i])
+                d = v - min(max(np.rint(v / sc), qmin), qmax) * sc
+                acc += d * d
+        else:
+            for i in range(c * chunk, min((c + 1) * chunk, n)):
+                v = np.float64(x[g, i])
+                acc += v * v
         out[g, c] = acc
 
 

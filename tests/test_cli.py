@@ -1,0 +1,38 @@
+"""The intsim command: demo, formats, error-sweep (with its table and plot)."""
+
+import io
+
+import numpy as np
+
+from intsim import cli
+from intsim.calibrate import sweep
+
+
+def test_demo_runs_and_shows_each_target():
+    out = io.StringIO()
+    cli.demo(out)
+    cli.demo_requantization(out)
+    cli.demo_conv_layer(out)
+    text = out.getvalue()
+    assert "float8_e4m3fn" in text and "tflm-single-rounding" in text
+    assert "MBQM double            [12, -12, 1440, 0]" in text  # TF issue 25087: 12 double, 11 single
+    assert "MBQM single            [11, -11, 1440, 0]" in text
+    assert "outputs saturated in a 16-bit accumulator" in text
+
+
+def test_error_sweep_table_and_plot(tmp_path):
+    assert cli.main(["formats"]) == 0
+    rows = sweep.error_sweep(sweep.synthetic(20_000), bits=[4])
+    assert {r["method"] for r in rows} == {"octav", "max", "percentile", "mse", "entropy", "aciq"}
+    by = {(r["tensor"], r["method"]): r for r in rows}
+    for name in ("gaussian", "laplace", "student_t3", "uniform"):
+        # OCTAV within 0.5% of the brute-force sweep, and better than max calibration
+        assert by[(name, "octav")]["mse"] <= by[(name, "mse")]["mse"] * 1.005
+        assert by[(name, "octav")]["sqnr"] > by[(name, "max")]["sqnr"]
+    table = sweep.markdown(rows)
+    assert table.count("\n| ") == 4 and "**" in table
+    assert cli.main(["error-sweep", "--n", "5000", "--bits", "3-4", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "error_sweep.md").read_text().startswith("| tensor | bits |")
+    png = (tmp_path / "j_curve_gaussian_4bit.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert np.isfinite([r["sqnr"] for r in rows]).all()
