@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from _onnx_util import make_model, run_onnxruntime, run_reference
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
 
 def _vi(name, arr):
@@ -38,5 +38,3 @@ def run_ref(op, inputs, output_dtype, attrs=None, initializers=()):
     model, feeds = one_node(op, inputs, output_dtype, attrs, initializers)
     return run_reference(model, feeds)[0]
 
-
-_ = TensorProto

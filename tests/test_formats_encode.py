@@ -378,6 +378,23 @@ def test_input_widths_and_shapes():
 
 
 @pytest.mark.parametrize("saturate", [False, True])
+def test_truncated_float32_kernel_equals_general_kernel(saturate):
+    from intsim.formats import codec
+
+    x = np.concatenate([random_float32(1_000_000, seed=12), edge_values("bfloat16")])
+    params = codec.float_params(F.get("bfloat16"), saturate)
+    general = np.empty(x.size, np.uint16)
+    codec._encode_float_kernel.parallel(
+        x.view(np.uint32), 23, 8, 127, *params, saturate, 0, np.zeros(0, np.uint64), general
+    )
+    man, _, _, max_mag, sign, ovf_pos, ovf_neg, nan_pos, nan_neg = params[:9]
+    for build in (codec._encode_truncated_f32_kernel.parallel, codec._encode_truncated_f32_kernel.serial):
+        fast = np.empty_like(general)
+        build(x.view(np.uint32), 23 - man, max_mag, sign, ovf_pos, ovf_neg, nan_pos, nan_neg, saturate, fast)
+        np.testing.assert_array_equal(fast, general)
+
+
+@pytest.mark.parametrize("saturate", [False, True])
 @pytest.mark.parametrize("name", SMALL_FLOATS + ["float32"])
 def test_fast_kernel_equals_general_kernel(name, saturate):
     from intsim.formats import codec

@@ -12,7 +12,6 @@ import numpy as np
 
 from intsim.calibrate.groups import grid_for
 from intsim.calibrate.methods import (
-    abs_histogram,
     clip_aciq,
     clip_entropy,
     clip_max,
@@ -149,5 +148,3 @@ class OctavObserver:
     def params(self) -> QuantParams:
         return params_from_clip(self.clip, self.dtype, signed=self.signed, axis=self.axis)
 
-
-_ = abs_histogram

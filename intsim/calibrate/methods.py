@@ -24,7 +24,7 @@ import numpy as np
 from numba import prange
 
 from intsim._jit import check_backend, kernel
-from intsim.calibrate.groups import QuantGrid, grid_for, make_groups, to_param_shape
+from intsim.calibrate.groups import grid_for, make_groups, to_param_shape
 from intsim.calibrate.octav import empirical_mse
 
 ENTROPY_BINS = 2048
@@ -206,5 +206,3 @@ def clip_aciq(x, *, dtype="int8", signed=None, axis=None, block_size=None, dist:
     out = np.array([aciq_alpha(q.bits, dist, float(sp)) if sp > 0 else 0.0 for sp in spread])
     return to_param_shape(out, g)
 
-
-_ = QuantGrid

@@ -178,6 +178,25 @@ def _encode_f32_nearest_even_kernel(
     return bad
 
 
+@kernel
+def _encode_truncated_f32_kernel(bits, shift, max_mag, sign_bit, ovf_pos, ovf_neg, nan_pos, nan_neg, saturate, out):
+    """Nearest-even encode from float32 into a truncated float32 (bfloat16): the code is the
+    float32 bits rounded at bit ``shift`` (``2**(shift-1) - 1`` plus the kept lsb, then shift),
+    subnormals and the carry into infinity included; NaN becomes the canonical NaN."""
+    round_bias = ((np.int64(1) << shift) >> 1) - 1
+    for i in prange(bits.size):
+        b = np.int64(bits[i])
+        negative = (b >> 31) != 0
+        a = b & 0x7FFFFFFF
+        mag = (a + round_bias + ((a >> shift) & 1)) >> shift
+        sign = sign_bit if negative else 0
+        too_big = (max_mag | sign) if saturate else (ovf_neg if negative else ovf_pos)
+        code = too_big if mag > max_mag else (mag | sign)
+        code = too_big if a == 0x7F800000 else code
+        code = (nan_neg if negative else nan_pos) if a > 0x7F800000 else code
+        out[i] = code
+
+
 @helper
 def _encode_int_one(b, src_man, src_exp_bits, src_bias, bits, lo, hi, saturate, mode, rbits, nan):
     negative, e_field, sig, lsb_exp, log2 = _split(b, src_man, src_exp_bits, src_bias)
@@ -431,7 +450,13 @@ def encode(
         params = float_params(fmt, saturate)
         if nan == "zero" and not fmt.has_nan:
             params = params[:7] + (0, 0) + params[9:]
-        if fast_path_applies(fmt, flat.dtype, mode):
+        if flat.dtype == np.float32 and mode == rnd.NEAREST_EVEN and is_truncated_float32(fmt) and fmt.man_bits < 23:
+            man, _, _, max_mag, sign, ovf_pos, ovf_neg, nan_pos, nan_neg = params[:9]
+            _encode_truncated_f32_kernel.build(backend)(
+                src, 23 - man, max_mag, sign, ovf_pos, ovf_neg, nan_pos, nan_neg, saturate, out
+            )
+            bad = 0
+        elif fast_path_applies(fmt, flat.dtype, mode):
             fast_params = params[:2] + params[3:]  # no offset: formats with subnormals only
             bad = _encode_f32_nearest_even_kernel.build(backend)(
                 flat, src, *fast_params, saturate, out
