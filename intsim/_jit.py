@@ -8,7 +8,9 @@ Rules (see ``shared/reference/style.md``):
 * Every jitted kernel exists twice, compiled from the same Python function: a serial build and a
   parallel build.  Only the parallel build is cached on disk: numba's cache index is keyed by the
   function and its signature, not by its flags, so caching both builds of one function could hand
-  one build the other's machine code.
+  one build the other's machine code.  Kernels made by a factory (closures) are not cached at
+  all: numba keys them by their pickled closure, which differs in every process, so each run
+  would only add files.
 
 Backends, selectable at run time by every public function that calls a kernel:
 
@@ -30,10 +32,10 @@ helper = numba.njit(cache=True, nogil=True)
 class Kernel:
     """A numba kernel compiled twice from one Python function: ``serial`` and ``parallel``."""
 
-    def __init__(self, fn):
+    def __init__(self, fn, cache: bool = True):
         self.py_func = fn
         self.serial = numba.njit(fn, cache=False, nogil=True, parallel=False)
-        self.parallel = numba.njit(fn, cache=True, nogil=True, parallel=True)
+        self.parallel = numba.njit(fn, cache=cache, nogil=True, parallel=True)
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
 

@@ -41,7 +41,7 @@ import math
 import numpy as np
 from numba import prange
 
-from intsim._jit import check_backend, helper, kernel
+from intsim._jit import Kernel, check_backend, helper, kernel
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -247,7 +247,7 @@ def _channel_kernel(rule):
                         out[o, c, i] = rule(np.int64(acc[o, c, i]), a, b)
 
     apply_rule.__name__ = f"apply_{rule.__name__}"
-    return kernel(apply_rule)
+    return Kernel(apply_rule, cache=False)  # a closure: see intsim._jit
 
 
 @helper

@@ -27,7 +27,7 @@ from intsim import formats
 from intsim.formats.spec import FloatFormat, IntFormat
 
 
-def _format(dtype) -> FloatFormat | IntFormat:
+def resolve_format(dtype) -> FloatFormat | IntFormat:
     try:
         return formats.get(dtype)
     except ValueError as e:
@@ -144,7 +144,7 @@ def quantize(
     integers modulo ``2**bits`` and gives float formats their non-saturating overflow code.
     ``seed`` feeds ``rounding="stochastic"``.  NaN inputs raise (integers have no NaN).
     """
-    fmt = _format(dtype)
+    fmt = resolve_format(dtype)
     xa = _real_input(x)
     s = check_scale(scale)
     z = check_zero_point(zero_point, fmt, narrow_range)
@@ -190,7 +190,7 @@ def dequantize(
     s = check_scale(scale)
     qa = np.asarray(q)
     if fmt is not None:
-        fmt = _format(fmt)
+        fmt = resolve_format(fmt)
     if fmt is not None and isinstance(fmt, FloatFormat):
         values = formats.decode(qa, fmt, dtype=np.float64)
     elif qa.dtype.kind in "iu":

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from intsim.formats.spec import IntFormat
-from intsim.quant.affine import _format, check_scale, check_zero_point, dequantize, quantize
+from intsim.quant.affine import resolve_format, check_scale, check_zero_point, dequantize, quantize
 
 CONVENTIONS = ("onnxruntime", "tflite")
 
@@ -43,7 +43,7 @@ class QuantParams:
     symmetric: bool = False
 
     def __post_init__(self):
-        fmt = _format(self.dtype)
+        fmt = resolve_format(self.dtype)
         scale = check_scale(self.scale).astype(np.float32, copy=True)
         zero_point = check_zero_point(self.zero_point, fmt, self.narrow_range).copy()
         if zero_point.size not in (1, scale.size):
@@ -67,7 +67,7 @@ class QuantParams:
         )  # fmt: skip
 
     def dequantize(self, q, **kwargs) -> np.ndarray:
-        zp = self.zero_point if isinstance(_format(self.dtype), IntFormat) else 0
+        zp = self.zero_point if isinstance(resolve_format(self.dtype), IntFormat) else 0
         return dequantize(
             q, self.scale, zp, axis=self.axis, block_size=self.block_size,
             fmt=self.dtype, **kwargs,
@@ -90,7 +90,7 @@ class QuantParams:
         as both converters do; see the module docstring for each ``convention``."""
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-        fmt = _format(dtype)
+        fmt = resolve_format(dtype)
         if not isinstance(fmt, IntFormat):
             raise ValueError(f"from_range builds integer parameters; {fmt.name} is not an integer format")
         rmin = np.asarray(min, dtype=np.float32)

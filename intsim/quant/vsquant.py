@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from intsim.formats.spec import IntFormat
-from intsim.quant.affine import _format
+from intsim.quant.affine import resolve_format
 from intsim.quant.mx import _blocks, _unblock
 
 
@@ -29,7 +29,7 @@ def vsquant_quantize(
     """Returns ``(q, k, gamma)``: element values (int8 array), integer vector scales (uint16,
     ``x``'s shape with ``ceil(n / vector_size)`` along ``axis``) and per-channel float32
     ``gamma`` (length ``x.shape[channel_axis]``)."""
-    fmt = _format(dtype)
+    fmt = resolve_format(dtype)
     if not isinstance(fmt, IntFormat) or not fmt.signed:
         raise ValueError(f"VS-Quant elements must be a signed integer format, got {fmt.name}")
     if not 1 <= scale_bits <= 16:
