@@ -75,8 +75,7 @@ def gemm_rows():
         packed = formats.pack(formats.encode(b4.astype(np.float64), "int4"), 4)
 
         def unpack_int4():
-            codes = formats.unpack(packed, 4, k * n).reshape(k, n)
-            return ((codes.astype(np.int8) << 4) >> 4).astype(np.int8)  # 4-bit values travel as int8
+            return formats.unpack_values(packed, "int4", k * n).reshape(k, n)  # values travel as int8
 
         packed4 = pack_weights(unpack_int4())  # once, as a model loader does
         assert np.array_equal(ops.matmul_integer(a8, packed4), ops.matmul_integer(a8, b4))

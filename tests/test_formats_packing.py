@@ -49,3 +49,14 @@ def test_errors():
         F.unpack(np.array([1], np.uint8), 4, 3)
     with pytest.raises(ValueError, match="uint8"):
         F.unpack(np.array([1], np.int8), 4, 1)
+
+
+def test_unpack_values_sign_extends():
+    values = np.array([-8, -1, 0, 7, 3], np.int8)
+    packed = F.pack(F.encode(values.astype(np.float64), "int4"), 4)
+    np.testing.assert_array_equal(F.unpack_values(packed, "int4", 5), values)
+    two = np.array([-2, -1, 0, 1, 1], np.int8)
+    np.testing.assert_array_equal(F.unpack_values(F.pack(F.encode(two.astype(float), "int2"), 2), "int2", 5), two)
+    assert F.unpack_values(np.array([0xF1], np.uint8), "uint4", 2).tolist() == [1, 15]
+    with pytest.raises(ValueError, match="fmt"):
+        F.unpack_values(packed, "int8", 5)

@@ -6,7 +6,7 @@ See ``spec`` for the format model and ``codec`` for the conversion rules.
 """
 
 from intsim.formats.codec import decode, encode
-from intsim.formats.packing import pack, unpack
+from intsim.formats.packing import pack, unpack, unpack_values
 from intsim.formats.spec import (
     REGISTRY,
     FloatFormat,
@@ -31,4 +31,5 @@ __all__ = [
     "pack",
     "register",
     "unpack",
+    "unpack_values",
 ]

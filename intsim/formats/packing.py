@@ -56,3 +56,18 @@ def unpack(data, bits: int, count: int) -> np.ndarray:
     mask = np.uint8((1 << bits) - 1)
     lanes = [(d >> np.uint8(lane * bits)) & mask for lane in range(per_byte)]
     return np.stack(lanes, axis=1).reshape(-1)[:count].copy()
+
+
+def unpack_values(data, fmt: str, count: int) -> np.ndarray:
+    """The first ``count`` values of the 4- or 2-bit integer format ``fmt`` (``"int4"``,
+    ``"uint4"``, ``"int2"``, ``"uint2"``) packed in ``data``: signed formats sign-extended into
+    int8, unsigned ones as uint8, ready for the integer kernels."""
+    widths = {"int4": (4, True), "uint4": (4, False), "int2": (2, True), "uint2": (2, False)}
+    if fmt not in widths:
+        raise ValueError(f"fmt must be one of {tuple(widths)}, got {fmt!r}")
+    bits, signed = widths[fmt]
+    codes = unpack(data, bits, count)
+    if not signed:
+        return codes
+    shift = np.uint8(8 - bits)
+    return ((codes << shift).view(np.int8) >> np.int8(8 - bits)).astype(np.int8)
