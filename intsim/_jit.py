@@ -2,7 +2,7 @@
 
 Rules (see ``shared/reference/style.md``):
 
-* ``fastmath`` is never enabled: every kernel must be bit-exact.
+* fast-math compilation is never enabled: every kernel must be bit-exact.
 * Parallel kernels use ``prange`` over independent outputs only, so a result never depends on
   the thread count or on the order in which threads finish.
 * Every jitted kernel exists twice, compiled from the same Python function: a serial build and a

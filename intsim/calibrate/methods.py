@@ -46,40 +46,17 @@ def clip_percentile(x, percentile: float = 99.99, *, axis=None, block_size=None)
     return to_param_shape(out, g)
 
 
-@kernel
-def _sweep_kernel(x, candidates, qmin, qmax, out):
-    """out[g, j] = sum of squared errors of group g clipped at candidates[g, j]."""
-    groups, n = x.shape
-    ncand = candidates.shape[1]
-    for t in prange(groups * ncand):
-        g = t // ncand
-        j = t - g * ncand
-        scale = candidates[g, j] / qmax
-        acc = 0.0
-        for i in range(n):
-            v = x[g, i]
-            if scale > 0.0:
-                d = v - min(max(np.rint(v / scale), qmin), qmax) * scale
-            else:
-                d = v
-            acc += d * d
-        out[g, j] = acc
-
-
 def clip_mse(x, *, dtype="int8", signed=None, axis=None, block_size=None, candidates: int = 1000,
              backend: str = "jit") -> np.ndarray:  # fmt: skip
-    """Brute-force MSE sweep over ``k / candidates * max|x|``; returns the best candidate."""
+    """Brute-force MSE sweep over ``k / candidates * max|x|``; returns the best candidate.
+    Each candidate is one ``empirical_mse`` pass, the same arithmetic ``octav`` reports."""
     check_backend(backend)
     q = grid_for(dtype, signed)
     g = make_groups(x, axis, block_size)
     smax = np.abs(g.data).max(axis=1)
     cand = smax[:, None] * (np.arange(1, candidates + 1) / candidates)[None, :]
-    if backend == "reference":
-        sse = np.stack([empirical_mse(g.data, cand[:, j], q, g.counts, "reference") for j in range(candidates)], axis=1)
-    else:
-        sse = np.empty(cand.shape)
-        _sweep_kernel.build(backend)(g.data, cand, float(q.qmin), float(q.qmax), sse)
-    best = cand[np.arange(cand.shape[0]), np.argmin(sse, axis=1)]
+    mse = np.stack([empirical_mse(g.data, cand[:, j], q, g.counts, backend) for j in range(candidates)], axis=1)
+    best = cand[np.arange(cand.shape[0]), np.argmin(mse, axis=1)]
     return to_param_shape(np.where(smax > 0, best, 0.0), g)
 
 

@@ -31,26 +31,32 @@ from dataclasses import dataclass
 import numpy as np
 from numba import prange
 
-from intsim._jit import check_backend, kernel
+from intsim._jit import check_backend, helper, kernel
 from intsim.calibrate.groups import QuantGrid, grid_for, make_groups, to_param_shape
 
 CHUNK = 4096  # elements per partial sum: fixes the summation order
 STATUSES = ("converged", "not_converged", "all_zero", "constant", "max_better")
 
 
+@helper
+def _chunk(t, chunks, chunk, n):
+    """Task ``t`` of a (group, chunk) grid: its group and the element range it sums."""
+    g = t // chunks
+    c = t - g * chunks
+    return g, c, c * chunk, min((c + 1) * chunk, n)
+
+
 @kernel
 def _octav_partials(x, s, chunk, total, big, small):
     """Partial sums per (group, chunk): sum of |x| above s, counts above and 0 < |x| <= s."""
-    groups, n = x.shape
     chunks = total.shape[1]
-    for t in prange(groups * chunks):
-        g = t // chunks
-        c = t - g * chunks
+    for t in prange(x.shape[0] * chunks):
+        g, c, lo, hi = _chunk(t, chunks, chunk, x.shape[1])
         sg = s[g]
         acc = 0.0
         nb = 0
         ns = 0
-        for i in range(c * chunk, min((c + 1) * chunk, n)):  # branch-free: it vectorizes
+        for i in range(lo, hi):  # branch-free: it vectorizes
             a = abs(np.float64(x[g, i]))
             above = a > sg
             acc += a if above else 0.0
@@ -64,20 +70,18 @@ def _octav_partials(x, s, chunk, total, big, small):
 @kernel
 def _mse_partials(x, scale, qmin, qmax, chunk, out):
     """Partial sums of squared quantization error on the integer grid, per (group, chunk)."""
-    groups, n = x.shape
     chunks = out.shape[1]
-    for t in prange(groups * chunks):
-        g = t // chunks
-        c = t - g * chunks
+    for t in prange(x.shape[0] * chunks):
+        g, c, lo, hi = _chunk(t, chunks, chunk, x.shape[1])
         sc = scale[g]
         acc = 0.0
         if sc > 0.0:
-            for i in range(c * chunk, min((c + 1) * chunk, n)):
+            for i in range(lo, hi):
                 v = np.float64(x[g, i])
                 d = v - min(max(np.rint(v / sc), qmin), qmax) * sc
                 acc += d * d
         else:
-            for i in range(c * chunk, min((c + 1) * chunk, n)):
+            for i in range(lo, hi):
                 v = np.float64(x[g, i])
                 acc += v * v
         out[g, c] = acc
@@ -106,14 +110,12 @@ def _group_stats(x, nonzero, total, top, nz_min):
 
 @kernel
 def _modelled_partials(x, s, c, chunk, out):
-    groups, n = x.shape
     chunks = out.shape[1]
-    for t in prange(groups * chunks):
-        g = t // chunks
-        k = t - g * chunks
+    for t in prange(x.shape[0] * chunks):
+        g, k, lo, hi = _chunk(t, chunks, chunk, x.shape[1])
         sg = s[g]
         acc = 0.0
-        for i in range(k * chunk, min((k + 1) * chunk, n)):
+        for i in range(lo, hi):
             a = abs(np.float64(x[g, i]))
             if a > sg:
                 acc += (a - sg) * (a - sg)
