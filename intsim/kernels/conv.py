@@ -65,7 +65,9 @@ def resolve_padding(padding, in_hw, kernel_hw, strides, dilations) -> tuple[int,
 
 
 @kernel
-def _im2col_kernel(x, c0, cg, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, pad_value, cols):
+def _im2col_kernel(x, c0, cg, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, pad_value, flip, cols):
+    """Patch rows (filter row, filter column, channel); every value xor ``flip`` (0x80 turns
+    int8 bits viewed as uint8 into ``value + 128``, the re-bias the GEMM kernel prefers)."""
     batch, height, width, _ = x.shape
     for r in prange(batch * oh * ow):
         b = r // (oh * ow)
@@ -79,7 +81,7 @@ def _im2col_kernel(x, c0, cg, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, pad_value,
                 ix = ox * sw - pl + kx * dw
                 if 0 <= iy < height and 0 <= ix < width:
                     for c in range(cg):
-                        cols[r, col + c] = x[b, iy, ix, c0 + c]
+                        cols[r, col + c] = x[b, iy, ix, c0 + c] ^ flip
                 else:
                     for c in range(cg):
                         cols[r, col + c] = pad_value
@@ -234,16 +236,19 @@ def accumulate_conv2d(
     masks = []
     count, checked = 0, False
     xc = np.ascontiguousarray(x)
-    cols = np.empty((batch * oh * ow, kh * kw * cg), x.dtype)
+    flip, patch_zp = xc.dtype.type(0), x_zp
+    if xc.dtype == np.int8:  # exact: (a + 128) - (zp + 128) == a - zp
+        xc, flip, patch_zp = xc.view(np.uint8), np.uint8(0x80), x_zp + 128
+    cols = np.empty((batch * oh * ow, kh * kw * cg), xc.dtype)
     for g in range(groups):
         _im2col_kernel.build(backend)(
             xc, g * cg, cg, kh, kw, strides[0], strides[1], dilations[0], dilations[1],
-            pads[0], pads[1], oh, ow, x_zp, cols,
+            pads[0], pads[1], oh, ow, xc.dtype.type(patch_zp), flip, cols,
         )  # fmt: skip
         sl = slice(g * per_group, (g + 1) * per_group)
         w_g = PackedWeights.from_rows(np.ascontiguousarray(w[sl]).reshape(per_group, -1), backend)
         acc, rep = accumulate_matmul(
-            cols, w_g, x_zp, w_zp[sl], bias_v[sl], accumulator=accumulator, backend=backend
+            cols, w_g, patch_zp, w_zp[sl], bias_v[sl], accumulator=accumulator, backend=backend
         )
         out[:, sl] = acc
         count += rep.count

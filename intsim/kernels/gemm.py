@@ -130,7 +130,7 @@ def _tiles(m_total: int, n_total: int, k_total: int, threads: int) -> tuple[int,
     enough tiles for every thread."""
     tile_n = max(3, min(-(-n_total // 3) * 3, (192 * 1024 // max(k_total, 1)) // 3 * 3))
     tile_m = max(4, min(256, (m_total + 3) // 4 * 4))
-    while -(-m_total // tile_m) * -(-n_total // tile_n) < 4 * threads and tile_m > 4:
+    while -(-m_total // tile_m) * -(-n_total // tile_n) < 8 * threads and tile_m > 4:
         tile_m = max(4, tile_m // 2 // 4 * 4)
     return tile_m, tile_n
 
