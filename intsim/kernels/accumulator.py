@@ -57,6 +57,21 @@ class Accumulator:
             return v, False
         return (min(max(v, self.min), self.max) if self.overflow == "saturate" else self.wrap(v)), True
 
+    def reduce(self, terms, bias: int = 0) -> tuple[int, bool]:
+        """The reference reduction of Python-int ``terms`` (in order), then ``bias``: (value,
+        flagged).  Wrap: the exact sum reduced once (the same as wrapping every step), flagged
+        when it left the range.  Saturate: clamped after every addition, flagged when any
+        clamp happened."""
+        if self.overflow == "wrap":
+            total = sum(terms) + bias
+            return (total, False) if self.min <= total <= self.max else (self.wrap(total), True)
+        acc, hit = 0, False
+        for term in terms:
+            acc, clamped = self.add(acc, term)
+            hit |= clamped
+        acc, clamped = self.add(acc, bias)
+        return acc, hit or clamped
+
 
 INT32 = Accumulator(32, "wrap")
 INT64 = Accumulator(64, "wrap")

@@ -130,35 +130,19 @@ def _reference(x, w, x_zp, w_zp, bias, strides, dilations, pads, groups, oh, ow,
     per_group = cout // groups
     out = np.zeros((batch, oh, ow, cout), np.int64)
     mask = np.zeros(out.shape, bool)
-    wraps = accumulator.overflow == "wrap"
-    for b in range(batch):
-        for oy in range(oh):
-            for ox in range(ow):
-                for o in range(cout):
-                    g = o // per_group
-                    acc, hit = 0, False
-                    for ky in range(kh):
-                        for kx in range(kw):
-                            iy = oy * strides[0] - pads[0] + ky * dilations[0]
-                            ix = ox * strides[1] - pads[1] + kx * dilations[1]
-                            if not (0 <= iy < height and 0 <= ix < width):
-                                continue  # the tap reads the zero point: adds nothing
-                            for i in range(cg):
-                                term = (int(x[b, iy, ix, g * cg + i]) - x_zp) * (int(w[o, ky, kx, i]) - int(w_zp[o]))
-                                if wraps:
-                                    acc += term
-                                else:
-                                    acc, clamped = accumulator.add(acc, term)
-                                    hit |= clamped
-                    if wraps:
-                        acc += int(bias[o])
-                        if not accumulator.min <= acc <= accumulator.max:
-                            acc, hit = accumulator.wrap(acc), True
-                    else:
-                        acc, clamped = accumulator.add(acc, int(bias[o]))
-                        hit |= clamped
-                    out[b, oy, ox, o] = acc
-                    mask[b, oy, ox, o] = hit
+
+    def taps(b, oy, ox, o):  # in reduction order; taps outside the image add nothing
+        g = o // per_group
+        for ky in range(kh):
+            for kx in range(kw):
+                iy = oy * strides[0] - pads[0] + ky * dilations[0]
+                ix = ox * strides[1] - pads[1] + kx * dilations[1]
+                if 0 <= iy < height and 0 <= ix < width:
+                    for i in range(cg):
+                        yield (int(x[b, iy, ix, g * cg + i]) - x_zp) * (int(w[o, ky, kx, i]) - int(w_zp[o]))
+
+    for b, oy, ox, o in np.ndindex(*out.shape):
+        out[b, oy, ox, o], mask[b, oy, ox, o] = accumulator.reduce(taps(b, oy, ox, o), int(bias[o]))
     return out, mask
 
 

@@ -248,22 +248,10 @@ def _reference(a, b, za, zb, bias, accumulator: Accumulator):
     n_total = b.shape[1]
     out = np.zeros((m_total, n_total), np.int64)
     mask = np.zeros((m_total, n_total), bool)
-    wraps = accumulator.overflow == "wrap"
     for m in range(m_total):
         for n in range(n_total):
-            acc, hit = 0, False
-            for k in range(k_total):
-                term = (int(a[m, k]) - za) * (int(b[k, n]) - int(zb[n]))
-                if wraps:  # wrapping: exact sum, reduced once (the same as wrapping each step)
-                    acc += term
-                else:
-                    acc, clamped = accumulator.add(acc, term)
-                    hit |= clamped
-            acc, over = accumulator.add(acc, int(bias[n])) if not wraps else (acc + int(bias[n]), False)
-            if wraps and not accumulator.min <= acc <= accumulator.max:
-                acc, over = accumulator.wrap(acc), True
-            out[m, n] = acc
-            mask[m, n] = hit or over
+            terms = ((int(a[m, k]) - za) * (int(b[k, n]) - int(zb[n])) for k in range(k_total))
+            out[m, n], mask[m, n] = accumulator.reduce(terms, int(bias[n]))
     return out, mask
 
 
