@@ -387,10 +387,10 @@ def test_truncated_float32_kernel_equals_general_kernel(saturate):
     codec._encode_float_kernel.parallel(
         x.view(np.uint32), 23, 8, 127, *params, saturate, 0, np.zeros(0, np.uint64), general
     )
-    man, _, _, max_mag, sign, ovf_pos, ovf_neg, nan_pos, nan_neg = params[:9]
+    assert codec.float_kernel(F.get("bfloat16"), x.dtype, 0) == "truncated_f32"
     for build in (codec._encode_truncated_f32_kernel.parallel, codec._encode_truncated_f32_kernel.serial):
         fast = np.empty_like(general)
-        build(x.view(np.uint32), 23 - man, max_mag, sign, ovf_pos, ovf_neg, nan_pos, nan_neg, saturate, fast)
+        build(x.view(np.uint32), *params.for_truncated_f32(), saturate, fast)
         np.testing.assert_array_equal(fast, general)
 
 
@@ -408,12 +408,12 @@ def test_fast_kernel_equals_general_kernel(name, saturate):
     codec._encode_float_kernel.parallel(
         x.view(np.uint32), 23, 8, 127, *params, saturate, 0, np.zeros(0, np.uint64), general
     )
-    applies = codec.fast_path_applies(fmt, x.dtype, 0)
+    applies = codec.nearest_even_f32_valid(fmt)
     assert applies == (name != "float8_e8m0fnu")  # E8M0's lowest binade is float32-subnormal
     if applies:
         fast = np.empty_like(general)
-        codec._encode_f32_nearest_even_kernel.parallel(x, x.view(np.uint32), *(params[:2] + params[3:]), saturate, fast)
+        codec._encode_f32_nearest_even_kernel.parallel(x, x.view(np.uint32), *params.for_nearest_even_f32(), saturate, fast)
         np.testing.assert_array_equal(fast, general)
         fast_serial = np.empty_like(general)
-        codec._encode_f32_nearest_even_kernel.serial(x, x.view(np.uint32), *(params[:2] + params[3:]), saturate, fast_serial)
+        codec._encode_f32_nearest_even_kernel.serial(x, x.view(np.uint32), *params.for_nearest_even_f32(), saturate, fast_serial)
         np.testing.assert_array_equal(fast_serial, general)

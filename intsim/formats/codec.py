@@ -31,6 +31,8 @@ Integer targets (``IntFormat``): ``q = round(x)`` with the chosen rounding, then
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import prange
 
@@ -146,7 +148,7 @@ def _encode_f32_nearest_even_kernel(
       adder round it to an integer, ties to even.
 
     Valid when the target's smallest normal is a float32 normal (``emin >= -126``),
-    ``man <= 23``, and the exponent re-bias is even (see ``fast_path_applies``).  ``bits`` is
+    ``man <= 23``, and the exponent re-bias is even (see ``nearest_even_f32_valid``).  ``bits`` is
     the uint32 view of ``x``, taken by the caller.
     """
     s = 23 - man
@@ -338,8 +340,35 @@ def _as_real_array(x) -> np.ndarray:
     raise ValueError(f"encode takes float32 or float64 input (or exactly convertible), got {a.dtype}")
 
 
-def float_params(fmt: FloatFormat, saturate: bool) -> tuple:
-    """The integer parameters ``_encode_float_one`` takes for ``fmt`` (after the source ones)."""
+class FloatParams(NamedTuple):
+    """What the float encode kernels need to know of a format, as integer codes."""
+
+    man: int
+    emin: int
+    offset: int  # 2**man for formats without subnormals (E8M0), else 0
+    max_mag: int
+    sign_bit: int
+    ovf_pos: int
+    ovf_neg: int
+    nan_pos: int  # _NOT_REPRESENTABLE where the format has no NaN (and NaN must raise)
+    nan_neg: int
+    zero_pos: int
+    zero_neg: int
+    has_zero: bool
+
+    def for_nearest_even_f32(self) -> tuple:
+        """The arguments of ``_encode_f32_nearest_even_kernel`` (formats with subnormals)."""
+        return (self.man, self.emin, self.max_mag, self.sign_bit, self.ovf_pos, self.ovf_neg,
+                self.nan_pos, self.nan_neg, self.zero_pos, self.zero_neg, self.has_zero)  # fmt: skip
+
+    def for_truncated_f32(self) -> tuple:
+        """The arguments of ``_encode_truncated_f32_kernel``."""
+        return (23 - self.man, self.max_mag, self.sign_bit, self.ovf_pos, self.ovf_neg,
+                self.nan_pos, self.nan_neg)  # fmt: skip
+
+
+def float_params(fmt: FloatFormat, saturate: bool, nan: str = "raise") -> FloatParams:
+    """The codes ``_encode_float_one`` produces for ``fmt``'s special cases."""
     sign = fmt.sign_bit
     max_mag = fmt.max_mag_code
     nan_pos, nan_neg = fmt.nan_code(False), fmt.nan_code(True)
@@ -349,26 +378,23 @@ def float_params(fmt: FloatFormat, saturate: bool) -> tuple:
         ovf_pos, ovf_neg = max_mag, max_mag | sign
     else:
         ovf_pos, ovf_neg = nan_pos, nan_neg
-    if nan_pos is None:
-        nan_pos = nan_neg = _NOT_REPRESENTABLE
+    if nan_pos is None:  # no NaN code: raise, or +0 with nan="zero"
+        nan_pos = nan_neg = 0 if nan == "zero" else _NOT_REPRESENTABLE
     if fmt.has_zero:
         zero_pos, zero_neg = 0, (sign if fmt.has_negative_zero else 0)
     else:  # E8M0: ONNX maps 0 to the smallest value when saturating, to NaN otherwise
         zero_pos = zero_neg = 0 if saturate else nan_pos
     offset = 0 if fmt.subnormals else 1 << fmt.man_bits
-    return (
+    return FloatParams(
         fmt.man_bits, fmt.emin, offset, max_mag, sign, ovf_pos, ovf_neg, nan_pos, nan_neg,
         zero_pos, zero_neg, fmt.has_zero,
     )  # fmt: skip
 
 
-def fast_path_applies(fmt: FloatFormat, dtype: np.dtype, mode: int) -> bool:
-    """Whether ``_encode_f32_nearest_even_kernel`` computes this encode."""
+def nearest_even_f32_valid(fmt: FloatFormat) -> bool:
+    """Whether ``_encode_f32_nearest_even_kernel`` computes ``fmt`` exactly."""
     rebias = ((127 + fmt.emin) << fmt.man_bits) - (1 << fmt.man_bits)
-    return (
-        dtype == np.float32 and mode == rnd.NEAREST_EVEN and fmt.subnormals
-        and fmt.man_bits <= 23 and fmt.emin >= -126 and rebias % 2 == 0
-    )  # fmt: skip
+    return fmt.subnormals and fmt.man_bits <= 23 and fmt.emin >= -126 and rebias % 2 == 0
 
 
 def is_truncated_float32(fmt) -> bool:
@@ -377,6 +403,16 @@ def is_truncated_float32(fmt) -> bool:
         isinstance(fmt, FloatFormat) and fmt.exp_bits == 8 and fmt.bias == 127
         and fmt.specials == "ieee" and fmt.signed and fmt.subnormals
     )  # fmt: skip
+
+
+def float_kernel(fmt: FloatFormat, dtype: np.dtype, mode: int) -> str:
+    """Which encode kernel runs: ``"truncated_f32"`` (bit rounding, bfloat16),
+    ``"nearest_even_f32"`` (straight-line float32 kernel) or ``"general"``."""
+    if dtype != np.float32 or mode != rnd.NEAREST_EVEN:
+        return "general"
+    if is_truncated_float32(fmt) and fmt.man_bits < 23:
+        return "truncated_f32"
+    return "nearest_even_f32" if nearest_even_f32_valid(fmt) else "general"
 
 
 def _raise_bad_input(flat: np.ndarray, fmt, nan: str):
@@ -447,19 +483,14 @@ def encode(
     view_dtype, src_man, src_exp_bits, src_bias = _SOURCES[flat.dtype]
     src = flat.view(view_dtype)
     if isinstance(fmt, FloatFormat):
-        params = float_params(fmt, saturate)
-        if nan == "zero" and not fmt.has_nan:
-            params = params[:7] + (0, 0) + params[9:]
-        if flat.dtype == np.float32 and mode == rnd.NEAREST_EVEN and is_truncated_float32(fmt) and fmt.man_bits < 23:
-            man, _, _, max_mag, sign, ovf_pos, ovf_neg, nan_pos, nan_neg = params[:9]
-            _encode_truncated_f32_kernel.build(backend)(
-                src, 23 - man, max_mag, sign, ovf_pos, ovf_neg, nan_pos, nan_neg, saturate, out
-            )
+        params = float_params(fmt, saturate, nan)
+        choice = float_kernel(fmt, flat.dtype, mode)
+        if choice == "truncated_f32":  # an IEEE format: every input has a code
+            _encode_truncated_f32_kernel.build(backend)(src, *params.for_truncated_f32(), saturate, out)
             bad = 0
-        elif fast_path_applies(fmt, flat.dtype, mode):
-            fast_params = params[:2] + params[3:]  # no offset: formats with subnormals only
+        elif choice == "nearest_even_f32":
             bad = _encode_f32_nearest_even_kernel.build(backend)(
-                flat, src, *fast_params, saturate, out
+                flat, src, *params.for_nearest_even_f32(), saturate, out
             )
         else:
             bad = _encode_float_kernel.build(backend)(
