@@ -42,6 +42,7 @@ import numpy as np
 from numba import prange
 
 from intsim._jit import Kernel, check_backend, helper, kernel
+from intsim.rounding import round_half_away
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
@@ -52,21 +53,13 @@ FLOAT_RULES = ("float32", "float64-onnx", "float64-away")
 # ---- QuantizeMultiplier ---------------------------------------------------------------------------
 
 
-def _round_half_away(v: float) -> int:
-    """C ``std::round`` on a double: ties away from zero (Python's ``round`` is half-even)."""
-    t = math.trunc(v)
-    if abs(v - t) >= 0.5:
-        t += 1 if v > 0 else -1
-    return int(t)
-
-
 def _quantize_multiplier_scalar(real: float, single_rounding: bool) -> tuple[int, int]:
     if not math.isfinite(real):
         raise ValueError(f"multiplier must be finite, got {real!r}")
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
-    q_fixed = _round_half_away(q * 2.0**31)
+    q_fixed = int(round_half_away(q * 2.0**31))
     if abs(q_fixed) == 2**31:
         q_fixed //= 2
         shift += 1
@@ -150,7 +143,7 @@ def requantize_float_reference(acc: int, multiplier: float, zero_point: int, qmi
         v = float(acc) * float(np.float32(multiplier)) + zero_point
         return int(min(max(np.rint(v), qmin), qmax))
     if rule == "float64-away":
-        v = _round_half_away(float(acc) * float(multiplier))
+        v = int(round_half_away(float(acc) * float(multiplier)))
         return min(max(v + zero_point, qmin), qmax)
     raise ValueError(f"rule must be one of {FLOAT_RULES}, got {rule!r}")
 

@@ -35,6 +35,14 @@ def mode_id(rounding: str) -> int:
         raise ValueError(f"rounding must be one of {tuple(MODES)}, got {rounding!r}") from None
 
 
+def round_half_away(v):
+    """C ``std::round`` (ties away from zero) on floats or float arrays, exactly: ``v - trunc(v)``
+    is exact in binary floating point, unlike ``floor(v + 0.5)``.  Python's ``round`` and
+    numpy's ``rint`` round ties to even instead."""
+    t = np.trunc(v)
+    return t + np.where(np.abs(v - t) >= 0.5, np.sign(v), 0)
+
+
 def random_bits(size: int, seed) -> np.ndarray:
     """``size`` uint64 words from PCG64 seeded with ``seed`` (an int, None, or a Generator)."""
     if isinstance(seed, np.random.Generator):

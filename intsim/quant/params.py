@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from intsim.formats.spec import IntFormat
+from intsim.rounding import round_half_away
 from intsim.quant.affine import resolve_format, check_scale, check_zero_point, dequantize, quantize
 
 CONVENTIONS = ("onnxruntime", "tflite")
@@ -133,12 +134,6 @@ def _onnxruntime_rule(rmin, rmax, qmin, qmax, symmetric):
     return scale, zp
 
 
-def _round_half_away_f32(v: np.ndarray) -> np.ndarray:
-    """C ``std::round`` (``v - trunc(v)`` is exact, unlike ``floor(v + 0.5)``)."""
-    t = np.trunc(v)
-    return t + np.where(np.abs(v - t) >= 0.5, np.sign(v), 0)
-
-
 def _tflite_rule(rmin, rmax, qmin, qmax, symmetric):
     f32 = np.float32
     rmin = np.minimum(rmin, f32(0))
@@ -152,7 +147,7 @@ def _tflite_rule(rmin, rmax, qmin, qmax, symmetric):
         with np.errstate(divide="ignore", invalid="ignore"):
             from_min = np.where(scale != 0, qmin_f - rmin / scale, qmin_f).astype(f32)
         zp = np.where(
-            from_min < qmin_f, qmin, np.where(from_min > qmax_f, qmax, _round_half_away_f32(from_min))
+            from_min < qmin_f, qmin, np.where(from_min > qmax_f, qmax, round_half_away(from_min))
         ).astype(np.int64)
     if np.any(scale == 0):
         raise ValueError(
