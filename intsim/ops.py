@@ -281,7 +281,7 @@ def fully_connected(
     info = np.iinfo(out_dtype)
     clamp = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
     y = _requantize(acc, input_scale, np.asarray(filter_scale).reshape(-1), output_scale, output_zero_point,
-                    out_dtype, profile, "int16" if int16x8 else "fc", -1, backend, clamp)  # fmt: skip
+                    out_dtype, profile, "int16-fc" if int16x8 else "fc", -1, backend, clamp)  # fmt: skip
     return _finish(y.reshape(x.shape[:-1] + (w.shape[0],)), report, return_report)
 
 

@@ -26,7 +26,8 @@ from intsim.rounding import MODES
 REQUANT_RULES = ("double", "single", "int64") + fxp.FLOAT_RULES
 MULTIPLIER_RULES = ("float64", "float32-product", "float32")
 OVERFLOW = ("wrap", "saturate")
-OPS = ("conv", "fc", "int16")
+OPS = ("conv", "fc", "int16", "int16-fc")
+ACTIVATION_IMPLS = ("lut", "fixed-point")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class Profile:
     fc_requant: str  # FullyConnected / MatMul / Gemm
     fc_multiplier: str
     int16_requant: str = "int64"  # int16 activations x int8 weights, int64 accumulators
+    int16_fc_requant: str = "int64"  # int16x8 FullyConnected
+    activation_impl: str = "lut"  # TFLite int8 LOGISTIC/TANH: float-built table or gemmlowp fixed point
     accumulator_bits: int = 32
     accumulator_overflow: str = "wrap"
     quantize_rounding: str = "nearest_even"  # QuantizeLinear / QUANTIZE and activation bounds
@@ -48,6 +51,8 @@ class Profile:
         for field, value, allowed in (
             ("requant", self.requant, REQUANT_RULES), ("fc_requant", self.fc_requant, REQUANT_RULES),
             ("int16_requant", self.int16_requant, REQUANT_RULES),
+            ("int16_fc_requant", self.int16_fc_requant, REQUANT_RULES),
+            ("activation_impl", self.activation_impl, ACTIVATION_IMPLS),
             ("multiplier", self.multiplier, MULTIPLIER_RULES),
             ("fc_multiplier", self.fc_multiplier, MULTIPLIER_RULES),
             ("accumulator_overflow", self.accumulator_overflow, OVERFLOW),
@@ -59,13 +64,16 @@ class Profile:
             raise ValueError(f"profile {self.name!r}: accumulator_bits must be in [8, 64]")
 
     def rules(self, op: str) -> tuple[str, str]:
-        """(requantization rule, multiplier rule) for ``op`` in ``"conv"``, ``"fc"``, ``"int16"``."""
+        """(requantization rule, multiplier rule) for ``op`` in ``"conv"``, ``"fc"``, ``"int16"``
+        (int16x8 conv), ``"int16-fc"`` (int16x8 FullyConnected)."""
         if op == "conv":
             return self.requant, self.multiplier
         if op == "fc":
             return self.fc_requant, self.fc_multiplier
         if op == "int16":
             return self.int16_requant, "float64"
+        if op == "int16-fc":
+            return self.int16_fc_requant, "float64"
         raise ValueError(f"op must be one of {OPS}, got {op!r}")
 
     def real_multiplier(self, s_in, s_w, s_out, op: str = "conv") -> np.ndarray:
@@ -127,19 +135,22 @@ PROFILES = {
         Profile(
             "tflite-reference",
             "LiteRT BUILTIN_REF kernels (google-ai-edge/LiteRT tflite/kernels/internal/reference): "
-            "MBQM double rounding for conv/depthwise/add/mul; FullyConnected requantizes in "
-            "float64 with half-away rounding since LiteRT commit 9213607 (2025); QUANTIZE rounds "
+            "MBQM double rounding for conv/depthwise/add/mul; FullyConnected (int8 and int16x8) "
+            "requantizes in float64 with half-away rounding since LiteRT commit 9213607 (2025); "
+            "int8 LOGISTIC/TANH use float-built 256-entry tables (LUTPopulate); QUANTIZE rounds "
             "half away from zero",
             requant="double", multiplier="float64", fc_requant="float64-away",
-            fc_multiplier="float64", quantize_rounding="nearest_away",
+            fc_multiplier="float64", int16_fc_requant="float64-away", quantize_rounding="nearest_away",
         ),
         Profile(
             "tflm",
             "TFLite Micro reference kernels = CMSIS-NN default (tensorflow/tflite-micro "
             "tensorflow/lite/kernels/internal/common.cc, reference/integer_ops/*.h): MBQM double "
-            "rounding everywhere; FullyConnected multiplier from a float32 product",
+            "rounding everywhere; FullyConnected multiplier from a float32 product; int8 "
+            "LOGISTIC/TANH in gemmlowp fixed point",
             requant="double", multiplier="float64", fc_requant="double",
             fc_multiplier="float32-product", quantize_rounding="nearest_away",
+            activation_impl="fixed-point",
         ),
         Profile(
             "tflm-single-rounding",
@@ -147,6 +158,7 @@ PROFILES = {
             "CMSIS_NN_USE_SINGLE_ROUNDING: (acc * qm + 2**(30 - shift)) >> (31 - shift)",
             requant="single", multiplier="float64", fc_requant="single",
             fc_multiplier="float32-product", quantize_rounding="nearest_away",
+            activation_impl="fixed-point",
         ),
         Profile(
             "onnxruntime-cpu",

@@ -1,0 +1,181 @@
+"""Write TFLite flatbuffers with the schema's generated builder API (the ``tflite`` package).
+
+    x = TensorSpec("x", (1, 8, 8, 4), "INT8", scale=0.05, zero_point=-3)
+    ...
+    data = build([x, w, b, y], [OpSpec("CONV_2D", [0, 1, 2], [3], {"padding": 0, "stride_h": 1,
+                 "stride_w": 1})], inputs=[0], outputs=[3])
+
+Used by the tests to cover operators that the shipped models do not contain, and by anyone who
+wants a one-op model to probe a target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import importlib
+
+import flatbuffers
+import numpy as np
+import tflite
+
+from intsim.formats.packing import pack
+
+
+def _mod(name: str):
+    """The generated module ``tflite.<name>`` (the package re-exports the class of that name)."""
+    return importlib.import_module(f"tflite.{name}")
+
+# BuiltinOperator -> its BuiltinOptions table
+OPTIONS = {
+    "CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
+    "FULLY_CONNECTED": "FullyConnectedOptions", "ADD": "AddOptions", "SUB": "SubOptions",
+    "MUL": "MulOptions", "MEAN": "ReducerOptions", "PAD": "PadOptions", "PADV2": "PadV2Options",
+    "RESHAPE": "ReshapeOptions", "TRANSPOSE": "TransposeOptions", "SQUEEZE": "SqueezeOptions",
+    "CONCATENATION": "ConcatenationOptions", "AVERAGE_POOL_2D": "Pool2DOptions",
+    "MAX_POOL_2D": "Pool2DOptions", "SOFTMAX": "SoftmaxOptions", "LEAKY_RELU": "LeakyReluOptions",
+    "HARD_SWISH": "HardSwishOptions", "DEQUANTIZE": "DequantizeOptions",
+    "QUANTIZE": "QuantizeOptions", "STRIDED_SLICE": "StridedSliceOptions",
+    "TRANSPOSE_CONV": "TransposeConvOptions",
+}  # fmt: skip
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    shape: tuple
+    type: str  # schema TensorType name: "INT8", "INT16", "INT32", "INT64", "FLOAT32", "INT4"
+    data: np.ndarray | None = None
+    scale: object = None  # float or sequence (per channel)
+    zero_point: object = None
+    quantized_dimension: int = 0
+
+
+@dataclass
+class OpSpec:
+    op: str
+    inputs: list
+    outputs: list
+    options: dict = field(default_factory=dict)  # snake_case field names of the options table
+    version: int = 1
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
+
+
+def _int32_vector(b, values):
+    return b.CreateNumpyVector(np.asarray(values, dtype=np.int32))
+
+
+def _table_vector(b, start, offsets):
+    start(b, len(offsets))
+    for off in reversed(offsets):
+        b.PrependUOffsetTRelative(off)
+    return b.EndVector()
+
+
+def _options(b, spec: OpSpec):
+    table = OPTIONS.get(spec.op)
+    if table is None:
+        if spec.options:
+            raise ValueError(f"no options table known for {spec.op}")
+        return 0, 0
+    mod = _mod(table)
+    vectors = {k: _int32_vector(b, v) for k, v in spec.options.items() if isinstance(v, (list, tuple, np.ndarray))}
+    getattr(mod, f"{table}Start")(b)
+    for key, value in spec.options.items():
+        adder = getattr(mod, f"{table}Add{_camel(key)}", None)
+        if adder is None:
+            raise ValueError(f"{table} has no field {key!r}")
+        adder(b, vectors.get(key, value))
+    return getattr(tflite.BuiltinOptions, table), getattr(mod, f"{table}End")(b)
+
+
+def _tensor_bytes(t: TensorSpec) -> bytes:
+    if t.type == "INT4":
+        return pack(np.asarray(t.data).astype(np.int8).reshape(-1) & 0xF, 4).tobytes()
+    return np.ascontiguousarray(t.data).tobytes()
+
+
+def build(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int], outputs: list[int],
+          description: str = "intsim.tflite.builder") -> bytes:  # fmt: skip
+    """The bytes of a one-subgraph ``.tflite`` model."""
+    b = flatbuffers.Builder(1024)
+    buffers = [(None)] + [t for t in tensors if t.data is not None]
+    buffer_offsets = []
+    for t in buffers:
+        data = None if t is None else b.CreateNumpyVector(np.frombuffer(_tensor_bytes(t), np.uint8))
+        _mod("Buffer").BufferStart(b)
+        if data is not None:
+            _mod("Buffer").BufferAddData(b, data)
+        buffer_offsets.append(_mod("Buffer").BufferEnd(b))
+    tensor_offsets = []
+    next_buffer = 1
+    for t in tensors:
+        name = b.CreateString(t.name)
+        shape = _int32_vector(b, t.shape)
+        quant = None
+        if t.scale is not None:
+            scale = b.CreateNumpyVector(np.atleast_1d(np.asarray(t.scale, np.float32)))
+            zp = np.atleast_1d(np.asarray(0 if t.zero_point is None else t.zero_point, np.int64))
+            zp = b.CreateNumpyVector(zp)
+            _mod("QuantizationParameters").QuantizationParametersStart(b)
+            _mod("QuantizationParameters").QuantizationParametersAddScale(b, scale)
+            _mod("QuantizationParameters").QuantizationParametersAddZeroPoint(b, zp)
+            _mod("QuantizationParameters").QuantizationParametersAddQuantizedDimension(b, t.quantized_dimension)
+            quant = _mod("QuantizationParameters").QuantizationParametersEnd(b)
+        _mod("Tensor").TensorStart(b)
+        _mod("Tensor").TensorAddShape(b, shape)
+        _mod("Tensor").TensorAddType(b, getattr(tflite.TensorType, t.type))
+        if t.data is not None:
+            _mod("Tensor").TensorAddBuffer(b, next_buffer)
+            next_buffer += 1
+        _mod("Tensor").TensorAddName(b, name)
+        if quant is not None:
+            _mod("Tensor").TensorAddQuantization(b, quant)
+        tensor_offsets.append(_mod("Tensor").TensorEnd(b))
+    codes = sorted({(s.op, s.version) for s in ops})
+    code_offsets = []
+    for name, version in codes:
+        code = getattr(tflite.BuiltinOperator, name)
+        _mod("OperatorCode").OperatorCodeStart(b)
+        _mod("OperatorCode").OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
+        _mod("OperatorCode").OperatorCodeAddBuiltinCode(b, code)
+        _mod("OperatorCode").OperatorCodeAddVersion(b, version)
+        code_offsets.append(_mod("OperatorCode").OperatorCodeEnd(b))
+    op_offsets = []
+    for s in ops:
+        ins, outs = _int32_vector(b, s.inputs), _int32_vector(b, s.outputs)
+        kind, options = _options(b, s)
+        _mod("Operator").OperatorStart(b)
+        _mod("Operator").OperatorAddOpcodeIndex(b, codes.index((s.op, s.version)))
+        _mod("Operator").OperatorAddInputs(b, ins)
+        _mod("Operator").OperatorAddOutputs(b, outs)
+        if kind:
+            _mod("Operator").OperatorAddBuiltinOptionsType(b, kind)
+            _mod("Operator").OperatorAddBuiltinOptions(b, options)
+        op_offsets.append(_mod("Operator").OperatorEnd(b))
+    t_vec = _table_vector(b, _mod("SubGraph").SubGraphStartTensorsVector, tensor_offsets)
+    o_vec = _table_vector(b, _mod("SubGraph").SubGraphStartOperatorsVector, op_offsets)
+    in_vec, out_vec = _int32_vector(b, inputs), _int32_vector(b, outputs)
+    name = b.CreateString("main")
+    _mod("SubGraph").SubGraphStart(b)
+    _mod("SubGraph").SubGraphAddTensors(b, t_vec)
+    _mod("SubGraph").SubGraphAddInputs(b, in_vec)
+    _mod("SubGraph").SubGraphAddOutputs(b, out_vec)
+    _mod("SubGraph").SubGraphAddOperators(b, o_vec)
+    _mod("SubGraph").SubGraphAddName(b, name)
+    graph = _mod("SubGraph").SubGraphEnd(b)
+    graphs = _table_vector(b, _mod("Model").ModelStartSubgraphsVector, [graph])
+    codes_vec = _table_vector(b, _mod("Model").ModelStartOperatorCodesVector, code_offsets)
+    bufs = _table_vector(b, _mod("Model").ModelStartBuffersVector, buffer_offsets)
+    desc = b.CreateString(description)
+    _mod("Model").ModelStart(b)
+    _mod("Model").ModelAddVersion(b, 3)
+    _mod("Model").ModelAddOperatorCodes(b, codes_vec)
+    _mod("Model").ModelAddSubgraphs(b, graphs)
+    _mod("Model").ModelAddDescription(b, desc)
+    _mod("Model").ModelAddBuffers(b, bufs)
+    b.Finish(_mod("Model").ModelEnd(b), file_identifier=b"TFL3")
+    return bytes(b.Output())

@@ -1,0 +1,129 @@
+"""What every TFLite kernel shares: the registry, the execution context and the small rules
+(activation ranges, MultiplyByQuantizedMultiplier as the profile builds it, padding)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from intsim import fixedpoint as fxp
+from intsim import profiles as _profiles
+from intsim.ops import activation_range
+from intsim.tflite.model import Model, ModelError, Operator, Tensor
+
+KERNELS: dict = {}
+
+# schema.fbs ActivationFunctionType
+ACTIVATION = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
+PADDING = {0: "SAME", 1: "VALID"}
+
+
+def kernel(*names):
+    """Register ``fn(ctx, op) -> list of output arrays`` for the BuiltinOperator ``names``."""
+
+    def register(fn):
+        for n in names:
+            KERNELS[n] = fn
+        return fn
+
+    return register
+
+
+@dataclass
+class Context:
+    model: Model
+    profile: _profiles.Profile
+    values: dict
+    backend: str = "jit"
+
+    @property
+    def rounding(self) -> str:
+        """The MultiplyByQuantizedMultiplier build: ``"double"`` or ``"single"``."""
+        return "single" if self.profile.requant == "single" else "double"
+
+    @property
+    def tflm(self) -> bool:
+        """TFLite Micro kernels (fixed-point LOGISTIC/TANH) rather than LiteRT's reference ones."""
+        return self.profile.activation_impl == "fixed-point"
+
+    def tensor(self, index: int) -> Tensor:
+        return self.model.tensors[index]
+
+    def input(self, op: Operator, k: int, required: bool = True):
+        """The value of ``op``'s ``k``-th input (``None`` for an omitted optional input)."""
+        if k >= len(op.inputs) or op.inputs[k] < 0:
+            if required:
+                raise ModelError(f"{op.describe()}: input {k} is missing")
+            return None
+        i = op.inputs[k]
+        if i in self.values:
+            return self.values[i]
+        t = self.tensor(i)
+        if t.data is None:
+            raise ModelError(f"{op.describe()}: {t.describe()} has no value (not computed and not constant)")
+        return t.data
+
+    def in_tensor(self, op: Operator, k: int) -> Tensor:
+        return self.tensor(op.inputs[k])
+
+    def out_tensor(self, op: Operator, k: int = 0) -> Tensor:
+        return self.tensor(op.outputs[k])
+
+    def mbqm(self, x, real_multiplier: float) -> np.ndarray:
+        """``MultiplyByQuantizedMultiplier(x, QuantizeMultiplier(real))`` (int32 variant)."""
+        q, shift = fxp.quantize_multiplier(float(real_multiplier), single_rounding=self.rounding == "single")
+        return self.mbqm_raw(x, q, shift)
+
+    def mbqm_raw(self, x, q: int, shift: int) -> np.ndarray:
+        x = np.asarray(x, dtype=np.int64)
+        out = fxp.multiply_by_quantized_multiplier(x.reshape(-1), q, shift, rounding=self.rounding, backend=self.backend)
+        return out.astype(np.int64).reshape(x.shape)
+
+
+def qparams(t: Tensor, op: Operator | None = None) -> tuple[np.float32, int]:
+    """Per-tensor (scale, zero point) of an activation tensor."""
+    where = f"{op.describe()}: " if op is not None else ""
+    if not t.quantized:
+        raise ModelError(f"{where}{t.describe()} has no quantization parameters")
+    if t.scale.size != 1:
+        raise ModelError(f"{where}{t.describe()} must be quantized per tensor, has {t.scale.size} scales")
+    scale = np.float32(t.scale[0])
+    if not np.isfinite(scale) or scale <= 0:
+        raise ModelError(f"{where}{t.describe()} has scale {scale}; scales must be finite and positive")
+    return scale, int(t.zero_point[0])
+
+
+def type_range(dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def act_range(op: Operator, out: Tensor) -> tuple[int, int]:
+    """TFLite ``CalculateActivationRangeQuantized`` for the op's fused activation."""
+    code = op.options.get("fused_activation_function", 0)
+    if code not in ACTIVATION:
+        raise ModelError(f"{op.describe()}: fused activation {code} is not supported (only NONE, RELU, RELU_N1_TO_1, RELU6)")
+    lo, hi = type_range(out.dtype)
+    scale, zp = qparams(out, op)
+    return activation_range(ACTIVATION[code], scale, zp, lo, hi)
+
+
+def check_types(op: Operator, tensors, allowed) -> np.dtype:
+    """All ``tensors`` share one dtype from ``allowed``; returns it."""
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) != 1 or next(iter(dtypes)) not in [np.dtype(a) for a in allowed]:
+        names = ", ".join(t.describe() for t in tensors)
+        raise ModelError(f"{op.describe()}: unsupported types ({names}); supported: {[np.dtype(a).name for a in allowed]}")
+    return next(iter(dtypes))
+
+
+def same_padding(size: int, filter_size: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
+    """TFLite ``ComputePaddingHeightWidth``: (output size, padding before)."""
+    effective = (filter_size - 1) * dilation + 1
+    if padding == "SAME":
+        out = (size + stride - 1) // stride
+    else:
+        out = (size - effective + stride) // stride
+    pad = max(((out - 1) * stride + effective - size) // 2, 0)
+    return out, pad

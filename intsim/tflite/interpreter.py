@@ -1,0 +1,151 @@
+"""Load, run and compare TFLite models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from intsim import profiles as _profiles
+from intsim.tflite import kernels_activation, kernels_elementwise, kernels_nn, kernels_shape  # noqa: F401 (registration)
+from intsim.tflite.context import KERNELS, Context
+from intsim.tflite.model import Model, ModelError, Operator, parse
+
+TFLITE_PROFILES = ("tflite-reference", "tflm", "tflm-single-rounding")
+
+
+def supported_ops() -> list[str]:
+    return sorted(KERNELS)
+
+
+def load(model) -> Model:
+    """Parse a ``.tflite`` file (path or bytes) and check that intsim has a kernel for every
+    operator; an unsupported one raises ``ModelError`` naming the op and its index."""
+    m = model if isinstance(model, Model) else parse(model)
+    missing = [f"{op.describe()}" for op in m.operators if op.op not in KERNELS]
+    if missing:
+        raise ModelError(f"{m.source}: unsupported operator(s): {', '.join(missing)}; "
+                         f"intsim supports {', '.join(supported_ops())}")  # fmt: skip
+    return m
+
+
+def _profile(profile) -> _profiles.Profile:
+    p = _profiles.get(profile)
+    if p.requant not in ("double", "single"):
+        raise ValueError(
+            f"profile {p.name!r} requantizes with {p.requant!r}; TFLite kernels need a "
+            f"MultiplyByQuantizedMultiplier profile such as {', '.join(TFLITE_PROFILES)}"
+        )
+    return p
+
+
+def _bind_inputs(model: Model, inputs) -> dict:
+    details = model.input_details()
+    if isinstance(inputs, dict):
+        by_name = {t.name: t for t in details}
+        unknown = set(inputs) - set(by_name)
+        if unknown:
+            raise ValueError(f"unknown input name(s) {sorted(unknown)}; the model takes {list(by_name)}")
+        arrays = [inputs.get(t.name) for t in details]
+    elif isinstance(inputs, np.ndarray):
+        arrays = [inputs]
+    else:
+        arrays = list(inputs)
+    if len(arrays) != len(details) or any(a is None for a in arrays):
+        raise ValueError(f"the model takes {len(details)} input(s) ({', '.join(t.describe() for t in details)})")
+    values = {}
+    for t, a in zip(details, arrays, strict=True):
+        a = np.asarray(a)
+        if a.dtype != t.dtype:
+            raise ValueError(f"input {t.describe()} needs dtype {t.dtype}, got {a.dtype}")
+        if a.shape != t.shape:
+            raise ValueError(f"input {t.describe()} needs shape {t.shape}, got {a.shape}")
+        values[t.index] = a
+    return values
+
+
+def execute(ctx: Context, op: Operator) -> list[np.ndarray]:
+    """Run one operator on ``ctx.values``; checks the results against the model's tensors."""
+    try:
+        outs = KERNELS[op.op](ctx, op)
+    except ModelError:
+        raise
+    except (ValueError, IndexError, KeyError) as e:
+        raise ModelError(f"{ctx.model.source}: {op.describe()}: {e}") from e
+    for k, y in zip(op.outputs, outs, strict=True):
+        t = ctx.tensor(k)
+        if t.dtype is not None and y.dtype != t.dtype:
+            raise ModelError(f"{op.describe()}: produced {y.dtype} for {t.describe()}")
+        if t.shape and y.shape != t.shape:
+            if y.size != int(np.prod(t.shape)):
+                raise ModelError(f"{op.describe()}: produced shape {y.shape} for {t.describe()}")
+            y = y.reshape(t.shape)
+        ctx.values[k] = y
+    return outs
+
+
+def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool = False, backend: str = "jit"):
+    """Run a TFLite model the way ``profile``'s kernels do.
+
+    ``inputs``: one array, a list in the model's input order, or a dict by input name; dtypes and
+    shapes must match the model's inputs exactly.  Returns the list of outputs, or
+    ``(outputs, intermediates)`` with every computed tensor by name.
+    """
+    m = load(model)
+    ctx = Context(m, _profile(profile), _bind_inputs(m, inputs), backend)
+    for op in m.operators:
+        execute(ctx, op)
+    missing = [m.tensors[i].describe() for i in m.outputs if i not in ctx.values]
+    if missing:
+        raise ModelError(f"{m.source}: output(s) never computed: {', '.join(missing)}")
+    outputs = [ctx.values[i] for i in m.outputs]
+    if return_intermediates:
+        return outputs, {m.tensors[i].name: v for i, v in ctx.values.items()}
+    return outputs
+
+
+@dataclass
+class LayerDiff:
+    """Where two profiles disagree on one operator's output."""
+
+    index: int
+    op: str
+    tensor: str
+    elements: int
+    differ: int  # elements that differ when each profile runs the whole model
+    max_lsb: int
+    locations: list = field(default_factory=list)  # first few differing indices
+    originate: int = 0  # elements that differ when both profiles get the same (first profile's) inputs
+
+    def line(self) -> str:
+        where = ", ".join(str(tuple(int(v) for v in loc)) for loc in self.locations)
+        return (f"{self.index:3d} {self.op:<18} {self.differ:6d}/{self.elements:<7d} max {self.max_lsb} LSB"
+                f"  ({self.originate} originate here){'  at ' + where if where else ''}")  # fmt: skip
+
+
+def diff(model, inputs, profiles=("tflm", "tflite-reference"), *, max_locations: int = 5, backend: str = "jit"):
+    """Per-layer disagreement between two profiles on one input.
+
+    For every operator: how many output elements differ between the two end-to-end runs, by how
+    many LSB at most, where, and how many differ already when the second profile's kernel is fed
+    the first profile's inputs (the disagreement that *originates* in this layer).
+    """
+    m = load(model)
+    pa, pb = (_profile(p) for p in profiles)
+    a = Context(m, pa, _bind_inputs(m, inputs), backend)
+    b = Context(m, pb, dict(a.values), backend)
+    rows = []
+    for op in m.operators:
+        isolated = Context(m, pb, dict(a.values), backend)
+        ya = execute(a, op)
+        yb = execute(b, op)
+        yi = execute(isolated, op)
+        for k, out_a, out_b, out_i in zip(op.outputs, ya, yb, yi, strict=True):
+            if out_a.dtype.kind not in "iu":
+                continue
+            d = np.abs(out_a.astype(np.int64) - out_b.astype(np.int64))
+            locs = np.argwhere(d != 0)[:max_locations]
+            originate = int(np.count_nonzero(out_a != out_i))
+            rows.append(LayerDiff(op.index, op.op, m.tensors[k].name, d.size, int(np.count_nonzero(d)),
+                                  int(d.max(initial=0)), [tuple(v) for v in locs], originate))  # fmt: skip
+    return rows

@@ -1,0 +1,215 @@
+"""SOFTMAX, LOGISTIC and TANH: the fixed-point and table paths of the reference kernels.
+
+- SOFTMAX int8: ``reference_ops::Softmax`` (LiteRT and TFLite Micro alike): input differences
+  scaled by ``PreprocessSoftmaxScaling``'s multiplier into Q5.26, gemmlowp
+  ``exp_on_negative_values``, a Q12.19 sum, ``GetReciprocal`` and a rounding shift.
+- SOFTMAX int16: ``reference_ops::SoftmaxInt16``: two 513-entry interpolated tables (exp on
+  [-10, 0] and 1/(1+x) on [0, 1]) built by ``LUTPopulateInt16<double>``.
+- LOGISTIC / TANH int8: LiteRT builds a 256-entry table from float32 math (``LUTPopulateInt8``);
+  TFLite Micro (profile ``activation_impl="fixed-point"``) runs
+  ``reference_integer_ops::Logistic``/``Tanh`` in gemmlowp fixed point.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from intsim import fixedpoint as fxp
+from intsim.rounding import round_half_away
+from intsim.tflite import gemmlowp as g
+from intsim.tflite.context import check_types, kernel, qparams
+from intsim.tflite.model import ModelError
+
+f32, f64 = np.float32, np.float64
+
+
+def _round_away64(v):
+    """C ``round`` on float64 arrays (half away from zero)."""
+    v = np.asarray(v, f64)
+    return np.copysign(np.floor(np.abs(v) + 0.5), v)
+
+
+def _roundf(v):
+    """C ``roundf`` on float32 arrays."""
+    a = np.abs(np.asarray(v, f32))
+    t = np.floor(a)
+    return np.copysign(np.where(a - t >= f32(0.5), t + f32(1), t), v)
+
+
+# ---- SOFTMAX ----------------------------------------------------------------------------------------
+
+
+def _input_radius(integer_bits: int, left_shift: int, total_bits: int = 31) -> int:
+    """``CalculateInputRadius``: floor((2**ib - 1) * 2**(tb - ib) / 2**left_shift)."""
+    return math.floor(((1 << integer_bits) - 1) * float(1 << (total_bits - integer_bits)) / float(1 << left_shift))
+
+
+def softmax_int8_params(beta: float, input_scale, single_rounding: bool):
+    """``PreprocessSoftmaxScaling(beta, s_in, 5)`` and ``diff_min``: (multiplier, shift, diff_min)."""
+    max_real = float((1 << 30) - 1) if single_rounding else float((1 << 31) - 1)
+    real = min(f64(f32(beta)) * f64(f32(input_scale)) * float(1 << 26), max_real)
+    q, shift = fxp.quantize_multiplier(real, single_rounding=single_rounding)
+    if shift < 0:
+        raise ModelError(f"softmax input multiplier {real} < 1 (beta * input_scale too small)")
+    return q, shift, -_input_radius(5, shift)
+
+
+@kernel("SOFTMAX")
+def softmax(ctx, op):
+    it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    dtype = check_types(op, [it, ot], (np.int8, np.int16))
+    si, _ = qparams(it, op)
+    so, zo = qparams(ot, op)
+    beta = op.options.get("beta", 1.0)
+    x = ctx.input(op, 0).astype(np.int64)
+    if dtype == np.int8:
+        if zo != -128 or abs(so - 1 / 256) > 0.001 / 256:
+            raise ModelError(f"{op.describe()}: int8 SOFTMAX output must have scale 1/256 and zero point -128")
+        return [softmax_int8(x, beta, si, ctx.rounding)]
+    if zo != 0 or abs(so - 1 / 32768) > 0.001 / 32768:
+        raise ModelError(f"{op.describe()}: int16 SOFTMAX output must have scale 1/32768 and zero point 0")
+    return [softmax_int16(x, beta, si, ctx)]
+
+
+def softmax_int8(x, beta, input_scale, rounding: str = "double") -> np.ndarray:
+    """``reference_ops::Softmax<int8_t, int8_t>`` over the last axis."""
+    q, shift, diff_min = softmax_int8_params(beta, input_scale, rounding == "single")
+    diff = x - x.max(axis=-1, keepdims=True)
+    keep = diff >= diff_min
+    if rounding == "single":  # MultiplyByQuantizedMultiplierGreaterThanOne = MBQM in these builds
+        rescaled = fxp.multiply_by_quantized_multiplier(diff, q, shift, rounding="single").astype(np.int64)
+    else:
+        rescaled = g.srdhm(g.wrap32(diff << shift), q)
+    exps = g.exp_on_negative_values(rescaled, 5)
+    sum_of_exps = g.wrap32(np.where(keep, g.rescale(exps, 0, 12), 0).sum(axis=-1, keepdims=True))
+    shifted_scale, bits_over_unit = g.get_reciprocal(sum_of_exps, 12)
+    exponent = bits_over_unit + 31 - 8
+    out = g.rdbpot(g.srdhm(shifted_scale, exps), exponent) - 128
+    return np.where(keep, np.clip(out, -128, 127), -128).astype(np.int8)
+
+
+def lut_int16(input_scale, input_zp, output_scale, output_zp, fn) -> np.ndarray:
+    """``LUTPopulateInt16<double>``: 512 samples of ``fn`` with a midpoint bias correction, plus
+    the end point (513 int16 entries)."""
+    input_min = input_scale * (-32768 - input_zp)
+    input_max = input_scale * (32767 - input_zp)
+    output_min = output_scale * (-32768 - output_zp)
+    output_max = output_scale * (32767 - output_zp)
+    step = (input_max - input_min) / 512
+    half_step = step / 2
+    inv = 65536.0 / (output_max - output_min)
+    i = np.arange(512, dtype=f64)
+    val = fn(input_min + i * step)
+    val_mid = fn(input_min + i * step + half_step)
+    val_next = fn(input_min + (i + 1) * step)
+    sample = _round_away64(val * inv)
+    interp = _round_away64((val_next * inv + _round_away64(val * inv)) / 2)
+    bias = _round_away64((interp - _round_away64(val_mid * inv)) / 2)
+    lut = np.empty(513, np.int64)
+    lut[:512] = np.clip(sample - bias, -32768, 32767)
+    lut[512] = np.clip(_round_away64(fn(np.array([input_max]))[0] * inv), -32768, 32767)
+    return lut
+
+
+def lut_lookup(value, lut) -> np.ndarray:
+    """``LUTLookup`` (int16 in, int16 out): 9-bit index, 7-bit linear interpolation."""
+    v = g.i64(value)
+    index = 256 + (v >> 7)
+    offset = v & 0x7F
+    base = lut[index]
+    slope = lut[index + 1] - base
+    return g.wrap16(base + ((slope * offset + 64) >> 7))
+
+
+_RANGE = 65535
+EXP_LUT = None
+
+
+def _softmax_luts():
+    global EXP_LUT
+    if EXP_LUT is None:
+        EXP_LUT = (
+            lut_int16(10.0 / _RANGE, 32767, 2.0 / _RANGE, 0, np.exp),
+            lut_int16(1.0 / _RANGE, -32768, 2.0 / _RANGE, 0, lambda v: 1.0 / (1.0 + v)),
+        )
+    return EXP_LUT
+
+
+def softmax_int16(x, beta, input_scale, ctx) -> np.ndarray:
+    """``reference_ops::SoftmaxInt16`` over the last axis."""
+    exp_lut, recip_lut = _softmax_luts()
+    real = f64(f32(f32(input_scale) * f32(beta))) / (10.0 / 65535.0)
+    diff = x - x.max(axis=-1, keepdims=True)
+    scaled = ctx.mbqm(diff, real)
+    exps = lut_lookup(np.clip(scaled + 32767, -32768, 32767), exp_lut)
+    total = g.wrap32(exps.sum(axis=-1, keepdims=True))
+    headroom = g.count_leading_zeros32(total)
+    shifted = ((total << (headroom - 1)) + (1 << 13)) >> 14
+    recip = lut_lookup(np.clip(shifted - (1 << 15) - (1 << 16), -32768, 32767), recip_lut)
+    right_shift = 31 - headroom
+    out = (exps * recip + (np.int64(1) << (right_shift - 1))) >> right_shift
+    return np.clip(out, 0, 32767).astype(np.int16)
+
+
+# ---- LOGISTIC / TANH --------------------------------------------------------------------------------
+
+
+def lut_int8(input_scale, input_zp, output_scale, output_zp, fn) -> np.ndarray:
+    """``LUTPopulateInt8`` (float32 throughout), indexed by ``value + 128``."""
+    vals = np.arange(-128, 128)
+    deq = f32(input_scale) * (vals - input_zp).astype(f32)
+    rescaled = _roundf(fn(deq) * (f32(1) / f32(output_scale)))
+    return np.clip((rescaled + f32(output_zp)).astype(np.int64), -128, 127)
+
+
+def _sigmoid_f32(v):
+    with np.errstate(over="ignore"):
+        return f32(1) / (f32(1) + np.exp(-v))
+
+
+def _fixed_point_input(input_scale):
+    """TFLite Micro's int8 LOGISTIC/TANH prepare: Q4.27 input multiplier via ``frexp``, and the
+    input radius beyond which the output saturates."""
+    real = f64(f32(input_scale)) * float(1 << 27)
+    m, left_shift = math.frexp(real)
+    q = int(round_half_away(m * 2.0**31))
+    if q >= 2**31:
+        raise ModelError(f"input scale {input_scale} rounds to a Q31 multiplier of 2**31")
+    return q, left_shift, _input_radius(4, left_shift)
+
+
+def _activation(ctx, op, name):
+    it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    dtype = check_types(op, [it, ot], (np.int8,))
+    if dtype != np.int8:
+        raise ModelError(f"{op.describe()}: only int8 {name} is supported")
+    (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
+    x = ctx.input(op, 0).astype(np.int64)
+    if not ctx.tflm:
+        fn = _sigmoid_f32 if name == "LOGISTIC" else np.tanh
+        return [lut_int8(si, zi, so, zo, fn)[x + 128].astype(np.int8)]
+    q, left_shift, radius = _fixed_point_input(si)
+    v = x - zi
+    q4 = ctx.mbqm_raw(np.clip(v, -radius, radius), q, left_shift)
+    if name == "LOGISTIC":
+        y = g.rdbpot(g.logistic(q4, 4), 23) - 128
+    else:
+        y = g.rdbpot(g.tanh(q4, 4), 24)
+    y = np.where(v <= -radius, -128, np.where(v >= radius, 127, np.clip(y, -128, 127)))
+    return [y.astype(np.int8)]
+
+
+@kernel("LOGISTIC")
+def logistic(ctx, op):
+    if ctx.out_tensor(op).dtype == np.int8:
+        so, zo = qparams(ctx.out_tensor(op), op)
+        if so != f32(1 / 256) or zo != -128:
+            raise ModelError(f"{op.describe()}: int8 LOGISTIC output must have scale 1/256 and zero point -128")
+    return _activation(ctx, op, "LOGISTIC")
+
+
+@kernel("TANH")
+def tanh(ctx, op):
+    return _activation(ctx, op, "TANH")

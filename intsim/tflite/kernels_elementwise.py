@@ -1,0 +1,202 @@
+"""ADD, SUB, MUL, RELU, RELU6, LEAKY_RELU, HARD_SWISH, QUANTIZE, DEQUANTIZE.
+
+Each follows the LiteRT reference kernel named in its docstring (``tflite/kernels/<op>.cc``
+Prepare for the multipliers, ``tflite/kernels/internal/reference/...`` for the arithmetic); the
+MBQM calls use the profile's build (double or single rounding).  Float expressions that C
+evaluates in float32 (``float * float / float``) are evaluated in float32 here too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from intsim import fixedpoint as fxp
+from intsim import quant
+from intsim.tflite import gemmlowp as g
+from intsim.tflite.context import act_range, check_types, kernel, qparams, type_range
+from intsim.tflite.model import ModelError
+
+f32, f64 = np.float32, np.float64
+
+
+def _broadcast(op, a, b):
+    try:
+        return np.broadcast_arrays(a.astype(np.int64), b.astype(np.int64))
+    except ValueError:
+        raise ModelError(f"{op.describe()}: input shapes {a.shape} and {b.shape} do not broadcast") from None
+
+
+@kernel("ADD", "SUB")
+def add_sub(ctx, op):
+    """``reference_integer_ops::Add`` / ``reference_ops::Sub`` general path (int8, and int16 with
+    ``pot_scale_int16 = false``): inputs shifted left by 20 (int8) or 15 (int16), each scaled by
+    ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``."""
+    t1, t2, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
+    dtype = check_types(op, [t1, t2, ot], (np.int8, np.int16))
+    (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(ot, op)
+    if dtype == np.int16:
+        if z1 or z2 or zo:
+            raise ModelError(f"{op.describe()}: int16 {op.op} needs zero points of 0")
+        if op.options.get("pot_scale_int16", True) and all(_is_pot(s) for s in (s1, s2, so)):
+            raise ModelError(f"{op.describe()}: int16 {op.op} with pot_scale_int16 and power-of-two scales "
+                             "(the LSTM-only path) is not supported")  # fmt: skip
+    left_shift = 15 if dtype == np.int16 else 20
+    twice_max = f64(f32(2) * max(s1, s2))
+    m1, m2 = f64(s1) / twice_max, f64(s2) / twice_max
+    mo = twice_max / f64(f32(1 << left_shift) * so)
+    x1, x2 = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    a = ctx.mbqm(g.wrap32((x1 - z1) << left_shift), m1)
+    b = ctx.mbqm(g.wrap32((x2 - z2) << left_shift), m2)
+    raw = g.wrap32(a + b if op.op == "ADD" else a - b)
+    lo, hi = act_range(op, ot)
+    return [np.clip(ctx.mbqm(raw, mo) + zo, lo, hi).astype(dtype)]
+
+
+def _is_pot(scale) -> bool:
+    m, _ = np.frexp(f32(scale))
+    return m == 0.5
+
+
+@kernel("MUL")
+def mul(ctx, op):
+    """``reference_integer_ops::Mul`` / ``reference_ops::Mul<int16_t>``: ``MBQM((x1 - z1) *
+    (x2 - z2))`` with the multiplier ``s1 * s2 / s_out`` evaluated in float32 (mul.cc)."""
+    t1, t2, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
+    dtype = check_types(op, [t1, t2, ot], (np.int8, np.int16))
+    (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(ot, op)
+    x1, x2 = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    m = f64(f32(f32(s1 * s2) / so))
+    lo, hi = act_range(op, ot)
+    return [np.clip(ctx.mbqm(g.wrap32((x1 - z1) * (x2 - z2)), m) + zo, lo, hi).astype(dtype)]
+
+
+def _relu_x(ctx, op, act_min: float, act_max: float | None):
+    """``reference_ops::ReluX``: ``zp_out + MBQM(x - zp_in, s_in / s_out)`` clamped to
+    ``[max(qmin, zp + roundf(min / s)), min(qmax, zp + roundf(max / s))]`` (float32 division)."""
+    it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    dtype = check_types(op, [it, ot], (np.int8, np.int16))
+    (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
+    qmin, qmax = type_range(dtype)
+    lo = max(qmin, zo + int(_roundf(f32(act_min) / so)))
+    hi = qmax if act_max is None else min(qmax, zo + int(_roundf(f32(act_max) / so)))
+    y = zo + ctx.mbqm(ctx.input(op, 0).astype(np.int64) - zi, f64(f32(si / so)))
+    return [np.clip(y, lo, hi).astype(dtype)]
+
+
+def _roundf(v):
+    """C ``roundf``: half away from zero, exact in float32."""
+    a = np.abs(np.asarray(v, f32))
+    t = np.floor(a)
+    r = np.where(a - t >= f32(0.5), t + 1, t)
+    return np.copysign(r, v)
+
+
+@kernel("RELU")
+def relu(ctx, op):
+    return _relu_x(ctx, op, 0.0, None)
+
+
+@kernel("RELU6")
+def relu6(ctx, op):
+    return _relu_x(ctx, op, 0.0, 6.0)
+
+
+@kernel("RELU_N1_TO_1")
+def relu_n1_to_1(ctx, op):
+    return _relu_x(ctx, op, -1.0, 1.0)
+
+
+@kernel("LEAKY_RELU")
+def leaky_relu(ctx, op):
+    """``reference_ops::QuantizeLeakyRelu``: identity multiplier ``s_in / s_out`` for
+    ``x >= zp``, alpha multiplier ``s_in * alpha / s_out`` (float32) otherwise; a negative alpha
+    multiplier is applied to the magnitude and negated."""
+    it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    dtype = check_types(op, [it, ot], (np.int8, np.int16))
+    (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
+    alpha = f32(op.options.get("alpha", 0.2))
+    m_alpha = f64(f32(f32(si * alpha) / so))
+    m_id = f64(f32(si / so))
+    v = ctx.input(op, 0).astype(np.int64) - zi
+    pos = ctx.mbqm(v, m_id)
+    neg = ctx.mbqm(v, abs(m_alpha))
+    if m_alpha < 0:
+        neg = -neg
+    lo, hi = type_range(dtype)
+    return [np.clip(zo + np.where(v >= 0, pos, neg), lo, hi).astype(dtype)]
+
+
+@kernel("HARD_SWISH")
+def hard_swish(ctx, op):
+    """``reference_ops::HardSwish`` (int8): the int16 fixed-point pipeline of
+    ``reference/hard_swish.h`` with the multipliers of activations.cc ``HardSwishPrepare``."""
+    it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    dtype = check_types(op, [it, ot], (np.int8,))
+    (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
+    hires = f32(f32(1.0 / 128.0) * si)
+    out_q, out_e = _int16_multiplier(f32(hires / so))
+    if out_e > 0:
+        raise ModelError(f"{op.describe()}: HARD_SWISH needs output_multiplier_exponent <= 0, got {out_e}")
+    relu_q, relu_e = _int16_multiplier(f32(hires / f32(3.0 / 32768.0)))
+    x = ctx.input(op, 0).astype(np.int64) - zi
+    x_hires = g.wrap16(x * 128)
+    preshift = g.srdhm16(x_hires, out_q)
+    r = x_hires
+    if relu_e > 0:
+        r = g.saturating_left_shift16(r, relu_e - 1)
+    r = g.srdhm16(r, relu_q)
+    if relu_e > 0:
+        r = g.saturating_left_shift16(r, 1)
+    if relu_e < 0:
+        r = g.rdbpot(r, -relu_e)
+    r = (r + (1 << 15)) >> 1
+    y = g.wrap16(g.rdbpot(g.sdhm16(r, preshift), -out_e) + zo)
+    lo, hi = type_range(dtype)
+    return [np.clip(y, lo, hi).astype(dtype)]
+
+
+def _int16_multiplier(real) -> tuple[int, int]:
+    """``QuantizeMultiplier`` then ``DownScaleInt32ToInt16Multiplier``."""
+    q, e = fxp.quantize_multiplier(float(real))
+    q16 = 2**15 - 1 if q >= 2**31 - 1 - (1 << 15) else (q + (1 << 15)) >> 16
+    return q16, e
+
+
+@kernel("QUANTIZE")
+def quantize_op(ctx, op):
+    """float32 -> int: ``reference_ops::AffineQuantize`` (``round_half_away(x / float32(scale)) +
+    zp``, per tensor or per channel); int -> int: ``reference_ops::Requantize`` (MBQM of
+    ``x - zp_in`` by ``double(s_in) / double(s_out)``, then ``+ zp_out``)."""
+    it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    x = ctx.input(op, 0)
+    if ot.dtype not in (np.int8, np.uint8, np.int16):
+        raise ModelError(f"{op.describe()}: QUANTIZE to {ot.describe()} is not supported")
+    if it.dtype == np.float32:
+        axis = ot.quantized_dimension if ot.scale.size > 1 else None
+        return [quant.quantize(x, ot.scale if axis is not None else ot.scale[0],
+                               ot.zero_point.astype(ot.dtype) if axis is not None else ot.dtype.type(ot.zero_point[0]),
+                               dtype=ot.dtype.name, axis=axis, rounding="nearest_away")]  # fmt: skip
+    check_types(op, [it], (np.int8, np.uint8, np.int16))
+    (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
+    y = ctx.mbqm(x.astype(np.int64) - zi, f64(si) / f64(so)) + zo
+    lo, hi = type_range(ot.dtype)
+    return [np.clip(y, lo, hi).astype(ot.dtype)]
+
+
+@kernel("DEQUANTIZE")
+def dequantize_op(ctx, op):
+    """``reference_ops::Dequantize``: ``float32(double(scale) * (x - zp))``."""
+    it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    if ot.dtype != np.float32 or it.dtype not in (np.int8, np.uint8, np.int16, np.float16):
+        raise ModelError(f"{op.describe()}: DEQUANTIZE from {it.describe()} to {ot.describe()} is not supported")
+    x = ctx.input(op, 0)
+    if it.dtype == np.float16:
+        return [x.astype(np.float32)]
+    if it.scale.size > 1:
+        shape = [1] * x.ndim
+        shape[it.quantized_dimension] = -1
+        s, z = it.scale.astype(f64).reshape(shape), it.zero_point.reshape(shape)
+    else:
+        s, z = qparams(it, op)
+        s = f64(s)
+    return [(s * (x.astype(np.int64) - z)).astype(np.float32)]

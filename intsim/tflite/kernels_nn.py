@@ -1,0 +1,209 @@
+"""CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, TRANSPOSE_CONV, pooling and MEAN.
+
+Conv, depthwise and fully connected run on ``intsim.ops`` (numba GEMM/conv kernels with their
+references), so they follow the profile's requantization rule; the rest are small numpy
+transliterations of LiteRT ``tflite/kernels/internal/reference/integer_ops/{pooling,
+transpose_conv}.h`` and ``reference/reduce.h`` (``QuantizedMeanOrSum``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from intsim import fixedpoint as fxp
+from intsim import ops
+from intsim.tflite.context import (
+    ACTIVATION, PADDING, act_range, check_types, kernel, qparams, same_padding, type_range,
+)  # fmt: skip
+from intsim.tflite.model import ModelError
+
+ACT_TYPES = (np.int8, np.int16)
+
+
+def _activation_name(op) -> str:
+    code = op.options.get("fused_activation_function", 0)
+    if code not in ACTIVATION:
+        raise ModelError(f"{op.describe()}: fused activation {code} is not supported")
+    return ACTIVATION[code]
+
+
+def _conv_args(ctx, op):
+    x = ctx.input(op, 0)
+    xt, wt, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
+    check_types(op, [xt, ot], ACT_TYPES)
+    if wt.dtype != np.int8:
+        raise ModelError(f"{op.describe()}: filter {wt.describe()} must be INT8 or INT4")
+    w = ctx.input(op, 1)
+    bias = ctx.input(op, 2, required=False)
+    if bias is not None and xt.dtype == np.int16:
+        bias = np.asarray(bias).astype(np.int64)  # int16x8 kernels take int32 or int64 bias
+    s_in, zp_in = qparams(xt, op)
+    s_out, zp_out = qparams(ot, op)
+    if not wt.quantized:
+        raise ModelError(f"{op.describe()}: filter {wt.describe()} is not quantized")
+    return x, w, bias, dict(
+        input_scale=s_in, input_zero_point=zp_in, filter_scale=wt.scale, output_scale=s_out,
+        output_zero_point=zp_out, activation=_activation_name(op), profile=ctx.profile,
+        backend=ctx.backend,
+    )  # fmt: skip
+
+
+def _padding(op):
+    code = op.options.get("padding", 0)
+    if code not in PADDING:
+        raise ModelError(f"{op.describe()}: padding {code} is not supported")
+    return PADDING[code]
+
+
+@kernel("CONV_2D")
+def conv_2d(ctx, op):
+    x, w, bias, q = _conv_args(ctx, op)
+    o = op.options
+    return [ops.conv2d(
+        x, w, bias, strides=(o["stride_h"], o["stride_w"]), padding=_padding(op),
+        dilations=(o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)), **q,
+    )]  # fmt: skip
+
+
+@kernel("DEPTHWISE_CONV_2D")
+def depthwise_conv_2d(ctx, op):
+    x, w, bias, q = _conv_args(ctx, op)
+    o = op.options
+    if w.shape[3] % x.shape[3]:
+        raise ModelError(f"{op.describe()}: {w.shape[3]} filter channels for {x.shape[3]} input channels")
+    return [ops.depthwise_conv2d(
+        x, w, bias, depth_multiplier=w.shape[3] // x.shape[3], strides=(o["stride_h"], o["stride_w"]),
+        padding=_padding(op), dilations=(o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)), **q,
+    )]  # fmt: skip
+
+
+@kernel("FULLY_CONNECTED")
+def fully_connected(ctx, op):
+    x, w, bias, q = _conv_args(ctx, op)
+    if w.ndim != 2:
+        raise ModelError(f"{op.describe()}: filter must be 2-D (units, depth), got {w.shape}")
+    if x.size % w.shape[1]:
+        raise ModelError(f"{op.describe()}: input of {x.size} elements is not a multiple of depth {w.shape[1]}")
+    wt = ctx.in_tensor(op, 1)
+    filter_zp = int(wt.zero_point[0]) if wt.scale.size == 1 else 0
+    y = ops.fully_connected(x.reshape(-1, w.shape[1]), w, bias, filter_zero_point=filter_zp, **q)
+    if op.options.get("keep_num_dims", False):
+        return [y.reshape(x.shape[:-1] + (w.shape[0],))]
+    return [y]
+
+
+@kernel("TRANSPOSE_CONV")
+def transpose_conv(ctx, op):
+    """LiteRT ``reference_integer_ops::TransposeConv``: scatter-accumulate ``x * w`` into an
+    int32 (int64 for int16x8) buffer, add bias, requantize per channel with MBQM (double
+    rounding; the int64 rule for int16x8).  Inputs: output shape, filter OHWI, input, bias."""
+    shape = np.asarray(ctx.input(op, 0)).astype(np.int64)
+    w = ctx.input(op, 1)
+    x = ctx.input(op, 2)
+    bias = ctx.input(op, 3, required=False)
+    xt, wt, ot = ctx.in_tensor(op, 2), ctx.in_tensor(op, 1), ctx.out_tensor(op)
+    dtype = check_types(op, [xt, ot], ACT_TYPES)
+    s_in, zp_in = qparams(xt, op)
+    s_out, zp_out = qparams(ot, op)
+    o = op.options
+    sh, sw = o["stride_h"], o["stride_w"]
+    n, out_h, out_w, out_c = (int(v) for v in shape)
+    _, kh, kw, _ = w.shape
+    # LiteRT calls ComputePaddingHeightWidth with the *output* size as the input size
+    in_h, pad_t = same_padding(out_h, kh, sh, 1, _padding(op))
+    in_w, pad_l = same_padding(out_w, kw, sw, 1, _padding(op))
+    if (in_h, in_w) != x.shape[1:3] or w.shape[3] != x.shape[3] or w.shape[0] != out_c:
+        raise ModelError(f"{op.describe()}: input {x.shape}, filter {w.shape} and output shape {shape.tolist()} disagree")
+    full_h = max((x.shape[1] - 1) * sh + kh, pad_t + out_h)
+    full_w = max((x.shape[2] - 1) * sw + kw, pad_l + out_w)
+    acc = np.zeros((n, full_h, full_w, out_c), np.int64)
+    xs = x.astype(np.int64) - zp_in
+    ws = w.astype(np.int64)
+    for fy in range(kh):
+        for fx in range(kw):
+            contrib = np.einsum("nhwi,oi->nhwo", xs, ws[:, fy, fx, :])
+            acc[:, fy : fy + sh * x.shape[1] : sh, fx : fx + sw * x.shape[2] : sw, :] += contrib
+    acc = acc[:, pad_t : pad_t + out_h, pad_l : pad_l + out_w, :]
+    if bias is not None:
+        acc = acc + np.asarray(bias, np.int64)
+    lo, hi = act_range(op, ot)
+    m = ctx.profile.real_multiplier(s_in, wt.scale, s_out, "conv")
+    if dtype == np.int16:
+        qm, qs = fxp.quantize_multiplier(m)
+        y = fxp.multiply_by_quantized_multiplier_int64(acc, qm, qs, axis=-1, backend=ctx.backend)
+    else:
+        acc = ((acc + 2**31) & 0xFFFFFFFF) - 2**31  # int32 scratch buffer
+        qm, qs = fxp.quantize_multiplier(m, single_rounding=ctx.rounding == "single")
+        y = fxp.multiply_by_quantized_multiplier(acc, qm, qs, rounding=ctx.rounding, axis=-1, backend=ctx.backend)
+    return [np.clip(y.astype(np.int64) + zp_out, lo, hi).astype(dtype)]
+
+
+def _pool_windows(op, x):
+    o = op.options
+    kh, kw, sh, sw = o["filter_height"], o["filter_width"], o["stride_h"], o["stride_w"]
+    n, h, w, c = x.shape
+    out_h, pad_t = same_padding(h, kh, sh, 1, _padding(op))
+    out_w, pad_l = same_padding(w, kw, sw, 1, _padding(op))
+    oy = np.arange(out_h) * sh - pad_t
+    ox = np.arange(out_w) * sw - pad_l
+    for fy in range(kh):
+        for fx in range(kw):
+            iy, ix = oy + fy, ox + fx
+            vy, vx = (iy >= 0) & (iy < h), (ix >= 0) & (ix < w)
+            valid = vy[:, None] & vx[None, :]
+            taps = x[:, np.clip(iy, 0, h - 1)][:, :, np.clip(ix, 0, w - 1)]
+            yield taps, valid[None, :, :, None]
+
+
+@kernel("AVERAGE_POOL_2D")
+def average_pool_2d(ctx, op):
+    """``reference_integer_ops::AveragePool``: mean of the in-image taps, rounded half away from
+    zero by integer division, then the fused activation clamp (no requantization)."""
+    x = ctx.input(op, 0)
+    dtype = check_types(op, [ctx.in_tensor(op, 0), ctx.out_tensor(op)], ACT_TYPES)
+    acc = count = 0
+    for taps, valid in _pool_windows(op, x):
+        acc = acc + np.where(valid, taps.astype(np.int64), 0)
+        count = count + valid
+    count = np.broadcast_to(count, acc.shape)
+    if np.any(count == 0):
+        raise ModelError(f"{op.describe()}: a pooling window lies wholly outside the input")
+    half = count // 2
+    avg = np.where(acc > 0, (acc + half) // count, -((-(acc - half)) // count))
+    lo, hi = act_range(op, ctx.out_tensor(op))
+    return [np.clip(avg, lo, hi).astype(dtype)]
+
+
+@kernel("MAX_POOL_2D")
+def max_pool_2d(ctx, op):
+    x = ctx.input(op, 0)
+    dtype = check_types(op, [ctx.in_tensor(op, 0), ctx.out_tensor(op)], ACT_TYPES)
+    best = None
+    for taps, valid in _pool_windows(op, x):
+        cand = np.where(valid, taps.astype(np.int64), np.iinfo(np.int64).min)
+        best = cand if best is None else np.maximum(best, cand)
+    lo, hi = act_range(op, ctx.out_tensor(op))
+    return [np.clip(best, lo, hi).astype(dtype)]
+
+
+@kernel("MEAN")
+def mean(ctx, op):
+    """LiteRT ``reference_ops::QuantizedMeanOrSum`` (compute_sum=false): int32 sum over the
+    axes, the multiplier ``s_in/s_out`` folded with ``1/n`` as ``(q << k) / n`` (``k = floor(log2
+    n)`` capped at 32 and ``31 + shift``), then MBQM of ``sum - zp_in * n`` and ``+ zp_out``."""
+    x = ctx.input(op, 0)
+    xt, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    dtype = check_types(op, [xt, ot], ACT_TYPES)
+    axes = sorted({int(a) % x.ndim for a in np.asarray(ctx.input(op, 1)).reshape(-1)})
+    s_in, zp_in = qparams(xt, op)
+    s_out, zp_out = qparams(ot, op)
+    n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
+    total = x.astype(np.int64).sum(axis=tuple(axes), keepdims=bool(op.options.get("keep_dims", False)))
+    total = ((total + 2**31) & 0xFFFFFFFF) - 2**31  # int32 temp_sum
+    q, shift = fxp.quantize_multiplier(float(np.float64(s_in) / np.float64(s_out)), single_rounding=ctx.rounding == "single")
+    k = min(n.bit_length() - 1, 32, 31 + shift)
+    q = (q << k) // n
+    shifted = ((total - zp_in * n + 2**31) & 0xFFFFFFFF) - 2**31
+    y = ctx.mbqm_raw(shifted, q, shift - k) + zp_out
+    lo, hi = type_range(dtype)
+    return [np.clip(y, lo, hi).astype(dtype).reshape(ot.shape if ot.shape else y.shape)]

@@ -1,0 +1,137 @@
+"""RESHAPE, SQUEEZE, TRANSPOSE, PAD, PADV2, CONCATENATION, STRIDED_SLICE: data movement only.
+
+These ops never change a quantized value, so they check that their output's quantization matches
+the input's (LiteRT refuses the cases that would need rescaling) and move integers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from intsim.tflite.context import act_range, kernel, qparams
+from intsim.tflite.model import ModelError
+
+
+def _same_quantization(op, tensors, out):
+    for t in tensors:
+        if t.dtype != out.dtype:
+            raise ModelError(f"{op.describe()}: {t.describe()} and {out.describe()} differ in type")
+        if out.quantized and (qparams(t, op) != qparams(out, op)):
+            raise ModelError(f"{op.describe()}: {t.describe()} and {out.describe()} differ in scale or zero point "
+                             "(rescaling in a data-movement op is not supported)")  # fmt: skip
+
+
+def _resolve_shape(op, size, shape):
+    shape = [int(d) for d in shape]
+    if shape.count(-1) > 1:
+        raise ModelError(f"{op.describe()}: shape {shape} has more than one -1")
+    if -1 in shape:
+        known = int(np.prod([d for d in shape if d != -1]))
+        if known == 0 or size % known:
+            raise ModelError(f"{op.describe()}: cannot reshape {size} elements to {shape}")
+        shape[shape.index(-1)] = size // known
+    if int(np.prod(shape)) != size:
+        raise ModelError(f"{op.describe()}: cannot reshape {size} elements to {shape}")
+    return tuple(shape)
+
+
+@kernel("RESHAPE")
+def reshape(ctx, op):
+    x = ctx.input(op, 0)
+    _same_quantization(op, [ctx.in_tensor(op, 0)], ctx.out_tensor(op))
+    shape_in = ctx.input(op, 1, required=False)
+    if shape_in is not None and np.asarray(shape_in).ndim == 1:
+        shape = np.asarray(shape_in).tolist()
+    elif op.options.get("new_shape"):
+        shape = op.options["new_shape"]
+    else:
+        shape = ctx.out_tensor(op).shape
+    return [x.reshape(_resolve_shape(op, x.size, shape))]
+
+
+@kernel("SQUEEZE")
+def squeeze(ctx, op):
+    x = ctx.input(op, 0)
+    _same_quantization(op, [ctx.in_tensor(op, 0)], ctx.out_tensor(op))
+    dims = op.options.get("squeeze_dims") or [i for i, d in enumerate(x.shape) if d == 1]
+    axes = tuple(sorted({d % x.ndim for d in dims}))
+    if any(x.shape[a] != 1 for a in axes):
+        raise ModelError(f"{op.describe()}: cannot squeeze axes {axes} of shape {x.shape}")
+    return [np.squeeze(x, axis=axes)]
+
+
+@kernel("TRANSPOSE")
+def transpose(ctx, op):
+    x = ctx.input(op, 0)
+    _same_quantization(op, [ctx.in_tensor(op, 0)], ctx.out_tensor(op))
+    perm = [int(p) % x.ndim for p in np.asarray(ctx.input(op, 1)).reshape(-1)]
+    if sorted(perm) != list(range(x.ndim)):
+        raise ModelError(f"{op.describe()}: {perm} is not a permutation of {x.ndim} axes")
+    return [np.ascontiguousarray(np.transpose(x, perm))]
+
+
+@kernel("PAD", "PADV2")
+def pad(ctx, op):
+    """Pad with the output zero point (PAD) or the constant input (PADV2)."""
+    x = ctx.input(op, 0)
+    out = ctx.out_tensor(op)
+    _same_quantization(op, [ctx.in_tensor(op, 0)], out)
+    pads = np.asarray(ctx.input(op, 1)).astype(np.int64)
+    if pads.shape != (x.ndim, 2) or np.any(pads < 0):
+        raise ModelError(f"{op.describe()}: paddings must be ({x.ndim}, 2) non-negative, got {pads.tolist()}")
+    value = ctx.input(op, 2, required=False) if op.op == "PADV2" else None
+    if value is None:
+        value = qparams(out, op)[1] if out.quantized else 0
+    return [np.pad(x, pads.tolist(), constant_values=np.asarray(value).reshape(-1)[0])]
+
+
+@kernel("CONCATENATION")
+def concatenation(ctx, op):
+    xs = [ctx.input(op, k) for k in range(len(op.inputs))]
+    out = ctx.out_tensor(op)
+    _same_quantization(op, [ctx.in_tensor(op, k) for k in range(len(op.inputs))], out)
+    axis = int(op.options.get("axis", 0))
+    try:
+        y = np.concatenate(xs, axis=axis)
+    except (ValueError, np.exceptions.AxisError) as e:
+        raise ModelError(f"{op.describe()}: {e}") from None
+    if out.quantized:
+        lo, hi = act_range(op, out)
+        y = np.clip(y, lo, hi).astype(out.dtype)
+    return [y]
+
+
+@kernel("STRIDED_SLICE")
+def strided_slice(ctx, op):
+    """TFLite ``strided_slice_logic.h``: begin/end clamped per axis by the sign of the stride,
+    ``begin_mask``/``end_mask`` for full ranges, ``shrink_axis_mask`` keeps one index and drops
+    the axis, ``offset`` makes ``end`` relative to ``begin``."""
+    x = ctx.input(op, 0)
+    _same_quantization(op, [ctx.in_tensor(op, 0)], ctx.out_tensor(op))
+    begin, end, strides = (np.asarray(ctx.input(op, k)).reshape(-1).astype(np.int64) for k in (1, 2, 3))
+    o = op.options
+    if o.get("ellipsis_mask", 0) or o.get("new_axis_mask", 0):
+        raise ModelError(f"{op.describe()}: ellipsis_mask and new_axis_mask are not supported")
+    if not len(begin) == len(end) == len(strides) <= x.ndim:
+        raise ModelError(f"{op.describe()}: begin/end/strides lengths {len(begin)}/{len(end)}/{len(strides)} for rank {x.ndim}")
+    shrink = []
+    for axis in range(len(begin)):
+        dim, s = x.shape[axis], int(strides[axis])
+        if s == 0:
+            raise ModelError(f"{op.describe()}: stride 0 on axis {axis}")
+        lo_clamp, hi_clamp = (0, dim) if s > 0 else (-1, dim - 1)
+        if o.get("begin_mask", 0) >> axis & 1:
+            start = 0 if s > 0 else dim - 1
+        else:
+            start = int(begin[axis]) + (dim if begin[axis] < 0 else 0)
+            start = min(max(start, lo_clamp), hi_clamp)
+        if o.get("shrink_axis_mask", 0) >> axis & 1:
+            stop, s = start + 1, 1
+            shrink.append(axis)
+        elif o.get("end_mask", 0) >> axis & 1:
+            stop = dim if s > 0 else -1
+        else:
+            stop = int(end[axis]) + (int(begin[axis]) if o.get("offset", False) else 0)
+            stop += dim if stop < 0 else 0
+            stop = min(max(stop, lo_clamp), hi_clamp)
+        x = np.take(x, np.arange(start, stop, s), axis=axis)
+    return [np.squeeze(x, axis=tuple(shrink)) if shrink else x]
