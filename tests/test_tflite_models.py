@@ -1,0 +1,108 @@
+"""Real TFLite models: intsim.tflite against the LiteRT reference interpreter and the TFLite
+Micro goldens of ../shared/models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _tflite_util import random_int
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+import intsim.tflite as itf
+from intsim import profiles
+
+MODELS = ("hello_world_int8.tflite", "micro_speech_quantized.tflite")
+DRAWS = 300
+
+
+def _reference_outputs(path, inputs):
+    ip = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    ip.allocate_tensors()
+    (inp,), (out,) = ip.get_input_details(), ip.get_output_details()
+    outs = []
+    for x in inputs:
+        ip.set_tensor(inp["index"], x)
+        ip.invoke()
+        outs.append(ip.get_tensor(out["index"]).copy())
+    return outs
+
+
+def _draws(model, seed):
+    rng = np.random.default_rng(seed)
+    (t,) = model.input_details()
+    return [random_int(rng, t.shape, t.dtype) for _ in range(DRAWS)]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_reference_profile_is_bit_exact_to_builtin_ref(shared_dir, name):
+    path = shared_dir / "models" / "tflite" / name
+    model = itf.load(path)
+    inputs = _draws(model, 1)
+    want = _reference_outputs(path, inputs)
+    for x, w in zip(inputs, want, strict=True):
+        (got,) = itf.run(model, x, profile="tflite-reference")
+        np.testing.assert_array_equal(got, w)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_tflm_differs_from_builtin_ref_only_through_fully_connected(shared_dir, name):
+    """TFLite Micro requantizes FULLY_CONNECTED with MBQM (multiplier from a float32 product)
+    where LiteRT's reference kernel rounds ``double(acc) * M`` half away from zero.  Giving the
+    tflm profile LiteRT's FC rule must remove every difference; and ``diff`` must place the
+    origin of every disagreement in a FULLY_CONNECTED layer."""
+    path = shared_dir / "models" / "tflite" / name
+    model = itf.load(path)
+    inputs = _draws(model, 2)
+    want = _reference_outputs(path, inputs)
+    tflm_with_litert_fc = profiles.custom(
+        "tflm", "tflm+litert-fc", fc_requant="float64-away", fc_multiplier="float64", int16_fc_requant="float64-away"
+    )
+    differing = 0
+    for x, w in zip(inputs, want, strict=True):
+        (tflm,) = itf.run(model, x, profile="tflm")
+        (fixed,) = itf.run(model, x, profile=tflm_with_litert_fc)
+        np.testing.assert_array_equal(fixed, w)
+        if not np.array_equal(tflm, w):
+            differing += 1
+            rows = itf.diff(model, x, ("tflite-reference", "tflm"))
+            assert all(r.op == "FULLY_CONNECTED" for r in rows if r.originate)
+            assert max(r.max_lsb for r in rows if r.originate) == 1  # a rounding difference, never more
+    if name == "hello_world_int8.tflite":
+        assert differing > 0  # the rules do disagree on this model's tiny FC layers
+
+
+def _seanet(shared_dir, kind):
+    folder = shared_dir / "models" / "tflm-seanet" / kind
+    return sorted(folder.glob(f"{kind}*.tflite"), key=lambda p: int(p.stem[len(kind):]))
+
+
+def _csv(path):
+    return np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=1)
+
+
+@pytest.mark.parametrize("kind", ["conv", "add"])
+@pytest.mark.parametrize("profile", ["tflm", "tflite-reference"])
+def test_seanet_goldens(shared_dir, kind, profile):
+    paths = _seanet(shared_dir, kind)
+    assert len(paths) == {"conv": 22, "add": 17}[kind]
+    for path in paths:
+        model = itf.load(path)
+        inputs = [_csv(path.with_name(f"{path.stem}_input{k}_int16.csv")).astype(np.int16).reshape(t.shape)
+                  for k, t in enumerate(model.input_details())]  # fmt: skip
+        golden = _csv(path.with_name(f"{path.stem}_golden_int16.csv"))
+        (got,) = itf.run(model, inputs, profile=profile)
+        np.testing.assert_array_equal(got.reshape(-1), golden, err_msg=path.name)
+
+
+def test_intermediates_and_diff_report(shared_dir):
+    path = shared_dir / "models" / "tflite" / "micro_speech_quantized.tflite"
+    model = itf.load(path)
+    x = _draws(model, 3)[0]
+    outputs, tensors = itf.run(model, x, return_intermediates=True)
+    assert set(tensors) >= {t.name for t in model.output_details()} | {"Relu", "add_1"}
+    np.testing.assert_array_equal(tensors["labels_softmax"], outputs[0])
+    assert tensors["Relu"].dtype == np.int8 and tensors["Relu"].shape == (1, 25, 20, 8)
+    rows = itf.diff(model, x, ("tflite-reference", "tflite-reference"))
+    assert [r.op for r in rows] == ["RESHAPE", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
+    assert all(r.differ == 0 and r.originate == 0 and r.max_lsb == 0 for r in rows)
+    assert rows[1].elements == 25 * 20 * 8
