@@ -123,6 +123,26 @@ def error_sweep_command(args, out=sys.stdout) -> None:
         print(f"\nwrote {folder / 'error_sweep.md'} and {folder / 'j_curve_gaussian_4bit.png'}", file=out)
 
 
+def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: int = 0, out=sys.stdout) -> None:
+    """Run a TFLite model on one random input under two profiles and print where they differ."""
+    import intsim.tflite as itf
+
+    model = itf.load(model_source)
+    rng = np.random.default_rng(seed)
+    xs = [rng.integers(np.iinfo(t.dtype).min, int(np.iinfo(t.dtype).max) + 1, t.shape).astype(t.dtype)
+          if t.dtype.kind in "iu" else rng.normal(size=t.shape).astype(t.dtype)
+          for t in model.input_details()]  # fmt: skip
+    print(f"{model.source}: {len(model.operators)} operators "
+          f"({', '.join(sorted({op.op for op in model.operators}))}); random input, seed {seed}", file=out)  # fmt: skip
+    for p in profiles:
+        outputs = itf.run(model, xs, profile=p)
+        print(f"  {p:<22} output: {np.array2string(outputs[0].reshape(-1)[:12], separator=' ')}", file=out)
+    print(f"\nper layer, {profiles[1]} against {profiles[0]} (differing elements, max LSB, and how many "
+          "originate in the layer):", file=out)  # fmt: skip
+    for row in itf.diff(model, xs, profiles):
+        print("  " + row.line(), file=out)
+
+
 def list_formats(out=sys.stdout) -> None:
     for fmt in F.REGISTRY.values():
         print(fmt.describe(), file=out)
@@ -137,11 +157,23 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--n", type=int, default=100_000, help="samples per distribution")
     sweep_parser.add_argument("--bits", default="2-8", help="bit range, e.g. 3-8")
     sweep_parser.add_argument("--out", help="folder for the markdown table and the J(s) plot")
+    tfl = sub.add_parser("tflite", help="run a .tflite model under two profiles and show where they differ")
+    tfl.add_argument("model", help="path of an int8 or int16x8 .tflite model")
+    tfl.add_argument("--profiles", default="tflite-reference,tflm", help="two profiles, comma separated")
+    tfl.add_argument("--seed", type=int, default=0, help="seed of the random input")
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo()
         demo_requantization()
         demo_conv_layer()
+        import intsim.tflite as itf
+        from intsim.tflite.builder import example_cnn
+
+        print("\nA 9-operator int8 TFLite CNN (written with intsim.tflite.builder), LiteRT's reference "
+              "kernels against a single-rounding TFLite Micro build:", file=sys.stdout)  # fmt: skip
+        tflite_command(itf.parse(example_cnn(), "example-cnn.tflite"), ("tflite-reference", "tflm-single-rounding"), seed=1)
+    elif args.command == "tflite":
+        tflite_command(args.model, tuple(args.profiles.split(",")), args.seed)
     elif args.command == "formats":
         list_formats()
     elif args.command == "error-sweep":

@@ -82,12 +82,23 @@ def quantize_multiplier(real, *, single_rounding: bool = False):
     """
     if np.ndim(real) == 0:
         return _quantize_multiplier_scalar(float(real), single_rounding)
-    flat = np.asarray(real, dtype=np.float64).reshape(-1)
-    pairs = [_quantize_multiplier_scalar(float(v), single_rounding) for v in flat]
-    shape = np.shape(real)
-    multiplier = np.array([p[0] for p in pairs], np.int32).reshape(shape)
-    shift = np.array([p[1] for p in pairs], np.int32).reshape(shape)
-    return multiplier, shift
+    m = np.asarray(real, dtype=np.float64)
+    if not np.all(np.isfinite(m)):
+        raise ValueError(f"multiplier must be finite, got {m[~np.isfinite(m)].reshape(-1)[0]!r}")
+    q, shift = np.frexp(m)
+    # q * 2**31 is exact and below 2**31, so floor(|v| + 0.5) is C's std::round, exactly
+    q_fixed = np.copysign(np.floor(np.abs(q) * 2.0**31 + 0.5), q)
+    carry = np.abs(q_fixed) == 2.0**31
+    q_fixed = np.where(carry, q_fixed / 2, q_fixed)
+    shift = shift + carry
+    flush = shift < -31
+    q_fixed, shift = np.where(flush, 0, q_fixed), np.where(flush, 0, shift)
+    if single_rounding:
+        clamp = shift > 30
+        q_fixed, shift = np.where(clamp, INT32_MAX, q_fixed), np.where(clamp, 30, shift)
+    if np.any(q_fixed > INT32_MAX):
+        raise ValueError("a multiplier does not fit the Q31 format")
+    return q_fixed.astype(np.int32), shift.astype(np.int32)
 
 
 # ---- Python-int references (the rules as written in the C sources) --------------------------------

@@ -36,3 +36,13 @@ def test_error_sweep_table_and_plot(tmp_path):
     png = (tmp_path / "j_curve_gaussian_4bit.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     assert np.isfinite([r["sqnr"] for r in rows]).all()
+
+
+def test_tflite_command_prints_outputs_and_per_layer_diff(shared_dir):
+    out = io.StringIO()
+    cli.tflite_command(shared_dir / "models" / "tflite" / "micro_speech_quantized.tflite", seed=2, out=out)
+    text = out.getvalue()
+    assert "4 operators" in text and text.count("output: [") == 2
+    for op in ("RESHAPE", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"):
+        assert f" {op} " in text
+    assert "/4000" in text  # the depthwise layer's 25 x 20 x 8 outputs

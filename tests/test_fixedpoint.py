@@ -314,3 +314,15 @@ def test_float32_rule_differs_from_onnx_reference_beyond_2_24():
     acc = np.array([2**24 + 1], np.int64)  # float32(acc) rounds to 2**24 first
     assert fxp.requantize_float(acc, 1.0, qmin=INT32_MIN, qmax=INT32_MAX, rule="float32").tolist() == [2**24]
     assert fxp.requantize_float(acc, 1.0, qmin=INT32_MIN, qmax=INT32_MAX, rule="float64-onnx").tolist() == [2**24 + 1]
+
+
+@given(st.lists(st.one_of(
+    st.floats(0, 2.0**40, allow_nan=False, allow_infinity=False),
+    st.floats(-(2.0**40), 0, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, 2.0**-32, 2.0**-31, 2.0**-33, 1.0, 0.5, 2.0**31, 1 - 2.0**-33, 1 - 2.0**-32, 2.0**30 * (1 - 2.0**-40)]),
+), min_size=1, max_size=40), st.booleans())
+def test_quantize_multiplier_array_equals_scalar(values, single):
+    """The vectorized array path gives exactly the scalar transliteration's pairs."""
+    q, s = fxp.quantize_multiplier(np.array(values), single_rounding=single)
+    want = [fxp.quantize_multiplier(v, single_rounding=single) for v in values]
+    assert list(zip(q.tolist(), s.tolist(), strict=True)) == want

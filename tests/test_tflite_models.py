@@ -106,3 +106,19 @@ def test_intermediates_and_diff_report(shared_dir):
     assert [r.op for r in rows] == ["RESHAPE", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
     assert all(r.differ == 0 and r.originate == 0 and r.max_lsb == 0 for r in rows)
     assert rows[1].elements == 25 * 20 * 8
+
+
+def test_multi_op_cnn_written_with_the_builder():
+    """Nine operators chained (conv, depthwise, residual add, pool, reshape, FC, softmax)."""
+    from _tflite_util import reference
+
+    from intsim.tflite.builder import example_cnn
+
+    data = example_cnn(seed=4, size=16, channels=8)
+    model = itf.load(data)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        x = random_int(rng, model.input_details()[0].shape, np.int8)
+        (want,) = reference(data, [x])
+        (got,) = itf.run(model, x)
+        np.testing.assert_array_equal(got, want)

@@ -179,3 +179,57 @@ def build(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int], outpu
     _mod("Model").ModelAddBuffers(b, bufs)
     b.Finish(_mod("Model").ModelEnd(b), file_identifier=b"TFL3")
     return bytes(b.Output())
+
+
+def example_cnn(seed: int = 0, size: int = 32, channels: int = 16) -> bytes:
+    """A small int8 CNN (conv, depthwise, residual add, average pool, reshape, fully connected,
+    softmax) with random weights: the benchmark's and demo's model."""
+    rng = np.random.default_rng(seed)
+    c, h = channels, size
+
+    def act(name, shape, scale, zp=0):
+        return TensorSpec(name, shape, "INT8", scale=scale, zero_point=zp)
+
+    def weights(name, shape, axis=0):
+        n = shape[axis]
+        return TensorSpec(name, shape, "INT8", data=rng.integers(-127, 128, shape).astype(np.int8),
+                          scale=rng.uniform(0.002, 0.006, n), zero_point=np.zeros(n, np.int64),
+                          quantized_dimension=axis)  # fmt: skip
+
+    def bias(name, n):
+        return TensorSpec(name, (n,), "INT32", data=rng.integers(-2000, 2000, n).astype(np.int32))
+
+    t = [
+        act("input", (1, h, h, 8), 0.05, -2),                                   # 0
+        weights("conv1/w", (c, 3, 3, 8)), bias("conv1/b", c),                   # 1, 2
+        act("conv1", (1, h, h, c), 0.08, -128),                                 # 3
+        weights("dw/w", (1, 3, 3, c), axis=3), bias("dw/b", c),                 # 4, 5
+        act("dw", (1, h // 2, h // 2, c), 0.05, -128),                          # 6
+        weights("pw_a/w", (2 * c, 1, 1, c)), bias("pw_a/b", 2 * c),             # 7, 8
+        act("pw_a", (1, h // 2, h // 2, 2 * c), 0.04, 3),                       # 9
+        weights("pw_b/w", (2 * c, 1, 1, c)), bias("pw_b/b", 2 * c),             # 10, 11
+        act("pw_b", (1, h // 2, h // 2, 2 * c), 0.04, -5),                      # 12
+        act("add", (1, h // 2, h // 2, 2 * c), 0.05, -128),                     # 13
+        act("pool", (1, h // 4, h // 4, 2 * c), 0.05, -128),                    # 14
+        TensorSpec("flat/shape", (2,), "INT32", data=np.array([1, -1], np.int32)),  # 15
+        act("flat", (1, (h // 4) ** 2 * 2 * c), 0.05, -128),                    # 16
+        TensorSpec("fc/w", (10, (h // 4) ** 2 * 2 * c), "INT8", scale=0.003, zero_point=0,
+                   data=rng.integers(-127, 128, (10, (h // 4) ** 2 * 2 * c)).astype(np.int8)),  # 17
+        bias("fc/b", 10),                                                       # 18
+        act("logits", (1, 10), 2.0, 0),                                         # 19
+        act("probabilities", (1, 10), 1 / 256, -128),                           # 20
+    ]  # fmt: skip
+    conv = dict(padding=0, stride_h=1, stride_w=1)
+    ops = [
+        OpSpec("CONV_2D", [0, 1, 2], [3], dict(conv, fused_activation_function=1)),
+        OpSpec("DEPTHWISE_CONV_2D", [3, 4, 5], [6], dict(padding=0, stride_h=2, stride_w=2, depth_multiplier=1,
+                                                         fused_activation_function=3)),
+        OpSpec("CONV_2D", [6, 7, 8], [9], conv),
+        OpSpec("CONV_2D", [6, 10, 11], [12], conv),
+        OpSpec("ADD", [9, 12], [13], dict(fused_activation_function=1)),
+        OpSpec("AVERAGE_POOL_2D", [13], [14], dict(padding=1, stride_h=2, stride_w=2, filter_height=2, filter_width=2)),
+        OpSpec("RESHAPE", [14, 15], [16]),
+        OpSpec("FULLY_CONNECTED", [16, 17, 18], [19]),
+        OpSpec("SOFTMAX", [19], [20], dict(beta=1.0)),
+    ]  # fmt: skip
+    return build(t, ops, inputs=[0], outputs=[20], description="intsim example CNN")

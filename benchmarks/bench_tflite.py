@@ -1,0 +1,57 @@
+"""TFLite models: intsim.tflite forward time against the LiteRT reference interpreter
+(BUILTIN_REF, the kernels intsim is bit-exact to) and the default interpreter (XNNPACK),
+measured in the same run on the same input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+import intsim.tflite as itf
+from benchmarks._timing import best_time, table
+from intsim.tflite.builder import example_cnn
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+
+
+def _models():
+    yield "hello_world_int8", (SHARED / "tflite" / "hello_world_int8.tflite").read_bytes()
+    yield "micro_speech_quantized", (SHARED / "tflite" / "micro_speech_quantized.tflite").read_bytes()
+    yield "seanet conv0 (int16x8)", (SHARED / "tflm-seanet" / "conv" / "conv0.tflite").read_bytes()
+    yield "seanet add0 (int16)", (SHARED / "tflm-seanet" / "add" / "add0.tflite").read_bytes()
+    yield "example CNN 32x32x8", example_cnn()
+    yield "example CNN 96x96x8", example_cnn(size=96, channels=32)
+
+
+def _interpreter(data, resolver, inputs):
+    kwargs = {} if resolver is None else {"experimental_op_resolver_type": resolver}
+    ip = Interpreter(model_content=data, **kwargs)
+    ip.allocate_tensors()
+    for d, x in zip(ip.get_input_details(), inputs, strict=True):
+        ip.set_tensor(d["index"], x)
+    return ip
+
+
+def run() -> str:
+    rows = []
+    rng = np.random.default_rng(0)
+    for name, data in _models():
+        model = itf.load(data)
+        xs = [rng.integers(np.iinfo(t.dtype).min, np.iinfo(t.dtype).max + 1, t.shape).astype(t.dtype)
+              for t in model.input_details()]  # fmt: skip
+        ref = _interpreter(data, OpResolverType.BUILTIN_REF, xs)
+        xnn = _interpreter(data, None, xs)
+        ref.invoke()
+        exact = all(np.array_equal(a, ref.get_tensor(d["index"]))
+                    for a, d in zip(itf.run(model, xs), ref.get_output_details(), strict=True))  # fmt: skip
+        t_intsim = best_time(lambda: itf.run(model, xs), repeat=20)
+        t_ref = best_time(ref.invoke, repeat=20)
+        t_xnn = best_time(xnn.invoke, repeat=20)
+        rows.append([name, len(model.operators), "yes" if exact else "NO", f"{t_intsim * 1e3:.3f}",
+                     f"{t_ref * 1e3:.3f}", f"{t_xnn * 1e3:.3f}", f"{t_ref / t_intsim:.2f}x",
+                     f"{t_xnn / t_intsim:.2f}x"])  # fmt: skip
+    return "## TFLite models: forward pass (ms, best of 20; ratio > 1 means intsim is faster)\n\n" + table(
+        ["model", "ops", "bit-exact to BUILTIN_REF", "intsim", "reference", "XNNPACK",
+         "speed vs reference", "speed vs XNNPACK"], rows)  # fmt: skip
