@@ -103,15 +103,20 @@ def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
     return np.where(a == 0, I32_MAX, result)
 
 
-def one_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
-    """``1 / (1 + a)`` for Q0.31 ``a`` in [0, 1): three Newton-Raphson steps in Q2.29."""
+def _newton_reciprocal(a) -> np.ndarray:
+    """``1 / ((1 + a) / 2)`` in Q2.29 for Q0.31 ``a`` in [0, 1): the three Newton-Raphson steps
+    shared by ``one_over_one_plus_x_for_x_in_0_1`` and ``one_minus_x_over_one_plus_x_for_x_in_0_1``."""
     half_denominator = rounding_half_sum(a, I32_MAX)
     x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))  # 48/17 - 32/17 * d
-    one_q2 = 1 << 29
     for _ in range(3):
-        one_minus = wrap32(one_q2 - srdhm(half_denominator, x))
+        one_minus = wrap32((1 << 29) - srdhm(half_denominator, x))
         x = wrap32(x + rescale(srdhm(x, one_minus), 4, 2))
-    return rescale(x, 1, 0)  # ExactMulByPot<-1>, then Rescale<0>
+    return x
+
+
+def one_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
+    """``1 / (1 + a)`` for Q0.31 ``a`` in [0, 1)."""
+    return rescale(_newton_reciprocal(a), 1, 0)  # ExactMulByPot<-1>, then Rescale<0>
 
 
 def logistic(a, integer_bits: int) -> np.ndarray:
@@ -125,13 +130,8 @@ def logistic(a, integer_bits: int) -> np.ndarray:
 
 
 def one_minus_x_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
-    half_denominator = rounding_half_sum(a, I32_MAX)
-    x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))
-    one_q2 = 1 << 29
-    for _ in range(3):
-        one_minus = wrap32(one_q2 - srdhm(half_denominator, x))
-        x = wrap32(x + rescale(srdhm(x, one_minus), 4, 2))
-    return rescale(wrap32(x - one_q2), 2, 0)
+    """``(1 - a) / (1 + a)`` for Q0.31 ``a`` in [0, 1)."""
+    return rescale(wrap32(_newton_reciprocal(a) - (1 << 29)), 2, 0)
 
 
 def tanh(a, integer_bits: int) -> np.ndarray:

@@ -25,19 +25,6 @@ from intsim.tflite.model import ModelError
 f32, f64 = np.float32, np.float64
 
 
-def _round_away64(v):
-    """C ``round`` on float64 arrays (half away from zero)."""
-    v = np.asarray(v, f64)
-    return np.copysign(np.floor(np.abs(v) + 0.5), v)
-
-
-def _roundf(v):
-    """C ``roundf`` on float32 arrays."""
-    a = np.abs(np.asarray(v, f32))
-    t = np.floor(a)
-    return np.copysign(np.where(a - t >= f32(0.5), t + f32(1), t), v)
-
-
 # ---- SOFTMAX ----------------------------------------------------------------------------------------
 
 
@@ -104,12 +91,12 @@ def lut_int16(input_scale, input_zp, output_scale, output_zp, fn) -> np.ndarray:
     val = fn(input_min + i * step)
     val_mid = fn(input_min + i * step + half_step)
     val_next = fn(input_min + (i + 1) * step)
-    sample = _round_away64(val * inv)
-    interp = _round_away64((val_next * inv + _round_away64(val * inv)) / 2)
-    bias = _round_away64((interp - _round_away64(val_mid * inv)) / 2)
+    sample = round_half_away(val * inv)
+    interp = round_half_away((val_next * inv + round_half_away(val * inv)) / 2)
+    bias = round_half_away((interp - round_half_away(val_mid * inv)) / 2)
     lut = np.empty(513, np.int64)
     lut[:512] = np.clip(sample - bias, -32768, 32767)
-    lut[512] = np.clip(_round_away64(fn(np.array([input_max]))[0] * inv), -32768, 32767)
+    lut[512] = np.clip(round_half_away(fn(np.array([input_max]))[0] * inv), -32768, 32767)
     return lut
 
 
@@ -160,7 +147,7 @@ def lut_int8(input_scale, input_zp, output_scale, output_zp, fn) -> np.ndarray:
     """``LUTPopulateInt8`` (float32 throughout), indexed by ``value + 128``."""
     vals = np.arange(-128, 128)
     deq = f32(input_scale) * (vals - input_zp).astype(f32)
-    rescaled = _roundf(fn(deq) * (f32(1) / f32(output_scale)))
+    rescaled = round_half_away(fn(deq) * (f32(1) / f32(output_scale)))  # roundf: float32 in, float32 out
     return np.clip((rescaled + f32(output_zp)).astype(np.int64), -128, 127)
 
 

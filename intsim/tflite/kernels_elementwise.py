@@ -12,6 +12,7 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import quant
+from intsim.rounding import round_half_away
 from intsim.tflite import gemmlowp as g
 from intsim.tflite.context import act_range, check_types, kernel, qparams, type_range
 from intsim.tflite.model import ModelError
@@ -77,18 +78,10 @@ def _relu_x(ctx, op, act_min: float, act_max: float | None):
     dtype = check_types(op, [it, ot], (np.int8, np.int16))
     (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
     qmin, qmax = type_range(dtype)
-    lo = max(qmin, zo + int(_roundf(f32(act_min) / so)))
-    hi = qmax if act_max is None else min(qmax, zo + int(_roundf(f32(act_max) / so)))
+    lo = max(qmin, zo + int(round_half_away(f32(act_min) / so)))
+    hi = qmax if act_max is None else min(qmax, zo + int(round_half_away(f32(act_max) / so)))
     y = zo + ctx.mbqm(ctx.input(op, 0).astype(np.int64) - zi, f64(f32(si / so)))
     return [np.clip(y, lo, hi).astype(dtype)]
-
-
-def _roundf(v):
-    """C ``roundf``: half away from zero, exact in float32."""
-    a = np.abs(np.asarray(v, f32))
-    t = np.floor(a)
-    r = np.where(a - t >= f32(0.5), t + 1, t)
-    return np.copysign(r, v)
 
 
 @kernel("RELU")
