@@ -3,38 +3,33 @@ kernels), and int8 conv / depthwise / fully-connected rules."""
 
 import numpy as np
 import pytest
-from _tflite_reader import conv2d_options, read, read_csv
 from conftest import ALL_BACKENDS
 
 from intsim import fixedpoint as fxp
 from intsim import ops
+from intsim.tflite import parse
+from intsim.tflite.context import PADDING
 
 CONV_MODELS = sorted(range(22))
 
 
 def load_conv_case(shared_dir, n):
+    """A seanet conv layer read with intsim.tflite (the whole models run in test_tflite_models)."""
     base = shared_dir / "models" / "tflm-seanet" / "conv"
-    model, tensors = read(base / f"conv{n}.tflite")
-    opts = conv2d_options(model)
-    x_t, w_t, b_t = (tensors[i] for i in opts["inputs"])
-    y_t = tensors[opts["outputs"][0]]
-    x = read_csv(base / f"conv{n}_input0_int16.csv").astype(np.int16).reshape(x_t.shape)
-    golden = read_csv(base / f"conv{n}_golden_int16.csv").astype(np.int16).reshape(y_t.shape)
+    model = parse(base / f"conv{n}.tflite")
+    (op,) = model.operators
+    x_t, w_t, b_t = (model.tensors[i] for i in op.inputs)
+    y_t = model.tensors[op.outputs[0]]
+    o = op.options
+    opts = dict(strides=(o["stride_h"], o["stride_w"]), padding=PADDING[o["padding"]],
+                dilations=(o["dilation_h_factor"], o["dilation_w_factor"]))  # fmt: skip
+    x = _csv(base / f"conv{n}_input0_int16.csv").astype(np.int16).reshape(x_t.shape)
+    golden = _csv(base / f"conv{n}_golden_int16.csv").astype(np.int16).reshape(y_t.shape)
     return x, w_t, b_t, x_t, y_t, opts, golden
 
 
-def test_every_seanet_conv_golden(shared_dir):
-    base = shared_dir / "models" / "tflm-seanet" / "conv"
-    names = sorted(p.stem for p in base.glob("conv*.tflite"))
-    assert len(names) == 22
-    for name in names:
-        x, w_t, b_t, x_t, y_t, opts, golden = load_conv_case(shared_dir, int(name[4:]))
-        y = ops.conv2d(
-            x, w_t.data, b_t.data, strides=opts["strides"], padding=opts["padding"],
-            dilations=opts["dilations"], input_scale=x_t.scale[0], filter_scale=w_t.scale,
-            output_scale=y_t.scale[0], activation=opts["activation"], profile="tflm",
-        )  # fmt: skip
-        np.testing.assert_array_equal(y, golden, err_msg=name)
+def _csv(path):
+    return np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=1)
 
 
 @pytest.mark.parametrize("backend", ["jit-serial", "reference"])
