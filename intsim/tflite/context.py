@@ -9,6 +9,7 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import profiles as _profiles
+from intsim.kernels.conv import resolve_padding
 from intsim.ops import activation_range
 from intsim.tflite.model import Model, ModelError, Operator, Tensor
 
@@ -101,12 +102,17 @@ def type_range(dtype) -> tuple[int, int]:
 
 def act_range(op: Operator, out: Tensor) -> tuple[int, int]:
     """TFLite ``CalculateActivationRangeQuantized`` for the op's fused activation."""
+    lo, hi = type_range(out.dtype)
+    scale, zp = qparams(out, op)
+    return activation_range(activation_name(op), scale, zp, lo, hi)
+
+
+def activation_name(op: Operator) -> str:
+    """The op's fused activation as ``intsim.ops`` names it."""
     code = op.options.get("fused_activation_function", 0)
     if code not in ACTIVATION:
         raise ModelError(f"{op.describe()}: fused activation {code} is not supported (only NONE, RELU, RELU_N1_TO_1, RELU6)")
-    lo, hi = type_range(out.dtype)
-    scale, zp = qparams(out, op)
-    return activation_range(ACTIVATION[code], scale, zp, lo, hi)
+    return ACTIVATION[code]
 
 
 def check_types(op: Operator, tensors, allowed) -> np.dtype:
@@ -118,12 +124,18 @@ def check_types(op: Operator, tensors, allowed) -> np.dtype:
     return next(iter(dtypes))
 
 
-def same_padding(size: int, filter_size: int, stride: int, dilation: int, padding: str) -> tuple[int, int]:
-    """TFLite ``ComputePaddingHeightWidth``: (output size, padding before)."""
-    effective = (filter_size - 1) * dilation + 1
-    if padding == "SAME":
-        out = (size + stride - 1) // stride
-    else:
-        out = (size - effective + stride) // stride
-    pad = max(((out - 1) * stride + effective - size) // 2, 0)
-    return out, pad
+def padding_name(op: Operator) -> str:
+    code = op.options.get("padding", 0)
+    if code not in PADDING:
+        raise ModelError(f"{op.describe()}: padding {code} is not supported")
+    return PADDING[code]
+
+
+def geometry(op: Operator, in_hw, kernel_hw, strides) -> tuple[tuple[int, int], tuple[int, int]]:
+    """TFLite ``ComputePaddingHeightWidth`` (dilation 1): ((out_h, out_w), (pad_top, pad_left)),
+    the pads from the conv kernels' ``resolve_padding``."""
+    padding = padding_name(op)
+    out = tuple((n + s - 1) // s if padding == "SAME" else (n - k + s) // s
+                for n, k, s in zip(in_hw, kernel_hw, strides, strict=True))  # fmt: skip
+    top, left, _, _ = resolve_padding(padding, in_hw, kernel_hw, strides, (1, 1))
+    return out, (top, left)

@@ -12,19 +12,13 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import ops
+from intsim.tflite import gemmlowp as g
 from intsim.tflite.context import (
-    ACTIVATION, PADDING, act_range, check_types, kernel, qparams, same_padding, type_range,
+    act_range, activation_name, check_types, geometry, kernel, padding_name, qparams, type_range,
 )  # fmt: skip
 from intsim.tflite.model import ModelError
 
 ACT_TYPES = (np.int8, np.int16)
-
-
-def _activation_name(op) -> str:
-    code = op.options.get("fused_activation_function", 0)
-    if code not in ACTIVATION:
-        raise ModelError(f"{op.describe()}: fused activation {code} is not supported")
-    return ACTIVATION[code]
 
 
 def _conv_args(ctx, op):
@@ -43,16 +37,9 @@ def _conv_args(ctx, op):
         raise ModelError(f"{op.describe()}: filter {wt.describe()} is not quantized")
     return x, w, bias, dict(
         input_scale=s_in, input_zero_point=zp_in, filter_scale=wt.scale, output_scale=s_out,
-        output_zero_point=zp_out, activation=_activation_name(op), profile=ctx.profile,
+        output_zero_point=zp_out, activation=activation_name(op), profile=ctx.profile,
         backend=ctx.backend,
     )  # fmt: skip
-
-
-def _padding(op):
-    code = op.options.get("padding", 0)
-    if code not in PADDING:
-        raise ModelError(f"{op.describe()}: padding {code} is not supported")
-    return PADDING[code]
 
 
 @kernel("CONV_2D")
@@ -60,7 +47,7 @@ def conv_2d(ctx, op):
     x, w, bias, q = _conv_args(ctx, op)
     o = op.options
     return [ops.conv2d(
-        x, w, bias, strides=(o["stride_h"], o["stride_w"]), padding=_padding(op),
+        x, w, bias, strides=(o["stride_h"], o["stride_w"]), padding=padding_name(op),
         dilations=(o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)), **q,
     )]  # fmt: skip
 
@@ -73,7 +60,7 @@ def depthwise_conv_2d(ctx, op):
         raise ModelError(f"{op.describe()}: {w.shape[3]} filter channels for {x.shape[3]} input channels")
     return [ops.depthwise_conv2d(
         x, w, bias, depth_multiplier=w.shape[3] // x.shape[3], strides=(o["stride_h"], o["stride_w"]),
-        padding=_padding(op), dilations=(o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)), **q,
+        padding=padding_name(op), dilations=(o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)), **q,
     )]  # fmt: skip
 
 
@@ -110,8 +97,7 @@ def transpose_conv(ctx, op):
     n, out_h, out_w, out_c = (int(v) for v in shape)
     _, kh, kw, _ = w.shape
     # LiteRT calls ComputePaddingHeightWidth with the *output* size as the input size
-    in_h, pad_t = same_padding(out_h, kh, sh, 1, _padding(op))
-    in_w, pad_l = same_padding(out_w, kw, sw, 1, _padding(op))
+    (in_h, in_w), (pad_t, pad_l) = geometry(op, (out_h, out_w), (kh, kw), (sh, sw))
     if (in_h, in_w) != x.shape[1:3] or w.shape[3] != x.shape[3] or w.shape[0] != out_c:
         raise ModelError(f"{op.describe()}: input {x.shape}, filter {w.shape} and output shape {shape.tolist()} disagree")
     full_h = max((x.shape[1] - 1) * sh + kh, pad_t + out_h)
@@ -132,7 +118,7 @@ def transpose_conv(ctx, op):
         qm, qs = fxp.quantize_multiplier(m)
         y = fxp.multiply_by_quantized_multiplier_int64(acc, qm, qs, axis=-1, backend=ctx.backend)
     else:
-        acc = ((acc + 2**31) & 0xFFFFFFFF) - 2**31  # int32 scratch buffer
+        acc = g.wrap32(acc)  # int32 scratch buffer
         qm, qs = fxp.quantize_multiplier(m, single_rounding=ctx.rounding == "single")
         y = fxp.multiply_by_quantized_multiplier(acc, qm, qs, rounding=ctx.rounding, axis=-1, backend=ctx.backend)
     return [np.clip(y.astype(np.int64) + zp_out, lo, hi).astype(dtype)]
@@ -142,8 +128,7 @@ def _pool_windows(op, x):
     o = op.options
     kh, kw, sh, sw = o["filter_height"], o["filter_width"], o["stride_h"], o["stride_w"]
     n, h, w, c = x.shape
-    out_h, pad_t = same_padding(h, kh, sh, 1, _padding(op))
-    out_w, pad_l = same_padding(w, kw, sw, 1, _padding(op))
+    (out_h, out_w), (pad_t, pad_l) = geometry(op, (h, w), (kh, kw), (sh, sw))
     oy = np.arange(out_h) * sh - pad_t
     ox = np.arange(out_w) * sw - pad_l
     for fy in range(kh):
@@ -199,11 +184,11 @@ def mean(ctx, op):
     s_out, zp_out = qparams(ot, op)
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
     total = x.astype(np.int64).sum(axis=tuple(axes), keepdims=bool(op.options.get("keep_dims", False)))
-    total = ((total + 2**31) & 0xFFFFFFFF) - 2**31  # int32 temp_sum
+    total = g.wrap32(total)  # int32 temp_sum
     q, shift = fxp.quantize_multiplier(float(np.float64(s_in) / np.float64(s_out)), single_rounding=ctx.rounding == "single")
     k = min(n.bit_length() - 1, 32, 31 + shift)
     q = (q << k) // n
-    shifted = ((total - zp_in * n + 2**31) & 0xFFFFFFFF) - 2**31
+    shifted = g.wrap32(total - zp_in * n)
     y = ctx.mbqm_raw(shifted, q, shift - k) + zp_out
     lo, hi = type_range(dtype)
     return [np.clip(y, lo, hi).astype(dtype).reshape(ot.shape if ot.shape else y.shape)]
