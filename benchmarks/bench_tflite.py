@@ -39,8 +39,7 @@ def run() -> str:
     rng = np.random.default_rng(0)
     for name, data in _models():
         model = itf.load(data)
-        xs = [rng.integers(np.iinfo(t.dtype).min, np.iinfo(t.dtype).max + 1, t.shape).astype(t.dtype)
-              for t in model.input_details()]  # fmt: skip
+        xs = model.random_inputs(rng)
         ref = _interpreter(data, OpResolverType.BUILTIN_REF, xs)
         xnn = _interpreter(data, None, xs)
         ref.invoke()

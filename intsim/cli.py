@@ -128,10 +128,7 @@ def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: in
     import intsim.tflite as itf
 
     model = itf.load(model_source)
-    rng = np.random.default_rng(seed)
-    xs = [rng.integers(np.iinfo(t.dtype).min, int(np.iinfo(t.dtype).max) + 1, t.shape).astype(t.dtype)
-          if t.dtype.kind in "iu" else rng.normal(size=t.shape).astype(t.dtype)
-          for t in model.input_details()]  # fmt: skip
+    xs = model.random_inputs(np.random.default_rng(seed))
     print(f"{model.source}: {len(model.operators)} operators "
           f"({', '.join(sorted({op.op for op in model.operators}))}); random input, seed {seed}", file=out)  # fmt: skip
     for p in profiles:

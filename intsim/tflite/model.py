@@ -78,6 +78,12 @@ class Model:
     def output_details(self) -> list[Tensor]:
         return [self.tensors[i] for i in self.outputs]
 
+    def random_inputs(self, rng) -> list[np.ndarray]:
+        """One uniformly random value per input (the whole integer range; N(0, 1) for floats)."""
+        return [rng.integers(np.iinfo(t.dtype).min, int(np.iinfo(t.dtype).max) + 1, t.shape).astype(t.dtype)
+                if t.dtype.kind in "iu" else rng.normal(size=t.shape).astype(t.dtype)
+                for t in self.input_details()]  # fmt: skip
+
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
@@ -92,7 +98,7 @@ def _options(op) -> dict:
     table = op.BuiltinOptions()
     if cls_name is None or table is None:
         raise ModelError(f"unknown builtin options type {kind}")
-    cls = getattr(getattr(tflite, cls_name), cls_name, None) or getattr(tflite, cls_name)
+    cls = getattr(tflite, cls_name)  # the package re-exports each generated class by name
     opts = cls()
     opts.Init(table.Bytes, table.Pos)
     skip = {"Init", "GetRootAs"}
