@@ -1,0 +1,173 @@
+"""QDQ groups rewritten into the integer operators onnxruntime's QDQ transformer runs.
+
+A QDQ model says ``DequantizeLinear -> float op -> QuantizeLinear``; onnxruntime (graph
+optimization level >= basic, onnxruntime/core/optimizer/qdq_transformer) replaces each such
+group with an integer kernel.  ``fuse`` applies the same rewrites, so that ``qdq="fused"``
+runs what onnxruntime runs:
+
+=================================  ============================================
+float op inside DQ ... Q           integer operator run instead
+=================================  ============================================
+Conv (DQ bias int32 allowed)       QLinearConv
+MatMul                             QLinearMatMul
+Gemm (beta = 1)                    com.microsoft QGemm
+Add, Mul                           com.microsoft QLinearAdd, QLinearMul
+AveragePool, GlobalAveragePool     com.microsoft QLinearAveragePool, ...GlobalAveragePool
+LeakyRelu                          com.microsoft QLinearLeakyRelu
+Concat                             com.microsoft QLinearConcat
+MaxPool, Reshape, Flatten,         the same op on the quantized tensor (the DQ/Q pair is
+Transpose, Squeeze, Unsqueeze      dropped when both have the same scale and zero point)
+=================================  ============================================
+
+A group is fused only when every float input comes from a DequantizeLinear of an 8-bit
+tensor with per-tensor parameters (weights of Conv/MatMul/Gemm may be per channel), the op's
+output feeds exactly one QuantizeLinear and nothing else, and that output is not a graph
+output.  Anything else runs as written, in float.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from intsim.onnx.graph import MS_DOMAIN, Graph, Node
+
+INT8 = (np.dtype(np.int8), np.dtype(np.uint8))
+DROP = {"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"}
+UNARY = {"AveragePool": "QLinearAveragePool", "GlobalAveragePool": "QLinearGlobalAveragePool",
+         "LeakyRelu": "QLinearLeakyRelu"}  # fmt: skip
+BINARY = {"Add": "QLinearAdd", "Mul": "QLinearMul"}
+
+
+class _Index:
+    def __init__(self, graph: Graph, nodes):
+        self.graph = graph
+        self.producer = {o: n for n in nodes for o in n.outputs if o}
+        self.consumers: dict[str, list[Node]] = {}
+        for n in nodes:
+            for i in n.inputs:
+                self.consumers.setdefault(i, []).append(n)
+        self.graph_outputs = {v.name for v in graph.outputs}
+
+    def const(self, name):
+        return self.graph.initializers.get(name)
+
+    def dq(self, name, per_channel_ok=False):
+        """The DequantizeLinear node producing ``name``, if it is a fusable one."""
+        n = self.producer.get(name)
+        if n is None or n.op_type != "DequantizeLinear" or n.domain not in ("", "ai.onnx"):
+            return None
+        if len(n.inputs) < 3 or not n.inputs[2] or n.attr("block_size", 0):
+            return None
+        scale, zp = self.const(n.inputs[1]), self.const(n.inputs[2])
+        if scale is None or zp is None:
+            return None
+        if scale.size != 1 and not per_channel_ok:
+            return None
+        if zp.dtype not in INT8 and not (zp.dtype == np.int32 and per_channel_ok == "bias"):
+            return None
+        return n
+
+    def q_after(self, node):
+        """The single QuantizeLinear consuming ``node``'s only output."""
+        out = node.outputs[0]
+        users = self.consumers.get(out, [])
+        if len(node.outputs) != 1 or out in self.graph_outputs or len(users) != 1:
+            return None
+        q = users[0]
+        if q.op_type != "QuantizeLinear" or len(q.inputs) < 3 or not q.inputs[2]:
+            return None
+        scale, zp = self.const(q.inputs[1]), self.const(q.inputs[2])
+        if scale is None or zp is None or scale.size != 1 or zp.dtype not in INT8:
+            return None
+        return q
+
+
+def _triple(dq):
+    return list(dq.inputs[:3])
+
+
+def _rewrite(ix: _Index, node: Node):
+    """(new node, removed Q node, description) for a fusable group, else None."""
+    op = node.op_type
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    q = ix.q_after(node) if node.outputs else None
+    if q is None:
+        return None
+    yq = list(q.inputs[1:3])
+
+    def make(op_type, inputs, attrs=None, domain=""):
+        return Node(node.index, op_type, domain, node.name, inputs, [q.outputs[0]], dict(attrs or node.attrs))
+
+    if op == "Conv":
+        x, w = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
+        b = ix.dq(node.inputs[2], per_channel_ok="bias") if len(node.inputs) > 2 and node.inputs[2] else None
+        if not x or not w or (len(node.inputs) > 2 and node.inputs[2] and not b):
+            return None
+        inputs = _triple(x) + _triple(w) + yq + ([b.inputs[0]] if b else [])
+        return make("QLinearConv", inputs), q
+    if op == "MatMul":
+        a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
+        if not a or not b:
+            return None
+        return make("QLinearMatMul", _triple(a) + _triple(b) + yq, {}), q
+    if op == "Gemm":
+        a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
+        c = ix.dq(node.inputs[2], per_channel_ok="bias") if len(node.inputs) > 2 and node.inputs[2] else None
+        if not a or not b or (len(node.inputs) > 2 and node.inputs[2] and not c) or node.attr("beta", 1.0) != 1.0:
+            return None
+        attrs = {k: node.attrs[k] for k in ("alpha", "transA", "transB") if k in node.attrs}
+        return make("QGemm", _triple(a) + _triple(b) + [c.inputs[0] if c else ""] + yq, attrs, MS_DOMAIN), q
+    if op in BINARY:
+        a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1])
+        if not a or not b:
+            return None
+        return make(BINARY[op], _triple(a) + _triple(b) + yq, {}, MS_DOMAIN), q
+    if op in UNARY:
+        x = ix.dq(node.inputs[0])
+        if not x:
+            return None
+        return make(UNARY[op], _triple(x) + yq, None, MS_DOMAIN), q
+    if op == "Concat":
+        dqs = [ix.dq(i) for i in node.inputs]
+        if not all(dqs):
+            return None
+        return make("QLinearConcat", yq + [t for d in dqs for t in _triple(d)], None, MS_DOMAIN), q
+    if op in DROP:
+        x = ix.dq(node.inputs[0])
+        if not x:
+            return None
+        same = all(np.array_equal(ix.const(a), ix.const(b)) and ix.const(a).dtype == ix.const(b).dtype
+                   for a, b in zip(x.inputs[1:3], q.inputs[1:3]))  # fmt: skip
+        if not same:
+            return None
+        return make(op, [x.inputs[0]] + node.inputs[1:]), q
+    return None
+
+
+def fuse(graph: Graph) -> tuple[list[Node], list[str]]:
+    """The nodes to run with QDQ groups fused, and one line describing each fusion."""
+    nodes = list(graph.nodes)
+    ix = _Index(graph, nodes)
+    replaced, removed, notes = {}, set(), []
+    for node in nodes:
+        r = _rewrite(ix, node)
+        if r is None:
+            continue
+        new, q = r
+        replaced[node.index] = new
+        removed.add(id(q))
+        notes.append(f"{node.label()}: DequantizeLinear -> {node.op_type} -> QuantizeLinear run as {new.op_type}")
+    out = [replaced.get(n.index, n) for n in nodes if id(n) not in removed]
+    return _prune(graph, out), notes
+
+
+def _prune(graph: Graph, nodes: list[Node]) -> list[Node]:
+    """Drop nodes whose outputs nobody reads (the DequantizeLinear nodes a fusion bypassed)."""
+    needed = {v.name for v in graph.outputs}
+    keep = []
+    for n in reversed(nodes):
+        if any(o in needed for o in n.outputs):
+            keep.append(n)
+            needed.update(i for i in n.inputs if i)
+    return keep[::-1]

@@ -1,0 +1,62 @@
+"""The operator table of ``intsim.onnx`` and the context each operator runs in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from intsim import profiles as _profiles
+from intsim.onnx.graph import MS_DOMAIN, ModelError, Node
+
+OPS: dict[tuple[str, str], object] = {}  # (domain, op_type) -> fn(ctx, node, *inputs) -> outputs
+
+
+def op(*names, domain=""):
+    """Register an operator implementation under one or more op types."""
+
+    def register(fn):
+        for name in names:
+            OPS[(domain, name)] = fn
+        return fn
+
+    return register
+
+
+def ms_op(*names):
+    return op(*names, domain=MS_DOMAIN)
+
+
+def lookup(node: Node):
+    """The implementation of ``node``, or ``ModelError`` naming the op and the node."""
+    domain = "" if node.domain in ("", "ai.onnx") else node.domain
+    try:
+        return OPS[(domain, node.op_type)]
+    except KeyError:
+        where = f" in domain {node.domain!r}" if domain else ""
+        raise ModelError(f"unsupported operator {node.op_type}{where}: {node.label()}") from None
+
+
+@dataclass
+class Context:
+    """What an operator may read besides its inputs: the target profile and the backend."""
+
+    profile: _profiles.Profile
+    backend: str = "jit"
+
+
+def scalar_param(node: Node, name: str, value, *, kind="f"):
+    """A per-tensor scale or zero point, checked: one element of the expected kind."""
+    a = np.asarray(value)
+    if a.size != 1:
+        raise ModelError(f"{node.label()}: {name} must hold one value, got shape {a.shape}")
+    if kind == "f" and a.dtype.kind != "f":
+        raise ModelError(f"{node.label()}: {name} must be a float tensor, got {a.dtype}")
+    if kind == "f" and not (np.isfinite(a).all() and a.reshape(()) > 0):
+        raise ModelError(f"{node.label()}: {name} must be finite and positive, got {a.reshape(())!r}")
+    return a.reshape(())
+
+
+def require(node: Node, cond: bool, message: str):
+    if not cond:
+        raise ModelError(f"{node.label()}: {message}")
