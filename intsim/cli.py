@@ -140,6 +140,26 @@ def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: in
         print("  " + row.line(), file=out)
 
 
+def report_command(model, float_model, inputs_path, profile="onnxruntime-cpu", qdq="fused", out=None) -> None:
+    """Per-layer SQNR and max abs error of a quantized ONNX model against its float model, and
+    where its integer tensors differ from onnxruntime's."""
+    out = out or sys.stdout
+    from intsim.onnx import load
+    from intsim.onnx.compare import compare, format_report
+
+    graph = load(model)
+    if inputs_path:
+        with np.load(inputs_path) as data:
+            inputs = {k: data[k] for k in data.files}
+    else:
+        rng = np.random.default_rng(0)
+        inputs = {v.name: rng.normal(0, 1, [d or 1 for d in v.shape]).astype(v.dtype) for v in graph.inputs}
+        print("no --inputs given: one standard-normal input, seed 0", file=out)
+    rows = compare(graph, float_model, inputs, profile=profile, qdq=qdq)
+    print(f"{graph.source} against {float_model}, profile {profile}, QDQ groups {qdq}:", file=out)
+    print(format_report(rows), file=out)
+
+
 def list_formats(out=sys.stdout) -> None:
     for fmt in F.REGISTRY.values():
         print(fmt.describe(), file=out)
@@ -158,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     tfl.add_argument("model", help="path of an int8 or int16x8 .tflite model")
     tfl.add_argument("--profiles", default="tflite-reference,tflm", help="two profiles, comma separated")
     tfl.add_argument("--seed", type=int, default=0, help="seed of the random input")
+    rep = sub.add_parser("report", help="per-layer error of a quantized ONNX model against its float model")
+    rep.add_argument("model", help="quantized .onnx model (QDQ or QOperator)")
+    rep.add_argument("--float", dest="float_model", required=True, help="the float .onnx model it came from")
+    rep.add_argument("--inputs", help=".npz file of input arrays by name (default: one random input)")
+    rep.add_argument("--profile", default="onnxruntime-cpu", help="target profile")
+    rep.add_argument("--qdq", default="fused", choices=("fused", "float"), help="how QDQ groups run")
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo()
@@ -171,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         tflite_command(itf.parse(example_cnn(), "example-cnn.tflite"), ("tflite-reference", "tflm-single-rounding"), seed=1)
     elif args.command == "tflite":
         tflite_command(args.model, tuple(args.profiles.split(",")), args.seed)
+    elif args.command == "report":
+        report_command(args.model, args.float_model, args.inputs, args.profile, args.qdq)
     elif args.command == "formats":
         list_formats()
     elif args.command == "error-sweep":

@@ -139,6 +139,8 @@ def load(model) -> Graph:
 
     Raises ``ModelError`` naming the file for anything unreadable: a missing or truncated file,
     bytes that are not an ONNX model, or a model that ``onnx.checker`` rejects."""
+    if isinstance(model, Graph):
+        return model
     source = "<ModelProto>"
     if isinstance(model, onnx.ModelProto):
         proto = model

@@ -29,10 +29,6 @@ class Result:
     values: dict[str, np.ndarray] | None = None  # every tensor by name, on request
 
 
-def _graph(model) -> Graph:
-    return model if isinstance(model, Graph) else load(model)
-
-
 def check_supported(graph: Graph) -> None:
     """Every node has an implementation and every input is produced somewhere (load-time)."""
     known = set(graph.initializers) | {v.name for v in graph.inputs} | {""}
@@ -89,7 +85,7 @@ def run(model, inputs: dict, *, profile="onnxruntime-cpu", qdq: str = "fused",
     every tensor by name, the QDQ mode and the list of fused groups."""
     if qdq not in QDQ_MODES:
         raise ValueError(f"qdq must be one of {QDQ_MODES}, got {qdq!r}")
-    graph = _graph(model)
+    graph = load(model)
     nodes, fused = (_fuse.fuse(graph) if qdq == "fused" else (graph.nodes, []))
     check_supported(Graph(nodes, graph.initializers, graph.inputs, graph.outputs, graph.opset,
                           graph.source, graph.proto))  # fmt: skip

@@ -1,0 +1,164 @@
+"""intsim.onnx on real quantize_static pipelines, bit-exact against onnxruntime.
+
+Float CNN and MLP (intsim.onnx.examples: grouped strided conv, depthwise conv, residual add,
+max and average pooling, concat, global pooling, gemm, matmul) quantized by onnxruntime in QDQ
+and QOperator formats, per tensor and per channel, int8 and uint8 activations.  onnxruntime
+(default session: all graph optimizations) is the peer; every integer output must be equal.
+"""
+
+import logging
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from intsim import cli
+from intsim.onnx import ModelError, examples, load, run
+from intsim.onnx.compare import compare, quantized_tensors
+
+logging.getLogger().setLevel(logging.ERROR)  # quantize_static's advice about pre-processing
+
+
+def ort_session(model, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
+    so = ort.SessionOptions()
+    so.graph_optimization_level = level
+    so.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def with_int_outputs(model):
+    """The model with every quantized activation exposed as an output (for onnxruntime)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for name in quantized_tensors(load(model)):
+        m.graph.output.append(onnx.ValueInfoProto(name=name))
+    return m
+
+
+BUILDS = {"cnn": examples.cnn, "mlp": examples.mlp}
+CASES = [(b, f, a, pc) for b in BUILDS for f in ("qoperator", "qdq") for a in ("int8", "uint8") for pc in (False, True)]
+# onnxruntime 1.32 leaves the int8-activation QDQ groups of the CNN after conv1 unfused (it runs
+# them as float Conv/Add/MaxPool/AveragePool between DQ and Q; its QDQ selectors decline them),
+# so its result there depends on its float Conv's summation order: covered below, not here.
+UNFUSED_BY_ORT = {("cnn", "qdq", "int8", False), ("cnn", "qdq", "int8", True)}
+
+
+@pytest.mark.parametrize("build,fmt,act,per_channel", [c for c in CASES if c not in UNFUSED_BY_ORT])
+def test_quantize_static_pipelines_are_bit_exact(build, fmt, act, per_channel):
+    float_model = BUILDS[build]()
+    model = examples.quantize(float_model, fmt=fmt, per_channel=per_channel, activation=act)
+    sess = ort_session(with_int_outputs(model))
+    names = [o.name for o in sess.get_outputs()]
+    graph = load(model)
+    for feeds in examples.calibration_inputs(float_model, 12, seed=11):
+        feeds = {k: v * np.float32(1.5) for k, v in feeds.items()}  # beyond the calibrated range too
+        want = dict(zip(names, sess.run(None, feeds)))
+        got = run(graph, feeds, return_intermediates=True).values
+        for name in names:
+            assert got[name].dtype == want[name].dtype, name
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_qdq_groups_onnxruntime_leaves_unfused_stay_within_one_step():
+    """Where onnxruntime runs float Conv between DQ and Q, intsim's fused integer result and
+    its float result may differ only where the float product sits on a rounding boundary:
+    at most one quantization step of the output, on a small fraction of elements."""
+    float_model = examples.cnn()
+    model = examples.quantize(float_model, fmt="qdq", per_channel=True, activation="int8")
+    sess = ort_session(model)
+    scale = float(load(model).initializers["output_scale"])
+    differing = 0
+    for feeds in examples.calibration_inputs(float_model, 12, seed=11):
+        want = sess.run(None, feeds)[0]
+        got = run(model, feeds)["output"]
+        steps = np.abs(got.astype(np.float64) - want) / scale
+        assert steps.max() <= 1.0 + 1e-4  # the output is float: one step up to float32 rounding
+        differing += int(np.count_nonzero(steps > 0.5))
+    assert differing <= 12 * 10 // 4
+
+
+def test_fused_and_float_qdq_modes_are_reported():
+    model = examples.quantize(examples.mlp(), fmt="qdq", activation="uint8")
+    feeds = examples.calibration_inputs(examples.mlp(), 1)[0]
+    fused = run(model, feeds, return_intermediates=True)
+    literal = run(model, feeds, qdq="float", return_intermediates=True)
+    assert fused.qdq == "fused" and literal.qdq == "float" and literal.fused == []
+    assert {line.split(" run as ")[1] for line in fused.fused} == {"QGemm", "QLinearMatMul", "QLinearAdd"}
+    # the literal graph runs float Gemm/MatMul between DQ and Q: the same values within one step
+    scale = float(load(model).initializers["output_scale"])
+    assert np.abs(fused.outputs["output"] - literal.outputs["output"]).max() <= scale * 1.0001
+
+
+def test_compare_reports_sqnr_and_agreement_with_onnxruntime():
+    float_model = examples.cnn()
+    model = examples.quantize(float_model, fmt="qoperator", per_channel=True, activation="uint8")
+    rows = compare(model, float_model, examples.calibration_inputs(float_model, 1, seed=3)[0])
+    assert [r.differs_from_onnxruntime for r in rows] == [0] * len(rows)
+    by_name = {r.float_tensor: r for r in rows}
+    assert by_name["relu1" if "relu1" in by_name else "r1"].sqnr_db > 25  # relu folded into conv1
+    assert all(r.sqnr_db > 20 for r in rows if r.float_tensor), [(r.tensor, r.sqnr_db) for r in rows]
+
+
+def test_report_command(tmp_path, capsys):
+    float_model = examples.mlp()
+    onnx.save(float_model, tmp_path / "f.onnx")
+    onnx.save(examples.quantize(float_model, fmt="qdq"), tmp_path / "q.onnx")
+    np.savez(tmp_path / "x.npz", **examples.calibration_inputs(float_model, 1)[0])
+    cli.main(["report", str(tmp_path / "q.onnx"), "--float", str(tmp_path / "f.onnx"), "--inputs", str(tmp_path / "x.npz")])
+    text = capsys.readouterr().out
+    assert "output_QuantizeLinear_Output" in text and " 0/40" in text
+
+
+# ---- bad input -------------------------------------------------------------------------------
+
+
+def _tiny(op_type="Relu", inputs=("x",), extra_inits=()):
+    from onnx import TensorProto, helper
+
+    node = helper.make_node(op_type, list(inputs), ["y"], name="the_node")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], list(extra_inits))  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_unknown_operator_names_op_and_node():
+    with pytest.raises(ModelError, match=r"unsupported operator Erf.*the_node"):
+        run(_tiny("Erf"), {"x": np.zeros((2, 3), np.float32)})
+
+
+def test_missing_initializer_is_reported():
+    with pytest.raises(ModelError, match="'w'"):
+        run(_tiny("Add", ("x", "w")), {"x": np.zeros((2, 3), np.float32)})
+
+
+def test_wrong_input_shape_dtype_and_name():
+    model = _tiny()
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        run(model, {"x": np.zeros((3, 2), np.float32)})
+    with pytest.raises(ValueError, match="float32"):
+        run(model, {"x": np.zeros((2, 3), np.float64)})
+    with pytest.raises(ValueError, match="missing input 'x'"):
+        run(model, {})
+
+
+def test_truncated_and_garbage_files(tmp_path):
+    data = examples.quantize(examples.mlp(), fmt="qoperator").SerializeToString()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "junk.onnx").write_bytes(b"\x00\x01not a model" * 10)
+    for name in ("cut.onnx", "junk.onnx"):
+        with pytest.raises(ModelError, match=name):
+            load(tmp_path / name)
+    with pytest.raises(ModelError, match="cannot read"):
+        load(tmp_path / "absent.onnx")
+
+
+def test_zero_scale_is_an_error():
+    from onnx import TensorProto, helper, numpy_helper
+
+    node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], name="q")
+    inits = [numpy_helper.from_array(np.array(0.0, np.float32), "s"), numpy_helper.from_array(np.array(0, np.int8), "z")]
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT8, [4])], inits)  # fmt: skip
+    with pytest.raises(ModelError, match="QuantizeLinear node 0 .*positive"):
+        run(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), {"x": np.ones(4, np.float32)})
