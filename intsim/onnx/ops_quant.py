@@ -265,16 +265,26 @@ def _finish_mlas(r, c_zp, dtype):
 
 @ms_op("QLinearAdd")
 def qlinear_add(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, c_scale, c_zp=None):
-    """onnxruntime QLinearAdd on x86-64 (mlas/lib/x86_64/QLinearBinaryOpKernelAvx2.S):
-    ``cvtps2dq((float32(a - za) * sa + float32(b - zb) * sb) / sc)`` (all float32, round half
-    even), clamped to ``[qmin - zc, qmax - zc]``, ``+ zc``; numpy broadcasting."""
+    """onnxruntime QLinearAdd on x86-64 (``MlasQLinearAddKernelHelper``, the SSE2 branch of
+    mlas/lib/qladd.cpp), all float32: ``ra = sa / sc``, ``rb = sb / sc``,
+    ``fixed = float(zc) - (ra * za + rb * zb)``, then ``cvtps2dq((fixed + a * ra) + b * rb)``
+    (round half even) saturated to the output type; numpy broadcasting."""
     A, B = np.asarray(A), np.asarray(B)
     require(node, A.dtype == B.dtype and A.dtype in (np.int8, np.uint8), f"A and B must both be int8 or uint8, got {A.dtype} and {B.dtype}")
     c_zp = _zero_point_or_default(c_zp, A.dtype)
     sa, za, sb, zb, sc, zc = _binary_params(node, a_scale, a_zp, b_scale, b_zp, c_scale, c_zp)
-    fa = (A.astype(np.int32) - za).astype(F32) * sa
-    fb = (B.astype(np.int32) - zb).astype(F32) * sb
-    return [_finish_mlas(_cvtps2dq((fa + fb) / sc), zc, A.dtype)]
+    ra, rb = F32(sa / sc), F32(sb / sc)
+    fixed = F32(F32(zc) - F32(F32(ra * F32(za)) + F32(rb * F32(zb))))
+    if B.size == 1:  # IsScalarB: b * rb is folded into the constant first
+        fixed = F32(fixed + F32(B.astype(F32).reshape(()) * rb))
+        v = fixed + A.astype(F32) * ra
+    elif A.size == 1:  # onnxruntime swaps the operands so that B is the scalar
+        fixed = F32(fixed + F32(A.astype(F32).reshape(()) * ra))
+        v = fixed + B.astype(F32) * rb
+    else:
+        v = (fixed + A.astype(F32) * ra) + B.astype(F32) * rb
+    lo, hi = _range(A.dtype)
+    return [np.clip(_cvtps2dq(v.astype(F32)), lo, hi).astype(A.dtype)]
 
 
 @ms_op("QLinearMul")
