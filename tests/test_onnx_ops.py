@@ -5,6 +5,8 @@ peer; scales include powers of two (ties in every division), zero points at the 
 inputs at -128/127 and 0/255.
 """
 
+import zlib
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -62,11 +64,10 @@ def assert_same(model, feeds):
     np.testing.assert_array_equal(got, want)
 
 
-# Known gaps, kept visible: on this x86-64 machine onnxruntime's int8 QLinearAdd with two full
-# vectors and int8 QLinearMul with a broadcast row differ from intsim's transliteration in 1 LSB
-# on ~3% of elements with extreme zero points (the kernel dispatched there is not the SSE2
-# helper read for these ops); uint8 and the other broadcast forms agree exactly.
-KNOWN_GAPS = {("QLinearAdd", np.int8, (3, 37)), ("QLinearMul", np.int8, (37,))}
+# Known gap, kept visible: intsim's QLinearMul (float product times float32(sa*sb/sc)) was not
+# transliterated from mlas/lib/qlmul.cpp and differs from onnxruntime by 1 LSB on a few
+# elements in these three cases (it agrees on the other three); QLinearAdd agrees everywhere.
+KNOWN_GAPS = {("QLinearMul", np.int8, (3, 37)), ("QLinearMul", np.uint8, (3, 37)), ("QLinearMul", np.uint8, (37,))}
 
 
 @pytest.mark.parametrize("op_type", ["QLinearAdd", "QLinearMul"])
@@ -74,8 +75,8 @@ KNOWN_GAPS = {("QLinearAdd", np.int8, (3, 37)), ("QLinearMul", np.int8, (37,))}
 @pytest.mark.parametrize("shape_b", [(3, 37), (37,), (1,)])
 def test_qlinear_binary(op_type, dtype, shape_b, request):
     if (op_type, dtype, shape_b) in KNOWN_GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="1-LSB gap to onnxruntime's int8 kernel"))
-    rng = np.random.default_rng(hash((op_type, dtype.__name__, shape_b)) % 2**32)
+        request.applymarker(pytest.mark.xfail(strict=True, reason="QLinearMul not yet transliterated from MLAS"))
+    rng = np.random.default_rng(zlib.crc32(repr((op_type, dtype.__name__, shape_b)).encode()))
     for _ in range(25):
         inits = {"sa": scales(rng), "za": zero_point(rng, dtype), "sb": scales(rng), "zb": zero_point(rng, dtype),
                  "sc": scales(rng), "zc": zero_point(rng, dtype)}  # fmt: skip
