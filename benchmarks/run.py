@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_calibration, bench_formats, bench_kernels, bench_requant, bench_tflite  # noqa: E402
+from benchmarks import bench_calibration, bench_formats, bench_kernels, bench_onnx, bench_requant, bench_tflite  # noqa: E402
 
 SUITES = {
     "formats": bench_formats.run,
@@ -15,6 +15,7 @@ SUITES = {
     "kernels": bench_kernels.run,
     "calibration": bench_calibration.run,
     "tflite": bench_tflite.run,
+    "onnx": bench_onnx.run,
 }
 
 
