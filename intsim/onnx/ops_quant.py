@@ -32,15 +32,6 @@ def fmt_name(a: np.ndarray) -> str:
     return name
 
 
-def int_values(a: np.ndarray) -> np.ndarray:
-    """Integer tensors as plain numpy integers (ml_dtypes int4/int2 widen to int8/uint8)."""
-    a = np.asarray(a)
-    if a.dtype.kind == "V":
-        fmt = formats.get(fmt_name(a))
-        return a.astype(np.int8 if fmt.signed else np.uint8)
-    return a
-
-
 def from_codes(codes: np.ndarray, fmt: str) -> np.ndarray:
     """intsim's results (integer values or float-format codes) as the ONNX element type."""
     f = formats.get(fmt)
