@@ -124,7 +124,20 @@ def _tiny(op_type="Relu", inputs=("x",), extra_inits=()):
 
 def test_unknown_operator_names_op_and_node():
     with pytest.raises(ModelError, match=r"unsupported operator Erf.*the_node"):
+        load(_tiny("Erf"))  # at load time, before any input exists
+    with pytest.raises(ModelError, match=r"unsupported operator Erf.*the_node"):
         run(_tiny("Erf"), {"x": np.zeros((2, 3), np.float32)})
+
+
+def test_integer_div_truncates_toward_zero():
+    from onnx import TensorProto, helper, numpy_helper
+
+    node = helper.make_node("Div", ["x", "d"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.INT32, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT32, [4])],
+                              [numpy_helper.from_array(np.array([2, -2, 2, -2], np.int32), "d")])  # fmt: skip
+    y = run(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), {"x": np.array([-7, -7, 7, 7], np.int32)})
+    np.testing.assert_array_equal(y["y"], [-3, 3, 3, -3])  # C division, not numpy's floor
 
 
 def test_missing_initializer_is_reported():

@@ -6,7 +6,7 @@ error against the float model; ``Backend`` is an ``onnx.backend.base.Backend`` f
 conformance tests.
 """
 
-from intsim.onnx.graph import Graph, ModelError, load
-from intsim.onnx.interpreter import QDQ_MODES, Result, run
+from intsim.onnx.graph import Graph, ModelError
+from intsim.onnx.interpreter import QDQ_MODES, Result, load, run
 
 __all__ = ["QDQ_MODES", "Graph", "ModelError", "Result", "load", "run"]

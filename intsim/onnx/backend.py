@@ -11,8 +11,8 @@ import onnx
 from onnx.backend.base import Backend as _Backend
 from onnx.backend.base import BackendRep as _BackendRep
 
-from intsim.onnx.graph import ModelError, load
-from intsim.onnx.interpreter import check_supported, run
+from intsim.onnx.graph import ModelError
+from intsim.onnx.interpreter import load, run
 
 
 class BackendRep(_BackendRep):
@@ -37,7 +37,6 @@ class Backend(_Backend):
     @classmethod
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs) -> BackendRep:
         graph = load(model)
-        check_supported(graph)
         return BackendRep(graph, kwargs.get("profile", cls.profile))
 
     @classmethod
@@ -51,7 +50,7 @@ class Backend(_Backend):
     @classmethod
     def is_compatible(cls, model, device="CPU", **kwargs) -> bool:
         try:
-            check_supported(load(model))
+            load(model)
         except ModelError:
             return False
         return True

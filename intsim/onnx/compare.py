@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from intsim.onnx.graph import MS_DOMAIN, Graph, load
-from intsim.onnx.interpreter import run
+from intsim.onnx.graph import MS_DOMAIN, Graph
+from intsim.onnx.interpreter import load, run
 
 # producer op type -> positions of (scale, zero point) of its output
 OUTPUT_PARAMS = {

@@ -113,6 +113,7 @@ class Graph:
     opset: dict[str, int]
     source: str
     proto: onnx.ModelProto
+    plans: dict = field(default_factory=dict, repr=False)  # qdq mode -> (nodes, fused), by run()
 
 
 def _attribute(a: onnx.AttributeProto):

@@ -15,7 +15,8 @@ import numpy as np
 from intsim import profiles as _profiles
 from intsim.onnx import fuse as _fuse
 from intsim.onnx import ops_float, ops_quant  # noqa: F401  (register the operators)
-from intsim.onnx.graph import Graph, ModelError, Node, load
+from intsim.onnx import graph as _graph
+from intsim.onnx.graph import Graph, ModelError, Node
 from intsim.onnx.registry import Context, lookup
 
 QDQ_MODES = ("fused", "float")
@@ -29,10 +30,11 @@ class Result:
     values: dict[str, np.ndarray] | None = None  # every tensor by name, on request
 
 
-def check_supported(graph: Graph) -> None:
-    """Every node has an implementation and every input is produced somewhere (load-time)."""
+def check_supported(graph: Graph, nodes: list[Node] | None = None) -> None:
+    """Every node (of ``graph``, or the rewritten ``nodes``) has an implementation and every
+    input is produced by an earlier node, a graph input or an initializer."""
     known = set(graph.initializers) | {v.name for v in graph.inputs} | {""}
-    for node in graph.nodes:
+    for node in graph.nodes if nodes is None else nodes:
         lookup(node)
         for name in node.inputs:
             if name not in known:
@@ -42,6 +44,15 @@ def check_supported(graph: Graph) -> None:
     for out in graph.outputs:
         if out.name not in known:
             raise ModelError(f"graph output {out.name!r} is never produced")
+
+
+def load(model) -> Graph:
+    """Parse and check ``model`` (path, bytes, ModelProto or Graph): a malformed file, an
+    unsupported operator (op type and node named) or a dangling input fails here."""
+    graph = _graph.load(model)
+    if not graph.plans:
+        check_supported(graph)
+    return graph
 
 
 def _check_inputs(graph: Graph, inputs: dict) -> dict:
@@ -86,9 +97,11 @@ def run(model, inputs: dict, *, profile="onnxruntime-cpu", qdq: str = "fused",
     if qdq not in QDQ_MODES:
         raise ValueError(f"qdq must be one of {QDQ_MODES}, got {qdq!r}")
     graph = load(model)
-    nodes, fused = (_fuse.fuse(graph) if qdq == "fused" else (graph.nodes, []))
-    check_supported(Graph(nodes, graph.initializers, graph.inputs, graph.outputs, graph.opset,
-                          graph.source, graph.proto))  # fmt: skip
+    if qdq not in graph.plans:  # fused once per loaded graph, not on every call
+        nodes, fused = _fuse.fuse(graph) if qdq == "fused" else (graph.nodes, [])
+        check_supported(graph, nodes)
+        graph.plans[qdq] = (nodes, fused)
+    nodes, fused = graph.plans[qdq]
     values = dict(graph.initializers)
     values.update(_check_inputs(graph, inputs))
     ctx = Context(_profiles.get(profile), backend)

@@ -101,6 +101,12 @@ def gather(ctx, node, x, indices):
     return [np.take(x, idx, axis=axis)]
 
 
+def _trunc_div(a, b):
+    """Integer Div as C (and ONNX) define it: the quotient truncated toward zero."""
+    q = np.abs(a) // np.abs(b)
+    return np.where((a < 0) != (b < 0), -q, q)
+
+
 def _binary(fn):
     def run(ctx, node, a, b):
         a, b = np.asarray(a), np.asarray(b)
@@ -113,7 +119,7 @@ def _binary(fn):
 op("Add")(_binary(np.add))
 op("Sub")(_binary(np.subtract))
 op("Mul")(_binary(np.multiply))
-op("Div")(_binary(lambda a, b: np.floor_divide(a, b) if a.dtype.kind in "iu" else a / b))
+op("Div")(_binary(lambda a, b: _trunc_div(a, b) if a.dtype.kind in "iu" else a / b))
 op("Min")(_binary(np.minimum))
 op("Max")(_binary(np.maximum))
 
@@ -182,9 +188,7 @@ def conv(ctx, node, x, w, b=None):
     kernel = list(w.shape[2:])
     dil = list(node.attr("dilations") or [1, 1])
     eff = [(k - 1) * d + 1 for k, d in zip(kernel, dil)]
-    shadow = type(node)(node.index, node.op_type, node.domain, node.name, node.inputs, node.outputs,
-                        {k: v for k, v in node.attrs.items() if k != "dilations"})  # fmt: skip
-    out, begin, strides = pool_geometry(shadow, x.shape[2:], eff)
+    out, begin, strides = pool_geometry(node, x.shape[2:], eff, dilated_kernel=True)
     cin_g, cout = w.shape[1], w.shape[0]
     require(node, x.shape[1] == cin_g * group and cout % group == 0,
             f"input channels {x.shape[1]} do not match weights {w.shape} with group={group}")  # fmt: skip

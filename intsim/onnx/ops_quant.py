@@ -47,7 +47,7 @@ def from_codes(codes: np.ndarray, fmt: str) -> np.ndarray:
 def _real(a):
     """ml_dtypes values (float8 zero points, int4, ...) as float64 or int64, exactly."""
     a = np.asarray(a)
-    if a.dtype.kind in "iuf" and a.dtype.name not in formats.REGISTRY or a.dtype.itemsize > 1:
+    if a.dtype.itemsize > 1 or a.dtype.name not in formats.REGISTRY:
         return a
     fmt = formats.get(a.dtype.name)
     return a.astype(np.float64) if isinstance(fmt, formats.FloatFormat) else a.astype(np.int64)
@@ -354,12 +354,14 @@ def qlinear_global_average_pool(ctx, node, X, x_scale, x_zp, y_scale, y_zp):
     return [_mlas_requantize(acc, scale, int(np.asarray(y_zp)), X.dtype)]
 
 
-def pool_geometry(node, spatial_shape, kernel):
-    """ONNX pooling output size and begin pads (auto_pad, pads, strides, dilations, ceil_mode)."""
+def pool_geometry(node, spatial_shape, kernel, *, dilated_kernel=False):
+    """ONNX pooling (and convolution) output size and begin pads from auto_pad, pads, strides
+    and ceil_mode.  ``kernel`` is the effective extent; pools reject dilations, convolutions
+    pass their dilated extent with ``dilated_kernel=True``."""
     n = len(spatial_shape)
     strides = list(node.attr("strides") or [1] * n)
-    dil = list(node.attr("dilations") or [1] * n)
-    require(node, all(d == 1 for d in dil), "dilated pooling is not supported")
+    if not dilated_kernel:
+        require(node, all(d == 1 for d in node.attr("dilations") or []), "dilated pooling is not supported")
     auto_pad = node.attr("auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         out = [-(-s // st) for s, st in zip(spatial_shape, strides)]

@@ -8,6 +8,7 @@ import numpy as np
 
 from intsim import profiles as _profiles
 from intsim.onnx.graph import MS_DOMAIN, ModelError, Node
+from intsim.quant.affine import check_scale
 
 OPS: dict[tuple[str, str], object] = {}  # (domain, op_type) -> fn(ctx, node, *inputs) -> outputs
 
@@ -50,10 +51,13 @@ def scalar_param(node: Node, name: str, value, *, kind="f"):
     a = np.asarray(value)
     if a.size != 1:
         raise ModelError(f"{node.label()}: {name} must hold one value, got shape {a.shape}")
-    if kind == "f" and a.dtype.kind != "f":
-        raise ModelError(f"{node.label()}: {name} must be a float tensor, got {a.dtype}")
-    if kind == "f" and not (np.isfinite(a).all() and a.reshape(()) > 0):
-        raise ModelError(f"{node.label()}: {name} must be finite and positive, got {a.reshape(())!r}")
+    if kind == "f":
+        if a.dtype.kind != "f":
+            raise ModelError(f"{node.label()}: {name} must be a float tensor, got {a.dtype}")
+        try:
+            check_scale(a, name)
+        except ValueError as e:
+            raise ModelError(f"{node.label()}: {e}") from None
     return a.reshape(())
 
 
