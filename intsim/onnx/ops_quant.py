@@ -280,16 +280,21 @@ def qlinear_add(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, c_scale, c_zp=Non
 
 @ms_op("QLinearMul")
 def qlinear_mul(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, c_scale, c_zp=None):
-    """QLinearMul as ``float32(a - za) * float32(b - zb) * float32(sa * sb / sc)``, round half
-    even, clamp, ``+ zc``.  NOT yet transliterated from onnxruntime's mlas/lib/qlmul.cpp: it
-    differs from onnxruntime by 1 LSB on a few elements (tests/test_onnx_ops.py KNOWN_GAPS)."""
+    """onnxruntime QLinearMul on x86-64 (``MlasQLinearMulVectorS16``, the SSE2 branch of
+    mlas/lib/qlmul.cpp): the exact int32 product ``(a - za) * (b - zb)``, converted to float32,
+    times ``ratio = float32(float32(sa * sb) / sc)``, plus ``float32(zc)`` (separate float32
+    multiply and add, no FMA), ``cvtps2dq`` (round half even), saturated to the output type.
+    The product is commutative, so onnxruntime's swap of a scalar A into the B slot changes
+    nothing; numpy broadcasting."""
     A, B = np.asarray(A), np.asarray(B)
     require(node, A.dtype == B.dtype and A.dtype in (np.int8, np.uint8), f"A and B must both be int8 or uint8, got {A.dtype} and {B.dtype}")
     c_zp = _zero_point_or_default(c_zp, A.dtype)
     sa, za, sb, zb, sc, zc = _binary_params(node, a_scale, a_zp, b_scale, b_zp, c_scale, c_zp)
-    fa = (A.astype(np.int32) - za).astype(F32)
-    fb = (B.astype(np.int32) - zb).astype(F32)
-    return [_finish_mlas(_cvtps2dq(fa * fb * F32(F32(sa * sb) / sc)), zc, A.dtype)]
+    ratio = F32(F32(sa * sb) / sc)
+    product = (A.astype(np.int32) - za) * (B.astype(np.int32) - zb)  # |.| <= 255 * 255: exact
+    v = product.astype(F32) * ratio + F32(zc)
+    lo, hi = _range(A.dtype)
+    return [np.clip(_cvtps2dq(v.astype(F32)), lo, hi).astype(A.dtype)]
 
 
 def _dequant_table_value(x, scale, zp):
