@@ -27,11 +27,11 @@ FLOAT_OPS = (
     r"^test_(relu|reshape_[a-z_]+|flatten_[a-z_]+|transpose_[a-z_0-9]+|concat_[a-z_0-9]+|squeeze(_[a-z_]+)?"
     r"|unsqueeze_[a-z_0-9]+|gather_[0-9]|gather_negative_indices|identity|shape[a-z_0-9]*|clip[a-z_0-9]*"
     r"|maxpool_2d_[a-z_0-9]+|averagepool_2d_[a-z_0-9]+|globalaveragepool[a-z_]*|gemm_[a-z_0-9]+"
-    r"|matmul_[0-9]d|softmax_[a-z_0-9]+|conv_with_[a-z_0-9]+|add|add_bcast|mul|mul_bcast)_cpu$"
+    r"|matmul_[0-9]d|softmax_[a-z_0-9]+|conv_with_[a-z_0-9]+|add|add_bcast|mul|mul_bcast|sigmoid[a-z_]*|leakyrelu[a-z_]*)_cpu$"
 )
 
 EXCLUDED = {
-    r"_expanded(_ver18)?_cpu$": "expanded function bodies of Clip and Softmax use Less/Where/Exp/"
+    r"_expanded(_ver18)?_cpu$": "expanded function bodies of Clip, Softmax and LeakyRelu use Less/Where/Exp/"
     "ReduceSum, which are outside intsim's operator set (the quantization _expanded cases run)",
     r"^test_(maxpool|averagepool)_2d_dilations_cpu$": "dilated pooling is not implemented "
     "(intsim raises ModelError for it)",

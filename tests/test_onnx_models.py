@@ -1,7 +1,7 @@
 """intsim.onnx on real quantize_static pipelines, bit-exact against onnxruntime.
 
-Float CNN and MLP (intsim.onnx.examples: grouped strided conv, depthwise conv, residual add,
-max and average pooling, concat, global pooling, gemm, matmul) quantized by onnxruntime in QDQ
+Float CNN and MLPs (intsim.onnx.examples: grouped strided conv, depthwise conv, residual add,
+max and average pooling, concat, global pooling, gemm, matmul, sigmoid, leaky relu, mul) quantized by onnxruntime in QDQ
 and QOperator formats, per tensor and per channel, int8 and uint8 activations.  onnxruntime
 (default session: all graph optimizations) is the peer; every integer output must be equal.
 """
@@ -36,7 +36,7 @@ def with_int_outputs(model):
     return m
 
 
-BUILDS = {"cnn": examples.cnn, "mlp": examples.mlp}
+BUILDS = {"cnn": examples.cnn, "mlp": examples.mlp, "gated_mlp": examples.gated_mlp}
 CASES = [(b, f, a, pc) for b in BUILDS for f in ("qoperator", "qdq") for a in ("int8", "uint8") for pc in (False, True)]
 # onnxruntime 1.32 leaves the int8-activation QDQ groups of the CNN after conv1 unfused (it runs
 # them as float Conv/Add/MaxPool/AveragePool between DQ and Q; its QDQ selectors decline them),

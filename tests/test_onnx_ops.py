@@ -99,6 +99,9 @@ def test_qlinear_lookup_ops_and_concat(dtype):
         p = {"xs": scales(rng), "xz": zero_point(rng, dtype), "ys": scales(rng), "yz": zero_point(rng, dtype)}
         m = single_op("QLinearLeakyRelu", [x.shape], dtype, p, {"_inputs": ["x0", "xs", "xz", "ys", "yz"], "alpha": 0.1})
         assert_same(m, {"x0": x})
+        sig = dict(p, xs=np.float32(p["xs"] * rng.choice([1, 8, 64])), ys=np.float32(rng.choice([1 / 256, 1 / 255, 0.004])))
+        m = single_op("QLinearSigmoid", [x.shape], dtype, sig, {"_inputs": ["x0", "xs", "xz", "ys", "yz"]})
+        assert_same(m, {"x0": x})  # every code; x_scale up to 5 reaches the +-18 clamp
         q = {"ys": p["ys"], "yz": p["yz"], "s1": scales(rng), "z1": zero_point(rng, dtype)}
         m = single_op("QLinearConcat", [x.shape, x.shape], dtype, q,
                       {"_inputs": ["ys", "yz", "x0", "s1", "z1", "x1", "ys", "yz"], "axis": 1})  # fmt: skip

@@ -23,7 +23,7 @@ OUTPUT_PARAMS = {
     ("", "QuantizeLinear"): (1, 2), ("", "QLinearConv"): (6, 7), ("", "QLinearMatMul"): (6, 7),
     (MS_DOMAIN, "QGemm"): (7, 8), (MS_DOMAIN, "QLinearAdd"): (6, 7), (MS_DOMAIN, "QLinearMul"): (6, 7),
     (MS_DOMAIN, "QLinearAveragePool"): (3, 4), (MS_DOMAIN, "QLinearGlobalAveragePool"): (3, 4),
-    (MS_DOMAIN, "QLinearLeakyRelu"): (3, 4), (MS_DOMAIN, "QLinearConcat"): (0, 1),
+    (MS_DOMAIN, "QLinearLeakyRelu"): (3, 4), (MS_DOMAIN, "QLinearSigmoid"): (3, 4), (MS_DOMAIN, "QLinearConcat"): (0, 1),
 }  # fmt: skip
 PASS_THROUGH = {"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"}
 SUFFIXES = ("_QuantizeLinear_Output", "_quantized", "_output_quantized")

@@ -2,7 +2,8 @@
 
 ``cnn()``: conv (3x3, pad 1) -> relu -> grouped strided conv -> relu -> depthwise conv ->
 residual add -> max pool -> average pool -> concat with a 1x1 branch -> global average pool
--> flatten -> gemm.  ``mlp()``: gemm -> relu -> matmul + add -> relu -> gemm.  Weights are
+-> flatten -> gemm.  ``mlp()``: gemm -> relu -> matmul + add -> relu -> gemm.  ``gated_mlp()``:
+sigmoid(gemm) * leaky_relu(gemm) -> gemm, the gated unit of modern MLP blocks.  Weights are
 seeded, so every call builds the same model.  ``quantize(model, ...)`` runs onnxruntime's
 ``quantize_static`` (QDQ or QOperator, per tensor or per channel, int8 or uint8
 activations) on seeded calibration data; it needs onnxruntime, which ``intsim[test]`` has.
@@ -91,6 +92,27 @@ def mlp(features: int = 64, hidden: int = 32, classes: int = 10, batch: int = 4,
         mk("Gemm", ["r2", "w3", "b3"], ["output"], name="fc3"),
     ]
     return _model(nodes, inits, [batch, features], [batch, classes], "intsim_mlp")
+
+
+def gated_mlp(features: int = 48, hidden: int = 32, classes: int = 10, batch: int = 4, seed: int = 3) -> onnx.ModelProto:
+    """``Gemm(Sigmoid(Gemm(x)) * LeakyRelu(Gemm(x)))`` on a (batch, features) input: onnxruntime
+    quantizes the gate and the product into QLinearSigmoid, QLinearLeakyRelu and QLinearMul."""
+    rng = np.random.default_rng(seed)
+    inits = [
+        _init("wg", rng.normal(0, 1 / np.sqrt(features), (features, hidden))), _init("bg", rng.normal(0, 0.5, hidden)),
+        _init("wu", rng.normal(0, 1 / np.sqrt(features), (features, hidden))), _init("bu", rng.normal(0, 0.1, hidden)),
+        _init("wo", rng.normal(0, 1 / np.sqrt(hidden), (hidden, classes))), _init("bo", rng.normal(0, 0.1, classes)),
+    ]  # fmt: skip
+    mk = helper.make_node
+    nodes = [
+        mk("Gemm", ["input", "wg", "bg"], ["g"], name="gate_fc"),
+        mk("Sigmoid", ["g"], ["gs"], name="gate_sigmoid"),
+        mk("Gemm", ["input", "wu", "bu"], ["u"], name="up_fc"),
+        mk("LeakyRelu", ["u"], ["ul"], name="up_leaky_relu", alpha=0.1),
+        mk("Mul", ["gs", "ul"], ["h"], name="gate_mul"),
+        mk("Gemm", ["h", "wo", "bo"], ["output"], name="down_fc"),
+    ]
+    return _model(nodes, inits, [batch, features], [batch, classes], "intsim_gated_mlp")
 
 
 def calibration_inputs(model: onnx.ModelProto, count: int = 8, seed: int = 2) -> list[dict]:

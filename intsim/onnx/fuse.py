@@ -13,7 +13,7 @@ MatMul                             QLinearMatMul
 Gemm (beta = 1)                    com.microsoft QGemm
 Add, Mul                           com.microsoft QLinearAdd, QLinearMul
 AveragePool, GlobalAveragePool     com.microsoft QLinearAveragePool, ...GlobalAveragePool
-LeakyRelu                          com.microsoft QLinearLeakyRelu
+LeakyRelu, Sigmoid                 com.microsoft QLinearLeakyRelu, QLinearSigmoid
 Concat                             com.microsoft QLinearConcat
 MaxPool, Reshape, Flatten,         the same op on the quantized tensor (the DQ/Q pair is
 Transpose, Squeeze, Unsqueeze      dropped when both have the same scale and zero point)
@@ -34,7 +34,7 @@ from intsim.onnx.graph import MS_DOMAIN, Graph, Node
 INT8 = (np.dtype(np.int8), np.dtype(np.uint8))
 DROP = {"MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"}
 UNARY = {"AveragePool": "QLinearAveragePool", "GlobalAveragePool": "QLinearGlobalAveragePool",
-         "LeakyRelu": "QLinearLeakyRelu"}  # fmt: skip
+         "LeakyRelu": "QLinearLeakyRelu", "Sigmoid": "QLinearSigmoid"}  # fmt: skip
 BINARY = {"Add": "QLinearAdd", "Mul": "QLinearMul"}
 
 

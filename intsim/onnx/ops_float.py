@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from intsim.onnx import mlas
 from intsim.onnx.graph import ModelError
 from intsim.onnx.ops_quant import pool_geometry, windows
 from intsim.onnx.registry import op, require
@@ -128,6 +129,23 @@ op("Max")(_binary(np.maximum))
 def relu(ctx, node, x):
     x = np.asarray(x)
     return [np.maximum(x, np.zeros((), x.dtype))]
+
+
+@op("LeakyRelu")
+def leaky_relu(ctx, node, x):
+    x = np.asarray(x)
+    alpha = np.asarray(node.attr("alpha", 0.01), x.dtype)
+    return [np.where(x >= 0, x, alpha * x)]
+
+
+@op("Sigmoid")
+def sigmoid(ctx, node, x):
+    """onnxruntime's float Sigmoid is ``MlasComputeLogistic`` (``mlas.logistic``) under the
+    onnxruntime profile; otherwise ``1 / (1 + exp(-x))`` as the ONNX reference computes it."""
+    x = np.asarray(x)
+    if ctx.profile.name.startswith("onnxruntime") and x.dtype == np.float32:
+        return [mlas.logistic(x)]
+    return [(1 / (1 + np.exp(-x))).astype(x.dtype)]
 
 
 @op("Clip")

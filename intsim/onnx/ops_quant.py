@@ -7,7 +7,7 @@ ConvInteger, QLinearMatMul, QLinearConv.
 ``com.microsoft`` (the contrib ops onnxruntime's quantizer emits; onnxruntime's CPU kernels are
 the only definition, so every profile runs them as onnxruntime does, source named per op):
 QGemm, QLinearAdd, QLinearMul, QLinearAveragePool, QLinearGlobalAveragePool, QLinearConcat,
-QLinearLeakyRelu.
+QLinearLeakyRelu, QLinearSigmoid.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 
 from intsim import formats, ops
 from intsim import profiles as _profiles
+from intsim.onnx import mlas
 from intsim.onnx.graph import ModelError, elem_dtype
 from intsim.onnx.registry import ms_op, op, require, scalar_param
 from intsim.quant.affine import dequantize, quantize
@@ -236,22 +237,10 @@ def qgemm(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, C=None, y_scale=None, y
     return [_mlas_requantize(acc, scale, int(np.asarray(y_zp)), np.asarray(y_zp).dtype)]
 
 
-def _cvtps2dq(v: np.ndarray) -> np.ndarray:
-    """x86 ``cvtps2dq``: round half even; NaN and values outside int32 become INT32_MIN."""
-    r = np.rint(v.astype(np.float64))
-    bad = ~(np.abs(r) < 2.0**31)
-    return np.where(bad, -(2**31), np.nan_to_num(r)).astype(np.int64)
-
-
 def _binary_params(node, a_scale, a_zp, b_scale, b_zp, c_scale, c_zp):
     return (F32(scalar_param(node, "A_scale", a_scale)), int(np.asarray(a_zp)),
             F32(scalar_param(node, "B_scale", b_scale)), int(np.asarray(b_zp)),
             F32(scalar_param(node, "C_scale", c_scale)), int(np.asarray(c_zp)))  # fmt: skip
-
-
-def _finish_mlas(r, c_zp, dtype):
-    lo, hi = _range(dtype)
-    return (np.clip(r, lo - c_zp, hi - c_zp) + c_zp).astype(dtype)
 
 
 @ms_op("QLinearAdd")
@@ -275,7 +264,7 @@ def qlinear_add(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, c_scale, c_zp=Non
     else:
         v = (fixed + A.astype(F32) * ra) + B.astype(F32) * rb
     lo, hi = _range(A.dtype)
-    return [np.clip(_cvtps2dq(v.astype(F32)), lo, hi).astype(A.dtype)]
+    return [np.clip(mlas.cvtps2dq(v.astype(F32)), lo, hi).astype(A.dtype)]
 
 
 @ms_op("QLinearMul")
@@ -294,7 +283,7 @@ def qlinear_mul(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, c_scale, c_zp=Non
     product = (A.astype(np.int32) - za) * (B.astype(np.int32) - zb)  # |.| <= 255 * 255: exact
     v = product.astype(F32) * ratio + F32(zc)
     lo, hi = _range(A.dtype)
-    return [np.clip(_cvtps2dq(v.astype(F32)), lo, hi).astype(A.dtype)]
+    return [np.clip(mlas.cvtps2dq(v.astype(F32)), lo, hi).astype(A.dtype)]
 
 
 def _dequant_table_value(x, scale, zp):
@@ -322,6 +311,14 @@ def qlinear_leaky_relu(ctx, node, X, x_scale, x_zp, y_scale, y_zp=None):
     """onnxruntime QLinearLeakyRelu: a 256-entry table of ``v >= 0 ? v : alpha * v`` (float32)."""
     alpha = F32(node.attr("alpha", 0.01))
     return [_lookup(ctx, node, X, x_scale, x_zp, y_scale, y_zp, lambda v: np.where(v >= 0, v, alpha * v))]
+
+
+@ms_op("QLinearSigmoid")
+def qlinear_sigmoid(ctx, node, X, x_scale, x_zp, y_scale, y_zp=None):
+    """onnxruntime QLinearSigmoid (qlinear_lookup_table.cc): a 256-entry table of
+    ``MlasComputeLogistic`` on the dequantized codes, which on x86-64 with FMA3 is
+    ``MlasLogisticKernelFma3`` (``intsim.onnx.mlas.logistic``)."""
+    return [_lookup(ctx, node, X, x_scale, x_zp, y_scale, y_zp, mlas.logistic)]
 
 
 @ms_op("QLinearConcat")
