@@ -57,8 +57,9 @@ def test_matmul_backends_agree(data):
     zb = np.array(data.draw(st.lists(zero_point(bt), min_size=n, max_size=n)), np.int64)
     if data.draw(st.booleans()):
         zb = zb[:1]
-    bias = np.array(data.draw(st.lists(st.integers(-(2**15), 2**15), min_size=n, max_size=n)), np.int64)
     acc = data.draw(st.sampled_from(ACCUMULATORS))
+    lo, hi = max(-(2**15), acc.min), min(2**15, acc.max)  # a bias must fit the accumulator
+    bias = np.array(data.draw(st.lists(st.integers(lo, hi), min_size=n, max_size=n)), np.int64)
     all_agree(accumulate_matmul, a=a, b=b, a_zero_point=za, b_zero_point=zb, bias=bias, accumulator=acc)
 
 

@@ -6,6 +6,7 @@ import pytest
 from _onnx_ops import run_ort, run_ref
 
 from intsim import ops
+from intsim.kernels import Accumulator, accumulate_matmul
 
 CONST = ("w", "w_scale", "w_zero_point", "x_scale", "x_zero_point", "y_scale", "y_zero_point", "B",
          "b", "b_scale", "b_zero_point", "a_scale", "a_zero_point")  # fmt: skip
@@ -148,6 +149,8 @@ def test_profiles_really_differ_somewhere():
         (lambda: ops.matmul_integer(np.zeros((2, 3), np.uint8), np.zeros((3, 2), np.uint8), np.int8(1)), "dtype"),
         (lambda: ops.matmul_integer(np.zeros((2, 3), np.uint8), np.zeros((3, 2), np.uint8), np.zeros(2, np.uint8)), "per-row"),
         (lambda: ops.matmul_integer(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.uint8)), "integer"),
+        (lambda: accumulate_matmul(np.zeros((2, 3), np.uint8), np.zeros((3, 2), np.uint8), bias=np.array([0, 2**15]),
+                                   accumulator=Accumulator(16, "saturate")), "does not fit the 16-bit"),
         (lambda: ops.conv_integer(np.zeros((1, 3, 5, 5), np.uint8), np.zeros((2, 2, 3, 3), np.uint8), group=2), "groups"),
         (lambda: ops.conv_integer(np.zeros((1, 4, 5, 5), np.uint8), np.zeros((2, 3, 3, 3), np.uint8)), "filter has"),
         (lambda: ops.conv_integer(np.zeros((1, 2, 5, 5), np.uint8), np.zeros((2, 2, 3, 3), np.uint8), pads=[-1, 0, 0, 0]), "negative"),

@@ -97,6 +97,12 @@ def _depthwise_int32_kernel(x, w, x_zp, w_zp, bias, sh, sw, dh, dw, pt, pl, mult
     batch, height, width, _ = x.shape
     _, oh, ow, cout = out.shape
     kh, kw, _ = w.shape
+    wz = np.empty((kh, kw, cout), np.int32)  # the filter minus its zero points, once
+    for ky in range(kh):
+        for kx in range(kw):
+            for o in range(cout):
+                wz[ky, kx, o] = np.int32(w[ky, kx, o]) - np.int32(w_zp[o])
+    xz = np.int32(x_zp)
     for r in prange(batch * oh):
         b = r // oh
         oy = r - b * oh
@@ -114,12 +120,13 @@ def _depthwise_int32_kernel(x, w, x_zp, w_zp, bias, sh, sw, dh, dw, pt, pl, mult
                         continue
                     if multiplier == 1:
                         for o in range(cout):
-                            xv = np.int32(x[b, iy, ix, o]) - np.int32(x_zp)
-                            acc[o] = np.int32(acc[o] + xv * (np.int32(w[ky, kx, o]) - np.int32(w_zp[o])))
-                    else:
-                        for o in range(cout):
-                            xv = np.int32(x[b, iy, ix, o // multiplier]) - np.int32(x_zp)
-                            acc[o] = np.int32(acc[o] + xv * (np.int32(w[ky, kx, o]) - np.int32(w_zp[o])))
+                            acc[o] = np.int32(acc[o] + (np.int32(x[b, iy, ix, o]) - xz) * wz[ky, kx, o])
+                    else:  # output channel ci * multiplier + j reads input channel ci
+                        for ci in range(cout // multiplier):
+                            xv = np.int32(x[b, iy, ix, ci]) - xz
+                            base = ci * multiplier
+                            for j in range(multiplier):
+                                acc[base + j] = np.int32(acc[base + j] + xv * wz[ky, kx, base + j])
             for o in range(cout):
                 out[b, oy, ox, o] = acc[o]
 

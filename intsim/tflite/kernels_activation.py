@@ -64,18 +64,28 @@ def softmax(ctx, op):
 def softmax_int8(x, beta, input_scale, rounding: str = "double") -> np.ndarray:
     """``reference_ops::Softmax<int8_t, int8_t>`` over the last axis."""
     q, shift, diff_min = softmax_int8_params(beta, input_scale, rounding == "single")
-    diff = x - x.max(axis=-1, keepdims=True)
+    diff = x.astype(np.int64) - x.max(axis=-1, keepdims=True)
     keep = diff >= diff_min
-    if rounding == "single":  # MultiplyByQuantizedMultiplierGreaterThanOne = MBQM in these builds
-        rescaled = fxp.multiply_by_quantized_multiplier(diff, q, shift, rounding="single").astype(np.int64)
-    else:
-        rescaled = g.srdhm(g.wrap32(diff << shift), q)
-    exps = g.exp_on_negative_values(rescaled, 5)
+    exps = _softmax_exp_table(q, shift, rounding)[-diff]  # diff = x - max lies in [-255, 0]
     sum_of_exps = g.wrap32(np.where(keep, g.rescale(exps, 0, 12), 0).sum(axis=-1, keepdims=True))
     shifted_scale, bits_over_unit = g.get_reciprocal(sum_of_exps, 12)
     exponent = bits_over_unit + 31 - 8
     out = g.rdbpot(g.srdhm(shifted_scale, exps), exponent) - 128
     return np.where(keep, np.clip(out, -128, 127), -128).astype(np.int8)
+
+
+@functools.lru_cache(maxsize=64)
+def _softmax_exp_table(q: int, shift: int, rounding: str) -> np.ndarray:
+    """The per-element part of int8 Softmax, which depends only on ``d = x - max``:
+    ``exp_on_negative_values(rescale(d))`` for ``d = 0, -1, ..., -255`` (entry ``-d``)."""
+    diff = -np.arange(256, dtype=np.int64)
+    if rounding == "single":  # MultiplyByQuantizedMultiplierGreaterThanOne = MBQM in these builds
+        rescaled = fxp.multiply_by_quantized_multiplier(diff, q, shift, rounding="single").astype(np.int64)
+    else:
+        rescaled = g.srdhm(g.wrap32(diff << shift), q)
+    table = g.exp_on_negative_values(rescaled, 5)
+    table.flags.writeable = False
+    return table
 
 
 def lut_int16(input_scale, input_zp, output_scale, output_zp, fn) -> np.ndarray:
