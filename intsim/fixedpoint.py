@@ -290,6 +290,28 @@ def _float_requant_kernel(acc, multiplier, zero_point, qmin, qmax, rule, out):
                     out[o, c, i] = requantize_float_scalar(np.int64(acc[o, c, i]), m, zp, qmin, qmax, rule)
 
 
+def float_requant_kernel(backend: str):
+    """The jit build of the float-rule requantization kernel, ``kernel(acc (outer, C, inner),
+    multiplier[C], zero_point[C], qmin, qmax, FLOAT_RULES.index(rule), out)``, for callers that
+    checked their arguments once (``profiles.Requantizer``)."""
+    return _float_requant_kernel.build(backend)
+
+
+def mbqm_kernel(rounding: str, backend: str):
+    """The jit build of ``MultiplyByQuantizedMultiplier`` (``rounding`` "double" or "single"),
+    ``kernel(acc (outer, C, inner), multiplier[C], shift[C], out)``."""
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    return _MBQM_KERNELS[rounding].build(backend)
+
+
+def check_quantized_multiplier(multiplier, shift, rounding: str) -> None:
+    """Raise unless ``multiplier``/``shift`` are in the range ``multiply_by_quantized_multiplier``
+    accepts for ``rounding``."""
+    single = rounding == "single"
+    _check_multiplier(multiplier, shift, -31, 30 if single else 31, nonnegative=single)
+
+
 # ---- argument handling ----------------------------------------------------------------------------
 
 

@@ -20,8 +20,8 @@ import numpy as np
 from intsim import formats
 from intsim import profiles as _profiles
 from intsim.kernels.accumulator import INT32, INT64, Accumulator
-from intsim.kernels.conv import accumulate_conv2d
-from intsim.kernels.gemm import PackedWeights, accumulate_matmul
+from intsim.kernels.conv import PreparedConv, accumulate_conv2d
+from intsim.kernels.gemm import PackedWeights, PreparedGemm, accumulate_matmul
 from intsim.quant.affine import check_scale
 from intsim.rounding import mode_id
 
@@ -334,3 +334,82 @@ def depthwise_conv2d(
         output_zero_point=output_zero_point, activation=activation, output_dtype=output_dtype,
         profile=profile, accumulator=accumulator, backend=backend, return_report=return_report,
     )  # fmt: skip
+
+
+# ---- prepared layers (constant weights, many calls) ----------------------------------------------
+
+
+class PreparedLayer:
+    """A layer whose weights and quantization parameters are fixed: ``layer(x)`` returns exactly
+    what the matching op function returns for ``x``, with the weights packed, the multipliers
+    derived and every static check done once (``intsim.kernels.PreparedGemm`` /
+    ``PreparedConv``, ``intsim.profiles.Requantizer``).  No overflow report: use the op
+    function with ``return_report=True`` for that."""
+
+    def __init__(self, accumulate, requantize, input_zero_point: int, out_dtype, out_shape):
+        self.accumulate, self.requantize = accumulate, requantize
+        self.input_zero_point, self.out_dtype, self.out_shape = input_zero_point, np.dtype(out_dtype), out_shape
+
+    def __call__(self, x) -> np.ndarray:
+        x = np.asarray(x)
+        acc = self.accumulate(x if self.out_shape is None else x.reshape(-1, x.shape[-1]), self.input_zero_point)
+        y = self.requantize(acc).astype(self.out_dtype)
+        return y if self.out_shape is None else y.reshape(x.shape[:-1] + self.out_shape)
+
+
+def _prepared_requantizer(profile, op, input_scale, filter_scale, output_scale, output_zero_point,
+                          activation, out_dtype, backend):  # fmt: skip
+    _check_scales(input_scale=input_scale, filter_scale=filter_scale, output_scale=output_scale)
+    info = np.iinfo(out_dtype)
+    lo, hi = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
+    return _profiles.Requantizer(
+        _profiles.get(profile), input_scale, np.asarray(filter_scale).reshape(-1), output_scale,
+        np.asarray(output_zero_point), qmin=lo, qmax=hi, op=op, backend=backend,
+    )  # fmt: skip
+
+
+def prepare_fully_connected(
+    filter, bias=None, *, input_dtype, input_scale, input_zero_point=0, filter_scale, filter_zero_point=0,
+    output_scale, output_zero_point=0, activation="none", output_dtype=None, profile="tflite-reference",
+    accumulator=None, backend="jit",
+) -> PreparedLayer:  # fmt: skip
+    """``fully_connected`` with everything but the input fixed: ``prepare_fully_connected(filter,
+    ...)(input)`` equals ``fully_connected(input, filter, ...)``."""
+    x_dtype = np.dtype(input_dtype)
+    x0 = np.zeros((0,), x_dtype)  # the common checks need an array of the input's dtype
+    _, int16x8, out_dtype = _tflite_common(x0, input_zero_point, output_zero_point, output_dtype)
+    w = np.asarray(filter)
+    if w.ndim != 2:
+        raise ValueError(f"filter must be 2-D (units, depth), got {w.shape}")
+    gemm = PreparedGemm(w, filter_zero_point, _tflite_bias(bias, int16x8), input_dtype=x_dtype,
+                        accumulator=_accumulator(profile, accumulator, int16x8), backend=backend)  # fmt: skip
+    req = _prepared_requantizer(profile, "int16-fc" if int16x8 else "fc", input_scale, filter_scale, output_scale,
+                                output_zero_point, activation, out_dtype, backend)  # fmt: skip
+    return PreparedLayer(gemm, req, _int_value("input_zero_point", input_zero_point, x_dtype), out_dtype, (w.shape[0],))
+
+
+def prepare_conv2d(
+    filter, bias=None, *, input_shape, input_dtype, strides=(1, 1), padding="SAME", dilations=(1, 1),
+    input_scale, input_zero_point=0, filter_scale, output_scale, output_zero_point=0, activation="none",
+    output_dtype=None, profile="tflite-reference", accumulator=None, backend="jit", depth_multiplier=None,
+) -> PreparedLayer:  # fmt: skip
+    """``conv2d`` (or, with ``depth_multiplier``, ``depthwise_conv2d`` and its (1, KH, KW, Cout)
+    filter) for inputs of ``input_shape``: ``prepare_conv2d(filter, ...)(input)`` equals
+    ``conv2d(input, filter, ...)``."""
+    x_dtype = np.dtype(input_dtype)
+    _, int16x8, out_dtype = _tflite_common(np.zeros((0,), x_dtype), input_zero_point, output_zero_point, output_dtype)
+    w = np.asarray(filter)
+    if depth_multiplier is not None:
+        if w.ndim != 4 or w.shape[0] != 1 or w.shape[3] != input_shape[3] * depth_multiplier:
+            raise ValueError(f"depthwise filters are (1, KH, KW, Cin x depth_multiplier), got {w.shape}")
+        w = np.ascontiguousarray(np.transpose(w, (3, 1, 2, 0)))
+    if w.ndim != 4 or len(input_shape) != 4 or input_shape[3] % w.shape[3]:
+        raise ValueError(f"conv2d takes NHWC input and OHWI filters, got {tuple(input_shape)} and {w.shape}")
+    conv = PreparedConv(
+        w, 0, _tflite_bias(bias, int16x8), input_shape=input_shape, input_dtype=x_dtype, strides=strides,
+        dilations=dilations, padding=padding, groups=input_shape[3] // w.shape[3],
+        accumulator=_accumulator(profile, accumulator, int16x8), backend=backend,
+    )  # fmt: skip
+    req = _prepared_requantizer(profile, "int16" if int16x8 else "conv", input_scale, filter_scale, output_scale,
+                                output_zero_point, activation, out_dtype, backend)  # fmt: skip
+    return PreparedLayer(conv, req, _int_value("input_zero_point", input_zero_point, x_dtype), out_dtype, None)

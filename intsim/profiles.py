@@ -129,6 +129,55 @@ def requantize(acc, multiplier, zero_point, rule: str, *, qmin: int, qmax: int, 
     return np.clip(scaled.astype(np.int64) + zp, qmin, qmax).astype(np.int32)
 
 
+class Requantizer:
+    """``Profile.requantize`` with the scales, output zero point, clamp and op fixed (a model's
+    layer): the multiplier is derived, checked and, for the fixed-point rules, quantized once.
+    ``r(acc)`` takes int32 accumulators whose last axis is the channel axis (NHWC, (M, N)) and
+    returns exactly ``profile.requantize(acc, ..., axis=-1)`` (which it calls for other inputs
+    and for ``backend="reference"``)."""
+
+    def __init__(self, profile: Profile, s_in, s_w, s_out, zero_point, *, qmin: int, qmax: int,
+                 op: str = "conv", backend: str = "jit"):  # fmt: skip
+        self.profile, self.args = profile, (s_in, s_w, s_out, zero_point)
+        self.qmin, self.qmax, self.op, self.backend = int(qmin), int(qmax), op, backend
+        self.rule, _ = profile.rules(op)
+        m = np.asarray(profile.real_multiplier(s_in, s_w, s_out, op), np.float64).reshape(-1)
+        if m.size == 0 or not np.all(np.isfinite(m)) or np.any(m < 0):
+            raise ValueError("multiplier must be finite and non-negative")
+        zp = np.asarray(zero_point).reshape(-1)
+        if zp.dtype.kind not in "iu" or np.any(zp < qmin) or np.any(zp > qmax):
+            raise ValueError(f"zero_point must be integers in [{qmin}, {qmax}], got {zp}")
+        self.channels = max(m.size, zp.size)
+        if {m.size, zp.size} - {1, self.channels}:
+            raise ValueError(f"per-channel parameters disagree in length: {m.size} and {zp.size}")
+        self.zp = np.ascontiguousarray(np.broadcast_to(zp.astype(np.int64), (self.channels,)))
+        m = np.ascontiguousarray(np.broadcast_to(m, (self.channels,)))
+        self.kernel = None  # None: the general path (the int64 rule of int16x8, the reference backend)
+        if backend == "reference":
+            pass
+        elif self.rule in fxp.FLOAT_RULES:
+            self.kernel, self.p1, self.p2 = fxp.float_requant_kernel(backend), m, self.zp
+        elif self.rule in fxp.ROUNDINGS:
+            q, shift = fxp.quantize_multiplier(m, single_rounding=self.rule == "single")
+            fxp.check_quantized_multiplier(q, shift, self.rule)
+            self.kernel = fxp.mbqm_kernel(self.rule, backend)
+            self.p1, self.p2 = np.asarray(q, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
+
+    def __call__(self, acc) -> np.ndarray:
+        acc = np.asarray(acc)
+        c = self.channels
+        if self.kernel is None or acc.dtype != np.int32 or (c > 1 and acc.shape[-1] != c):
+            return self.profile.requantize(acc, *self.args, qmin=self.qmin, qmax=self.qmax, op=self.op,
+                                           axis=-1, backend=self.backend)  # fmt: skip
+        view = np.ascontiguousarray(acc).reshape(-1, c, 1)
+        out = np.empty(view.shape, np.int32)
+        if self.rule in fxp.FLOAT_RULES:
+            self.kernel(view, self.p1, self.p2, self.qmin, self.qmax, fxp.FLOAT_RULES.index(self.rule), out)
+            return out.reshape(acc.shape)
+        self.kernel(view, self.p1, self.p2, out)
+        return np.clip(out.reshape(-1, c).astype(np.int64) + self.zp, self.qmin, self.qmax).astype(np.int32).reshape(acc.shape)
+
+
 PROFILES = {
     p.name: p
     for p in (

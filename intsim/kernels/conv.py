@@ -17,13 +17,14 @@ Python ints.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numba import prange
 
 from intsim._jit import check_backend, kernel
-from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport
-from intsim.kernels.gemm import PackedWeights, accumulate_matmul
+from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport, worst_case_bound
+from intsim.kernels.gemm import PackedWeights, accumulate_matmul, gemm_int32
 
 PADDING_MODES = ("VALID", "SAME", "SAME_UPPER", "SAME_LOWER")
 
@@ -161,6 +162,67 @@ def _cannot_overflow(x, w, x_zp, w_zp, bias, accumulator) -> bool:
     return max_x * max_w * taps + int(np.abs(bias).max(initial=0)) <= accumulator.max
 
 
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything about a convolution but its input values, checked: filters ``w`` (OHWI),
+    per-output-channel ``w_zp`` and ``bias`` (int64), strides, dilations, resolved ``pads``
+    (top, left, bottom, right) and the output size ``oh`` x ``ow``."""
+
+    w: np.ndarray
+    w_zp: np.ndarray
+    bias: np.ndarray
+    strides: tuple
+    dilations: tuple
+    pads: tuple
+    groups: int
+    oh: int
+    ow: int
+
+    @classmethod
+    def check(cls, x_shape, x_dtype, w, w_zero_point, bias, strides, dilations, padding, groups) -> ConvGeometry:
+        w = np.asarray(w)
+        for name, dtype, ndim in (("input", np.dtype(x_dtype), len(x_shape)), ("filter", w.dtype, w.ndim)):
+            if dtype.kind not in "iu" or dtype.itemsize > 2:
+                raise ValueError(f"{name} must hold 8- or 16-bit integers, got {dtype}")
+            if ndim != 4:
+                raise ValueError(f"{name} must be 4-D, got shape {x_shape if name == 'input' else w.shape}")
+        _, height, width, cin = x_shape
+        cout, kh, kw, cg = w.shape
+        if not isinstance(groups, int | np.integer) or groups < 1:
+            raise ValueError(f"groups must be a positive integer, got {groups!r}")
+        if cin % groups or cout % groups:
+            raise ValueError(f"groups={groups} must divide input channels {cin} and output channels {cout}")
+        if cin // groups != cg:
+            raise ValueError(
+                f"filter has {cg} input channels but input channels / groups = {cin} / {groups} = {cin // groups}"
+            )
+        strides = tuple(int(s) for s in strides)
+        dilations = tuple(int(d) for d in dilations)
+        if len(strides) != 2 or min(strides) < 1 or len(dilations) != 2 or min(dilations) < 1:
+            raise ValueError(f"strides and dilations must be two positive integers, got {strides}, {dilations}")
+        pads = resolve_padding(padding, (height, width), (kh, kw), strides, dilations)
+        oh = output_size(height, kh, strides[0], dilations[0], pads[0], pads[2])
+        ow = output_size(width, kw, strides[1], dilations[1], pads[1], pads[3])
+        w_zp = np.asarray(w_zero_point)
+        if w_zp.dtype.kind not in "iu" or w_zp.size not in (1, cout):
+            raise ValueError(f"w_zero_point must be one integer or {cout} (one per output channel)")
+        w_zp = np.ascontiguousarray(np.broadcast_to(w_zp.reshape(-1).astype(np.int64), (cout,)))
+        bias_v = np.zeros(cout, np.int64) if bias is None else np.asarray(bias)
+        if bias_v.dtype.kind not in "iu" or bias_v.size != cout:
+            raise ValueError(f"bias must hold {cout} integers, got shape {np.shape(bias)}")
+        return cls(w, w_zp, bias_v.reshape(-1).astype(np.int64), strides, dilations, pads, int(groups), oh, ow)
+
+
+def check_input_zero_point(x_zero_point, dtype) -> int:
+    x_zp = np.asarray(x_zero_point)
+    if x_zp.size != 1 or x_zp.dtype.kind not in "iu":
+        raise ValueError("x_zero_point must be one integer")
+    x_zp = int(x_zp.reshape(()))
+    if not np.iinfo(dtype).min <= x_zp <= np.iinfo(dtype).max:
+        raise ValueError(f"x_zero_point {x_zp} does not fit the input's {np.dtype(dtype)}")
+    return x_zp
+
+
 def accumulate_conv2d(
     x, w, x_zero_point=0, w_zero_point=0, bias=None, *, strides=(1, 1), dilations=(1, 1),
     padding="VALID", groups: int = 1, accumulator: Accumulator = INT32, backend: str = "jit",
@@ -170,43 +232,12 @@ def accumulate_conv2d(
     Returns NHWC accumulators (int32, or int64 above 32 bits) and the ``OverflowReport``."""
     check_backend(backend)
     x = np.asarray(x)
-    w = np.asarray(w)
-    for name, arr in (("input", x), ("filter", w)):
-        if arr.dtype.kind not in "iu" or arr.dtype.itemsize > 2:
-            raise ValueError(f"{name} must hold 8- or 16-bit integers, got {arr.dtype}")
-        if arr.ndim != 4:
-            raise ValueError(f"{name} must be 4-D, got shape {arr.shape}")
+    geo = ConvGeometry.check(x.shape, x.dtype, w, w_zero_point, bias, strides, dilations, padding, groups)
+    w, w_zp, bias_v, strides, dilations, pads, oh, ow = (
+        geo.w, geo.w_zp, geo.bias, geo.strides, geo.dilations, geo.pads, geo.oh, geo.ow)  # fmt: skip
     batch, height, width, cin = x.shape
     cout, kh, kw, cg = w.shape
-    if not isinstance(groups, int | np.integer) or groups < 1:
-        raise ValueError(f"groups must be a positive integer, got {groups!r}")
-    if cin % groups or cout % groups:
-        raise ValueError(f"groups={groups} must divide input channels {cin} and output channels {cout}")
-    if cin // groups != cg:
-        raise ValueError(
-            f"filter has {cg} input channels but input channels / groups = {cin} / {groups} = {cin // groups}"
-        )
-    strides = tuple(int(s) for s in strides)
-    dilations = tuple(int(d) for d in dilations)
-    if len(strides) != 2 or min(strides) < 1 or len(dilations) != 2 or min(dilations) < 1:
-        raise ValueError(f"strides and dilations must be two positive integers, got {strides}, {dilations}")
-    pads = resolve_padding(padding, (height, width), (kh, kw), strides, dilations)
-    oh = output_size(height, kh, strides[0], dilations[0], pads[0], pads[2])
-    ow = output_size(width, kw, strides[1], dilations[1], pads[1], pads[3])
-    x_zp = np.asarray(x_zero_point)
-    if x_zp.size != 1 or x_zp.dtype.kind not in "iu":
-        raise ValueError("x_zero_point must be one integer")
-    x_zp = int(x_zp.reshape(()))
-    if not np.iinfo(x.dtype).min <= x_zp <= np.iinfo(x.dtype).max:
-        raise ValueError(f"x_zero_point {x_zp} does not fit the input's {x.dtype}")
-    w_zp = np.asarray(w_zero_point)
-    if w_zp.dtype.kind not in "iu" or w_zp.size not in (1, cout):
-        raise ValueError(f"w_zero_point must be one integer or {cout} (one per output channel)")
-    w_zp = np.broadcast_to(w_zp.reshape(-1).astype(np.int64), (cout,))
-    bias_v = np.zeros(cout, np.int64) if bias is None else np.asarray(bias)
-    if bias_v.dtype.kind not in "iu" or bias_v.size != cout:
-        raise ValueError(f"bias must hold {cout} integers, got shape {np.shape(bias)}")
-    bias_v = bias_v.reshape(-1).astype(np.int64)
+    x_zp = check_input_zero_point(x_zero_point, x.dtype)
     out_dtype = np.int32 if accumulator.bits <= 32 else np.int64
 
     if backend == "reference":
@@ -216,26 +247,15 @@ def accumulate_conv2d(
     per_group = cout // groups
     depthwise = groups == cin and cg == 1 and accumulator.is_native_int32
     if depthwise and _cannot_overflow(x, w, x_zp, w_zp, bias_v, accumulator):
-        out = np.empty((batch, oh, ow, cout), np.int32)
-        _depthwise_int32_kernel.build(backend)(
-            np.ascontiguousarray(x), np.ascontiguousarray(np.transpose(w[:, :, :, 0], (1, 2, 0))),
-            np.int64(x_zp), np.ascontiguousarray(w_zp), bias_v, strides[0], strides[1],
-            dilations[0], dilations[1], pads[0], pads[1], per_group, out,
-        )  # fmt: skip
+        out = _depthwise(x, _depthwise_filter(w), x_zp, geo, backend)
         return out, OverflowReport(accumulator, out.size, 0, None, checked=False)
     out = np.empty((batch * oh * ow, cout), out_dtype)
     masks = []
     count, checked = 0, False
-    xc = np.ascontiguousarray(x)
-    flip, patch_zp = xc.dtype.type(0), x_zp
-    if xc.dtype == np.int8:  # exact: (a + 128) - (zp + 128) == a - zp
-        xc, flip, patch_zp = xc.view(np.uint8), np.uint8(0x80), x_zp + 128
+    xc, flip, patch_zp = _rebiased(x, x_zp)
     cols = np.empty((batch * oh * ow, kh * kw * cg), xc.dtype)
     for g in range(groups):
-        _im2col_kernel.build(backend)(
-            xc, g * cg, cg, kh, kw, strides[0], strides[1], dilations[0], dilations[1],
-            pads[0], pads[1], oh, ow, xc.dtype.type(patch_zp), flip, cols,
-        )  # fmt: skip
+        _patches(xc, g, geo, patch_zp, flip, cols, backend)
         sl = slice(g * per_group, (g + 1) * per_group)
         w_g = PackedWeights.from_rows(np.ascontiguousarray(w[sl]).reshape(per_group, -1), backend)
         acc, rep = accumulate_matmul(
@@ -248,3 +268,98 @@ def accumulate_conv2d(
     mask = np.concatenate(masks, axis=1).reshape(batch, oh, ow, cout) if count else None
     report = OverflowReport(accumulator, out.size, count, mask, checked=checked)
     return out.reshape(batch, oh, ow, cout), report
+
+
+def _depthwise_filter(w: np.ndarray) -> np.ndarray:
+    """OHWI depthwise filters (Cout, KH, KW, 1) as the depthwise kernel reads them: (KH, KW, Cout)."""
+    return np.ascontiguousarray(np.transpose(w[:, :, :, 0], (1, 2, 0)))
+
+
+def _depthwise(x, w_dw, x_zp: int, geo: ConvGeometry, backend: str) -> np.ndarray:
+    out = np.empty((x.shape[0], geo.oh, geo.ow, w_dw.shape[2]), np.int32)
+    _depthwise_int32_kernel.build(backend)(
+        np.ascontiguousarray(x), w_dw, np.int64(x_zp), geo.w_zp, geo.bias, geo.strides[0], geo.strides[1],
+        geo.dilations[0], geo.dilations[1], geo.pads[0], geo.pads[1], w_dw.shape[2] // x.shape[3], out,
+    )  # fmt: skip
+    return out
+
+
+def _rebiased(x, x_zp: int):
+    """The input as im2col copies it: int8 turned into uint8 ``x + 128`` (xor 0x80), whose
+    GEMM is faster, with the zero point moved alike (exact: differences are unchanged)."""
+    xc = np.ascontiguousarray(x)
+    if xc.dtype == np.int8:
+        return xc.view(np.uint8), np.uint8(0x80), x_zp + 128
+    return xc, xc.dtype.type(0), x_zp
+
+
+def _patches(xc, g: int, geo: ConvGeometry, patch_zp: int, flip, cols, backend: str) -> None:
+    """im2col of group ``g`` into ``cols`` (one row of taps per output pixel)."""
+    _, kh, kw, cg = geo.w.shape
+    _im2col_kernel.build(backend)(
+        xc, g * cg, cg, kh, kw, geo.strides[0], geo.strides[1], geo.dilations[0], geo.dilations[1],
+        geo.pads[0], geo.pads[1], geo.oh, geo.ow, xc.dtype.type(patch_zp), flip, cols,
+    )  # fmt: skip
+
+
+class PreparedConv:
+    """A convolution with fixed filters, zero points and bias (a model's constant weights) on
+    inputs of one shape and dtype.  Everything static is checked, packed and bounded once;
+    ``prepared(x, x_zero_point)`` returns exactly ``accumulate_conv2d``'s accumulators.
+
+    The fast path (im2col + ``gemm_int32`` per group, or the depthwise kernel) is taken when
+    the accumulator is int32 wrapping, the input is 8-bit and a static bound over every possible
+    input (``|x - x_zp| <= 255``) shows no sum can leave int32, so no per-call range check or
+    overflow report is needed; anything else calls ``accumulate_conv2d``."""
+
+    def __init__(self, w, w_zero_point=0, bias=None, *, input_shape, input_dtype, strides=(1, 1),
+                 dilations=(1, 1), padding="VALID", groups: int = 1, accumulator: Accumulator = INT32,
+                 backend: str = "jit"):  # fmt: skip
+        check_backend(backend)
+        self.input_shape, self.input_dtype = tuple(input_shape), np.dtype(input_dtype)
+        geo = self.geo = ConvGeometry.check(input_shape, input_dtype, w, w_zero_point, bias, strides,
+                                            dilations, padding, groups)  # fmt: skip
+        self.accumulator, self.backend = accumulator, backend
+        cout, kh, kw, cg = geo.w.shape
+        max_w = int(np.abs(geo.w.reshape(cout, -1).astype(np.int64) - geo.w_zp[:, None]).max(initial=0))
+        bound = worst_case_bound(255, max_w, kh * kw * cg) + int(np.abs(geo.bias).max(initial=0))
+        self.fast = (backend != "reference" and accumulator.is_native_int32 and self.input_dtype.itemsize == 1
+                     and bound <= INT32.max)  # fmt: skip
+        self.depthwise = groups == self.input_shape[3] and cg == 1
+        if self.fast and self.depthwise:
+            self.w_dw = _depthwise_filter(geo.w)
+        elif self.fast:
+            per_group = cout // groups
+            self.packed = [
+                PackedWeights.from_rows(np.ascontiguousarray(geo.w[g * per_group : (g + 1) * per_group]).reshape(per_group, -1), backend)
+                for g in range(groups)
+            ]  # fmt: skip
+
+    def __call__(self, x, x_zero_point=0) -> np.ndarray:
+        x = np.asarray(x)
+        if x.shape != self.input_shape or x.dtype != self.input_dtype:
+            raise ValueError(f"prepared for {self.input_dtype} input of shape {self.input_shape}, got {x.dtype} {x.shape}")
+        geo = self.geo
+        if not self.fast:
+            return accumulate_conv2d(
+                x, geo.w, x_zero_point, geo.w_zp, geo.bias, strides=geo.strides, dilations=geo.dilations,
+                padding=geo.pads, groups=geo.groups, accumulator=self.accumulator, backend=self.backend,
+            )[0]  # fmt: skip
+        x_zp = check_input_zero_point(x_zero_point, x.dtype)
+        if self.depthwise:
+            return _depthwise(x, self.w_dw, x_zp, geo, self.backend)
+        batch = x.shape[0]
+        cout, kh, kw, cg = geo.w.shape
+        xc, flip, patch_zp = _rebiased(x, x_zp)
+        cols = np.empty((batch * geo.oh * geo.ow, kh * kw * cg), xc.dtype)
+        if geo.groups == 1:
+            _patches(xc, 0, geo, patch_zp, flip, cols, self.backend)
+            out = gemm_int32(cols, self.packed[0], patch_zp, geo.w_zp, geo.bias, self.backend)[0]
+            return out.reshape(batch, geo.oh, geo.ow, cout)
+        out = np.empty((batch * geo.oh * geo.ow, cout), np.int32)
+        per_group = cout // geo.groups
+        for g, packed in enumerate(self.packed):
+            _patches(xc, g, geo, patch_zp, flip, cols, self.backend)
+            sl = slice(g * per_group, (g + 1) * per_group)
+            out[:, sl] = gemm_int32(cols, packed, patch_zp, geo.w_zp[sl], geo.bias[sl], self.backend)[0]
+        return out.reshape(batch, geo.oh, geo.ow, cout)

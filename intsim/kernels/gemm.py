@@ -255,6 +255,25 @@ def _reference(a, b, za, zb, bias, accumulator: Accumulator):
     return out, mask
 
 
+def gemm_int32(ac: np.ndarray, packed: PackedWeights, za: int, zb: np.ndarray, bias: np.ndarray, backend: str):
+    """The int32-wrapping jit GEMM on checked operands: ``ac`` (M, K) contiguous 8/16-bit,
+    ``zb`` and ``bias`` int64 of length N.  Returns ``(out, a_kernel, za_kernel)``: the
+    accumulators and the left operand as the kernel saw it (int8 re-biased to uint8)."""
+    m_total, k_total = ac.shape
+    n_total = packed.bt.shape[0]
+    out = np.empty((m_total, n_total), np.int32)
+    if ac.dtype == np.int8:  # exact: a - za == (a + 128) - (za + 128)
+        ac = ac.view(np.uint8) ^ np.uint8(0x80)
+        za += 128
+    rowsum = np.empty(m_total, np.int64)
+    _row_sums_kernel.build(backend)(ac, rowsum)  # numpy's widening row sum is ~15x slower
+    tile_m, tile_n = _tiles(m_total, n_total, k_total, numba.get_num_threads())
+    _gemm_int32_kernel.build(backend)(
+        ac, packed.bt, np.int64(za), zb, rowsum, packed.colsum, bias, tile_m, tile_n, out
+    )
+    return out, ac, za
+
+
 def _as_int_matrix(name: str, x) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype.kind not in "iu":
@@ -312,17 +331,7 @@ def accumulate_matmul(
     packed = packed or pack_weights(b, backend)
     bt, colsum = packed.bt, packed.colsum
     if accumulator.is_native_int32:
-        out = np.empty((m_total, n_total), np.int32)
-        za_kernel = za
-        if ac.dtype == np.int8:  # exact: a - za == (a + 128) - (za + 128)
-            ac = ac.view(np.uint8) ^ np.uint8(0x80)
-            za_kernel = za + 128
-        rowsum = np.empty(m_total, np.int64)
-        _row_sums_kernel.build(backend)(ac, rowsum)  # numpy's widening row sum is ~15x slower
-        tile_m, tile_n = _tiles(m_total, n_total, k_total, numba.get_num_threads())
-        _gemm_int32_kernel.build(backend)(
-            ac, bt, np.int64(za_kernel), zb, rowsum, colsum, bias_v, tile_m, tile_n, out
-        )
+        out, ac, za_kernel = gemm_int32(ac, packed, za, zb, bias_v, backend)
         max_a = max(abs(int(a.min(initial=0)) - za), abs(int(a.max(initial=0)) - za))
         b_lo, b_hi = int(bt.min(initial=0)), int(bt.max(initial=0))
         max_b = int(max(np.abs(b_lo - zb).max(initial=0), np.abs(b_hi - zb).max(initial=0)))
@@ -339,3 +348,45 @@ def accumulate_matmul(
         ac, bt, np.int64(za), zb, bias_v, accumulator.bits, accumulator.overflow == "saturate", out, flags
     )
     return out.astype(out_dtype), OverflowReport(accumulator, total, int(flags.sum()), flags)
+
+
+class PreparedGemm:
+    """``accumulate_matmul`` against fixed weights given as rows (N, K) with their zero points
+    and bias (a model's constant FULLY_CONNECTED / Gemm weights): packed and checked once;
+    ``prepared(a, a_zero_point)`` returns exactly ``accumulate_matmul``'s accumulators.
+
+    The fast path (``gemm_int32`` with no per-call checks and no overflow report) is taken when
+    the accumulator is int32 wrapping, ``a`` is 8-bit and a static bound over every possible
+    input (``|a - a_zp| <= 255``) shows no sum can leave int32; anything else calls
+    ``accumulate_matmul``."""
+
+    def __init__(self, w_rows, w_zero_point=0, bias=None, *, input_dtype, accumulator: Accumulator = INT32,
+                 backend: str = "jit"):  # fmt: skip
+        check_backend(backend)
+        self.packed = PackedWeights.from_rows(w_rows, backend)
+        n_total, k_total = self.packed.bt.shape
+        zb = np.asarray(w_zero_point)
+        if zb.dtype.kind not in "iu" or zb.size not in (1, n_total):
+            raise ValueError(f"w_zero_point must be an integer or {n_total} integers (one per row)")
+        self.zb = np.ascontiguousarray(np.broadcast_to(zb.reshape(-1).astype(np.int64), (n_total,)))
+        b = np.zeros(n_total, np.int64) if bias is None else np.asarray(bias)
+        if b.dtype.kind not in "iu" or b.size != n_total:
+            raise ValueError(f"bias must hold {n_total} integers, got {np.shape(bias)}")
+        self.bias = b.reshape(-1).astype(np.int64)
+        self.input_dtype, self.accumulator, self.backend = np.dtype(input_dtype), accumulator, backend
+        max_w = int(np.abs(self.packed.bt.astype(np.int64) - self.zb[:, None]).max(initial=0))
+        bound = worst_case_bound(255, max_w, k_total) + int(np.abs(self.bias).max(initial=0))
+        self.fast = (backend != "reference" and accumulator.is_native_int32 and self.input_dtype.itemsize == 1
+                     and bound <= INT32.max)  # fmt: skip
+
+    def __call__(self, a, a_zero_point=0) -> np.ndarray:
+        a = np.asarray(a)
+        if a.dtype != self.input_dtype or a.ndim != 2 or a.shape[1] != self.packed.bt.shape[1]:
+            raise ValueError(f"prepared for {self.input_dtype} (M, {self.packed.bt.shape[1]}) input, got {a.dtype} {a.shape}")
+        if not self.fast:
+            return accumulate_matmul(a, self.packed, a_zero_point, self.zb, self.bias,
+                                     accumulator=self.accumulator, backend=self.backend)[0]  # fmt: skip
+        za = np.asarray(a_zero_point)
+        if za.size != 1 or za.dtype.kind not in "iu":
+            raise ValueError("a_zero_point must be one integer (per-tensor activations)")
+        return gemm_int32(np.ascontiguousarray(a), self.packed, int(za.reshape(())), self.zb, self.bias, self.backend)[0]

@@ -68,10 +68,22 @@ def softmax_int8(x, beta, input_scale, rounding: str = "double") -> np.ndarray:
     keep = diff >= diff_min
     exps = _softmax_exp_table(q, shift, rounding)[-diff]  # diff = x - max lies in [-255, 0]
     sum_of_exps = g.wrap32(np.where(keep, g.rescale(exps, 0, 12), 0).sum(axis=-1, keepdims=True))
-    shifted_scale, bits_over_unit = g.get_reciprocal(sum_of_exps, 12)
+    if sum_of_exps.size <= 64:  # a few rows (a classifier's output): one cached scalar each
+        pairs = [_reciprocal(int(v)) for v in sum_of_exps.reshape(-1)]
+        shifted_scale = np.array([p[0] for p in pairs], np.int64).reshape(sum_of_exps.shape)
+        bits_over_unit = np.array([p[1] for p in pairs], np.int64).reshape(sum_of_exps.shape)
+    else:
+        shifted_scale, bits_over_unit = g.get_reciprocal(sum_of_exps, 12)
     exponent = bits_over_unit + 31 - 8
     out = g.rdbpot(g.srdhm(shifted_scale, exps), exponent) - 128
     return np.where(keep, np.clip(out, -128, 127), -128).astype(np.int8)
+
+
+@functools.lru_cache(maxsize=4096)
+def _reciprocal(sum_of_exps: int) -> tuple[int, int]:
+    """``GetReciprocal(sum_of_exps, 12)`` of one row: (shifted_scale, num_bits_over_unit)."""
+    scale, bits = g.get_reciprocal(np.array([sum_of_exps], np.int64), 12)
+    return int(scale[0]), int(bits[0])
 
 
 @functools.lru_cache(maxsize=64)

@@ -42,26 +42,44 @@ def _conv_args(ctx, op):
     )  # fmt: skip
 
 
-@kernel("CONV_2D")
-def conv_2d(ctx, op):
+def _prepared(ctx, op, build):
+    """The op's ``ops.PreparedLayer``, built on first use and kept on the model, when its
+    weights and bias are constant tensors (as in every converted model); None otherwise."""
+    key = (op.index, ctx.profile.name, ctx.backend)
+    layer = ctx.model.prepared.get(key)
+    if layer is None:
+        if any(i >= 0 and (i in ctx.values or ctx.tensor(i).data is None) for i in op.inputs[1:3]):
+            return None
+        layer = ctx.model.prepared[key] = build()
+    return layer
+
+
+def _conv(ctx, op, depthwise: bool):
     x, w, bias, q = _conv_args(ctx, op)
     o = op.options
-    return [ops.conv2d(
-        x, w, bias, strides=(o["stride_h"], o["stride_w"]), padding=padding_name(op),
-        dilations=(o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)), **q,
-    )]  # fmt: skip
+    geometry_args = dict(strides=(o["stride_h"], o["stride_w"]), padding=padding_name(op),
+                         dilations=(o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)))  # fmt: skip
+    if depthwise:
+        if w.shape[3] % x.shape[3]:
+            raise ModelError(f"{op.describe()}: {w.shape[3]} filter channels for {x.shape[3]} input channels")
+        geometry_args["depth_multiplier"] = w.shape[3] // x.shape[3]
+    layer = _prepared(ctx, op, lambda: ops.prepare_conv2d(
+        w, bias, input_shape=x.shape, input_dtype=x.dtype, **geometry_args, **q))  # fmt: skip
+    if layer is not None:
+        return [layer(x)]
+    if depthwise:
+        return [ops.depthwise_conv2d(x, w, bias, **geometry_args, **q)]
+    return [ops.conv2d(x, w, bias, **geometry_args, **q)]
+
+
+@kernel("CONV_2D")
+def conv_2d(ctx, op):
+    return _conv(ctx, op, depthwise=False)
 
 
 @kernel("DEPTHWISE_CONV_2D")
 def depthwise_conv_2d(ctx, op):
-    x, w, bias, q = _conv_args(ctx, op)
-    o = op.options
-    if w.shape[3] % x.shape[3]:
-        raise ModelError(f"{op.describe()}: {w.shape[3]} filter channels for {x.shape[3]} input channels")
-    return [ops.depthwise_conv2d(
-        x, w, bias, depth_multiplier=w.shape[3] // x.shape[3], strides=(o["stride_h"], o["stride_w"]),
-        padding=padding_name(op), dilations=(o.get("dilation_h_factor", 1), o.get("dilation_w_factor", 1)), **q,
-    )]  # fmt: skip
+    return _conv(ctx, op, depthwise=True)
 
 
 @kernel("FULLY_CONNECTED")
@@ -73,7 +91,12 @@ def fully_connected(ctx, op):
         raise ModelError(f"{op.describe()}: input of {x.size} elements is not a multiple of depth {w.shape[1]}")
     wt = ctx.in_tensor(op, 1)
     filter_zp = int(wt.zero_point[0]) if wt.scale.size == 1 else 0
-    y = ops.fully_connected(x.reshape(-1, w.shape[1]), w, bias, filter_zero_point=filter_zp, **q)
+    layer = _prepared(ctx, op, lambda: ops.prepare_fully_connected(
+        w, bias, input_dtype=x.dtype, filter_zero_point=filter_zp, **q))  # fmt: skip
+    if layer is not None:
+        y = layer(x.reshape(-1, w.shape[1]))
+    else:
+        y = ops.fully_connected(x.reshape(-1, w.shape[1]), w, bias, filter_zero_point=filter_zp, **q)
     if op.options.get("keep_num_dims", False):
         return [y.reshape(x.shape[:-1] + (w.shape[0],))]
     return [y]

@@ -71,6 +71,8 @@ class Model:
     inputs: list[int]
     outputs: list[int]
     source: str = "<bytes>"
+    # layers with constant weights, prepared on first use: (op index, profile, backend) -> layer
+    prepared: dict = field(default_factory=dict, repr=False, compare=False)
 
     def input_details(self) -> list[Tensor]:
         return [self.tensors[i] for i in self.inputs]
