@@ -413,3 +413,43 @@ def prepare_conv2d(
     req = _prepared_requantizer(profile, "int16" if int16x8 else "conv", input_scale, filter_scale, output_scale,
                                 output_zero_point, activation, out_dtype, backend)  # fmt: skip
     return PreparedLayer(conv, req, _int_value("input_zero_point", input_zero_point, x_dtype), out_dtype, None)
+
+
+def prepare_qlinear_conv(
+    x_shape, x_dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, B=None, *,
+    auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None,
+    profile="onnxruntime-cpu", backend="jit",
+):  # fmt: skip
+    """``qlinear_conv`` with everything but ``x`` (NCHW, of ``x_shape``) fixed: the returned
+    callable maps ``x`` to exactly ``qlinear_conv(x, x_scale, ...)``."""
+    _check_scales(x_scale=x_scale, w_scale=w_scale, y_scale=y_scale)
+    x_dtype = np.dtype(x_dtype)
+    _zero_point_dtype("x_zero_point", x_zero_point, np.zeros(0, x_dtype))
+    _zero_point_dtype("w_zero_point", w_zero_point, w)
+    if B is not None and np.asarray(B).dtype != np.int32:
+        raise ValueError(f"QLinearConv bias B must be int32, got {np.asarray(B).dtype}")
+    w = np.asarray(w)
+    if len(x_shape) != 4 or w.ndim != 4:
+        raise ValueError(f"only 2-D convolution (4-D NCHW input, OIHW weights); got {tuple(x_shape)} and {w.shape}")
+    if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
+        raise ValueError(f"kernel_shape {tuple(kernel_shape)} disagrees with the weights {w.shape[2:]}")
+    if auto_pad not in (None, "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise ValueError(f"auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got {auto_pad!r}")
+    n, c, h, w_ = x_shape
+    conv = PreparedConv(
+        np.transpose(w, (0, 2, 3, 1)), w_zero_point if w_zero_point is not None else 0, B,
+        input_shape=(n, h, w_, c), input_dtype=x_dtype, strides=strides or (1, 1), dilations=dilations or (1, 1),
+        padding=_onnx_padding(auto_pad, pads), groups=group, accumulator=_accumulator(profile, None, False),
+        backend=backend,
+    )  # fmt: skip
+    out_dtype = np.asarray(y_zero_point).dtype
+    info = np.iinfo(out_dtype)
+    req = _profiles.Requantizer(_profiles.get(profile), x_scale, np.asarray(w_scale).reshape(-1), y_scale,
+                                np.asarray(y_zero_point), qmin=info.min, qmax=info.max, op="conv", backend=backend)  # fmt: skip
+    x_zp = _int_value("x_zero_point", 0 if x_zero_point is None else x_zero_point, x_dtype)
+
+    def layer(x):
+        y = req(conv(np.transpose(np.asarray(x), (0, 2, 3, 1)), x_zp)).astype(out_dtype)
+        return np.ascontiguousarray(np.transpose(y, (0, 3, 1, 2)))
+
+    return layer

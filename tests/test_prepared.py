@@ -115,3 +115,30 @@ def test_prepared_layers_check_their_input():
     with pytest.raises(ValueError, match="scale"):
         ops.prepare_fully_connected(np.ones((2, 3), np.int8), None, input_dtype=np.int8, input_scale=0.1,
                                     filter_scale=np.float32(np.nan), output_scale=0.1)  # fmt: skip
+
+
+@given(data=st.data())
+def test_prepared_qlinear_conv_equals_op(data):
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    xt = data.draw(st.sampled_from([np.int8, np.uint8]))
+    groups, cg, og = data.draw(st.sampled_from([1, 2, 3])), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    kh, kw = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+    h, w_ = data.draw(st.integers(kh, 7)), data.draw(st.integers(kw, 7))
+    style = data.draw(st.sampled_from(["random", "edges"]))
+    x = _values(rng, (data.draw(st.integers(1, 2)), groups * cg, h, w_), xt, style)
+    w = _values(rng, (groups * og, cg, kh, kw), np.int8, style)
+    per_channel = data.draw(st.booleans())
+    n_w = groups * og if per_channel else 1
+    info = np.iinfo(xt)
+    args = (np.float32(data.draw(st.sampled_from([0.5, 2.0**-7, 0.0371]))), xt(data.draw(st.sampled_from([info.min, info.max, 3]))),
+            w, rng.uniform(0.001, 0.05, n_w).astype(np.float32), np.zeros(n_w, np.int8),
+            np.float32(data.draw(st.sampled_from([0.25, 2.0**-5, 0.113]))), xt(data.draw(st.sampled_from([info.min, info.max, 7]))),
+            rng.integers(-(2**15), 2**15, groups * og).astype(np.int32) if data.draw(st.booleans()) else None)  # fmt: skip
+    attrs = dict(group=groups, strides=[data.draw(st.integers(1, 2))] * 2,
+                 **data.draw(st.sampled_from([{"auto_pad": "SAME_UPPER"}, {"auto_pad": "VALID"},
+                                              {"pads": [1, 0, 0, 1]}, {}])))  # fmt: skip
+    profile = data.draw(st.sampled_from(["onnxruntime-cpu", "onnx-reference"]))
+    want = ops.qlinear_conv(x, *args, profile=profile, **attrs)
+    for backend in ALL_BACKENDS:
+        layer = ops.prepare_qlinear_conv(x.shape, x.dtype, *args, profile=profile, backend=backend, **attrs)
+        np.testing.assert_array_equal(layer(x), want)

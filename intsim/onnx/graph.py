@@ -114,6 +114,11 @@ class Graph:
     source: str
     proto: onnx.ModelProto
     plans: dict = field(default_factory=dict, repr=False)  # qdq mode -> (nodes, fused), by run()
+    prepared: dict = field(default_factory=dict, repr=False)  # layers with constant weights, by run()
+
+    @property
+    def constants(self) -> frozenset:
+        return frozenset(self.initializers)
 
 
 def _attribute(a: onnx.AttributeProto):

@@ -104,7 +104,7 @@ def run(model, inputs: dict, *, profile="onnxruntime-cpu", qdq: str = "fused",
     nodes, fused = graph.plans[qdq]
     values = dict(graph.initializers)
     values.update(_check_inputs(graph, inputs))
-    ctx = Context(_profiles.get(profile), backend)
+    ctx = Context(_profiles.get(profile), backend, graph.constants, graph.prepared)
     execute(graph, nodes, values, ctx)
     outputs = {v.name: values[v.name] for v in graph.outputs}
     if not return_intermediates:

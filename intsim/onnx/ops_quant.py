@@ -17,6 +17,7 @@ import numpy as np
 
 from intsim import formats, ops
 from intsim import profiles as _profiles
+from intsim.kernels.gemm import PreparedGemm
 from intsim.onnx import mlas
 from intsim.onnx.graph import ModelError, elem_dtype
 from intsim.onnx.registry import ms_op, op, require, scalar_param
@@ -189,7 +190,13 @@ def qlinear_conv(ctx, node, x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B
     """ONNX QLinearConv (2-D) by the profile's conv rule, per-channel weights allowed."""
     x_zp = _zero_point_or_default(x_zp, np.asarray(x).dtype)
     w_zp = _zero_point_or_default(w_zp, np.asarray(w).dtype)
+    x = np.asarray(x)
     try:
+        layer = ctx.prepared_layer(node, (x.shape, x.dtype), lambda: ops.prepare_qlinear_conv(
+            x.shape, x.dtype, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B, profile=ctx.profile,
+            backend=ctx.backend, **_conv_attrs(node)))  # fmt: skip
+        if layer is not None:
+            return [layer(x)]
         return [ops.qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B,
                                  profile=ctx.profile, backend=ctx.backend, **_conv_attrs(node))]  # fmt: skip
     except ValueError as e:
@@ -212,6 +219,25 @@ def _mlas_requantize(acc, multiplier, zero_point, dtype):
     return _profiles.requantize(acc, m, zero_point, "float32", qmin=lo, qmax=hi, axis=-1).astype(dtype)
 
 
+def _prepared_qgemm(node, a_dtype, alpha, a_scale, B, b_scale, b_zp, C, y_scale, y_zp, backend):
+    """QGemm with constant B, C and scales: ``PreparedGemm`` (C, added modulo 2**32 like MLAS's
+    int32 add, is the bias) and a ``Requantizer`` with onnxruntime's float32 rule, whose
+    multiplier ``float32(float32(s_in * b_scale) / y_scale)`` with ``s_in = alpha * a_scale`` is
+    the kernel's scale."""
+    try:
+        gemm = PreparedGemm(np.ascontiguousarray(B.T), np.asarray(b_zp), None if C is None else np.asarray(C).reshape(-1),
+                            input_dtype=a_dtype, backend=backend)  # fmt: skip
+    except ValueError as e:
+        raise ModelError(f"{node.label()}: {e}") from None
+    lo, hi = _range(np.asarray(y_zp).dtype)
+    s_in = alpha * F32(scalar_param(node, "a_scale", a_scale))
+    req = _profiles.Requantizer(_profiles.get("onnxruntime-cpu"), s_in, np.asarray(b_scale, F32).reshape(-1),
+                                F32(scalar_param(node, "y_scale", y_scale)), np.asarray(y_zp), qmin=lo, qmax=hi,
+                                op="fc", backend=backend)  # fmt: skip
+    dtype = np.asarray(y_zp).dtype
+    return lambda a, a_zp: req(gemm(a, np.asarray(a_zp))).astype(dtype)
+
+
 @ms_op("QGemm")
 def qgemm(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, C=None, y_scale=None, y_zp=None):
     """onnxruntime QGemm (contrib_ops/cpu/quantization/quant_gemm.cc): int32 GEMM plus int32
@@ -224,6 +250,11 @@ def qgemm(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, C=None, y_scale=None, y
     if node.attr("transB", 0):
         B = B.T
     alpha = F32(node.attr("alpha", 1.0))
+    if y_scale is not None and A.ndim == B.ndim == 2 and (C is None or np.size(C) == B.shape[1]):
+        layer = ctx.prepared_layer(node, A.dtype, lambda: _prepared_qgemm(
+            node, A.dtype, alpha, a_scale, B, b_scale, b_zp, C, y_scale, y_zp, ctx.backend))  # fmt: skip
+        if layer is not None:
+            return [layer(A, a_zp)]
     try:
         acc = ops.matmul_integer(A, B, np.asarray(a_zp), np.asarray(b_zp), backend=ctx.backend)
     except ValueError as e:

@@ -44,6 +44,19 @@ class Context:
 
     profile: _profiles.Profile
     backend: str = "jit"
+    constants: frozenset = frozenset()  # names of the graph's initializers
+    prepared: dict | None = None  # the graph's prepared layers (None: prepare nothing)
+
+    def prepared_layer(self, node: Node, key, build):
+        """``build()``'s layer for ``node``, made once per graph when every input but the first
+        is a constant (weights, scales, zero points, bias); None otherwise."""
+        if self.prepared is None or any(n and n not in self.constants for n in node.inputs[1:]):
+            return None
+        full_key = (node.index, node.op_type, self.profile.name, self.backend, key)
+        layer = self.prepared.get(full_key)
+        if layer is None:
+            layer = self.prepared[full_key] = build()
+        return layer
 
 
 def scalar_param(node: Node, name: str, value, *, kind="f"):
