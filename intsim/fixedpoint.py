@@ -305,6 +305,15 @@ def mbqm_kernel(rounding: str, backend: str):
     return _MBQM_KERNELS[rounding].build(backend)
 
 
+def check_requant_params(multiplier, zero_point, qmin: int, qmax: int) -> tuple[np.ndarray, np.ndarray]:
+    """The real multiplier (float64, finite, non-negative) and the output zero point (integers
+    in ``[qmin, qmax]``) of a requantization, checked."""
+    m = np.asarray(multiplier, dtype=np.float64)
+    if m.size == 0 or not np.all(np.isfinite(m)) or np.any(m < 0):
+        raise ValueError("multiplier must be finite and non-negative")
+    return m, _integer_array("zero_point", zero_point, qmin, qmax)
+
+
 def check_quantized_multiplier(multiplier, shift, rounding: str) -> None:
     """Raise unless ``multiplier``/``shift`` are in the range ``multiply_by_quantized_multiplier``
     accepts for ``rounding``."""
@@ -436,10 +445,7 @@ def requantize_float(
     check_backend(backend)
     if rule not in FLOAT_RULES:
         raise ValueError(f"rule must be one of {FLOAT_RULES}, got {rule!r}")
-    m = np.asarray(multiplier, dtype=np.float64)
-    if m.size == 0 or not np.all(np.isfinite(m)) or np.any(m < 0):
-        raise ValueError("multiplier must be finite and non-negative")
-    zp = _integer_array("zero_point", zero_point, qmin, qmax)
+    m, zp = check_requant_params(multiplier, zero_point, qmin, qmax)
     a = _integer_array("acc", acc, INT32_MIN, INT32_MAX)
     view, (mv, zv), shape = _channel_view(a, [m, zp], axis)
     mv = np.ascontiguousarray(mv, dtype=np.float64)

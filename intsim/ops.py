@@ -127,16 +127,30 @@ def _onnx_padding(auto_pad, pads):
     return {"VALID": "VALID", "SAME_UPPER": "SAME_UPPER", "SAME_LOWER": "SAME_LOWER"}[mode]
 
 
-def _onnx_conv_accumulate(x, w, x_zp, w_zp, bias, auto_pad, dilations, group, kernel_shape, pads,
-                          strides, accumulator, backend):  # fmt: skip
-    x = np.asarray(x)
+def _check_onnx_conv(x_shape, w, kernel_shape, auto_pad) -> np.ndarray:
+    """The checks ONNX's 2-D Conv attributes need beyond ``accumulate_conv2d``'s; returns ``w``."""
     w = np.asarray(w)
-    if x.ndim != 4 or w.ndim != 4:
-        raise ValueError(f"only 2-D convolution (4-D NCHW input, OIHW weights); got {x.shape} and {w.shape}")
+    if len(x_shape) != 4 or w.ndim != 4:
+        raise ValueError(f"only 2-D convolution (4-D NCHW input, OIHW weights); got {tuple(x_shape)} and {w.shape}")
     if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
         raise ValueError(f"kernel_shape {tuple(kernel_shape)} disagrees with the weights {w.shape[2:]}")
     if auto_pad not in (None, "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
         raise ValueError(f"auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got {auto_pad!r}")
+    return w
+
+
+def _check_qlinear_conv(x_dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, B) -> None:
+    _check_scales(x_scale=x_scale, w_scale=w_scale, y_scale=y_scale)
+    _zero_point_dtype("x_zero_point", x_zero_point, np.zeros(0, x_dtype))
+    _zero_point_dtype("w_zero_point", w_zero_point, w)
+    if B is not None and np.asarray(B).dtype != np.int32:
+        raise ValueError(f"QLinearConv bias B must be int32, got {np.asarray(B).dtype}")
+
+
+def _onnx_conv_accumulate(x, w, x_zp, w_zp, bias, auto_pad, dilations, group, kernel_shape, pads,
+                          strides, accumulator, backend):  # fmt: skip
+    x = np.asarray(x)
+    w = _check_onnx_conv(x.shape, w, kernel_shape, auto_pad)
     acc, report = accumulate_conv2d(
         np.transpose(x, (0, 2, 3, 1)), np.transpose(w, (0, 2, 3, 1)), x_zp, w_zp, bias,
         strides=strides or (1, 1), dilations=dilations or (1, 1),
@@ -200,11 +214,7 @@ def qlinear_conv(
 ):  # fmt: skip
     """ONNX QLinearConv (2-D, NCHW): int32 accumulators plus int32 bias ``B``, requantized by
     ``profile``'s conv rule with per-output-channel ``w_scale`` allowed."""
-    _check_scales(x_scale=x_scale, w_scale=w_scale, y_scale=y_scale)
-    _zero_point_dtype("x_zero_point", x_zero_point, x)
-    _zero_point_dtype("w_zero_point", w_zero_point, w)
-    if B is not None and np.asarray(B).dtype != np.int32:
-        raise ValueError(f"QLinearConv bias B must be int32, got {np.asarray(B).dtype}")
+    _check_qlinear_conv(np.asarray(x).dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, B)
     out_dtype = np.asarray(y_zero_point).dtype
     acc, report = _onnx_conv_accumulate(
         x, w, x_zero_point, w_zero_point, B, auto_pad, dilations, group, kernel_shape, pads, strides,
@@ -422,19 +432,9 @@ def prepare_qlinear_conv(
 ):  # fmt: skip
     """``qlinear_conv`` with everything but ``x`` (NCHW, of ``x_shape``) fixed: the returned
     callable maps ``x`` to exactly ``qlinear_conv(x, x_scale, ...)``."""
-    _check_scales(x_scale=x_scale, w_scale=w_scale, y_scale=y_scale)
     x_dtype = np.dtype(x_dtype)
-    _zero_point_dtype("x_zero_point", x_zero_point, np.zeros(0, x_dtype))
-    _zero_point_dtype("w_zero_point", w_zero_point, w)
-    if B is not None and np.asarray(B).dtype != np.int32:
-        raise ValueError(f"QLinearConv bias B must be int32, got {np.asarray(B).dtype}")
-    w = np.asarray(w)
-    if len(x_shape) != 4 or w.ndim != 4:
-        raise ValueError(f"only 2-D convolution (4-D NCHW input, OIHW weights); got {tuple(x_shape)} and {w.shape}")
-    if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
-        raise ValueError(f"kernel_shape {tuple(kernel_shape)} disagrees with the weights {w.shape[2:]}")
-    if auto_pad not in (None, "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
-        raise ValueError(f"auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got {auto_pad!r}")
+    _check_qlinear_conv(x_dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, B)
+    w = _check_onnx_conv(x_shape, w, kernel_shape, auto_pad)
     n, c, h, w_ = x_shape
     conv = PreparedConv(
         np.transpose(w, (0, 2, 3, 1)), w_zero_point if w_zero_point is not None else 0, B,

@@ -141,12 +141,8 @@ class Requantizer:
         self.profile, self.args = profile, (s_in, s_w, s_out, zero_point)
         self.qmin, self.qmax, self.op, self.backend = int(qmin), int(qmax), op, backend
         self.rule, _ = profile.rules(op)
-        m = np.asarray(profile.real_multiplier(s_in, s_w, s_out, op), np.float64).reshape(-1)
-        if m.size == 0 or not np.all(np.isfinite(m)) or np.any(m < 0):
-            raise ValueError("multiplier must be finite and non-negative")
-        zp = np.asarray(zero_point).reshape(-1)
-        if zp.dtype.kind not in "iu" or np.any(zp < qmin) or np.any(zp > qmax):
-            raise ValueError(f"zero_point must be integers in [{qmin}, {qmax}], got {zp}")
+        m, zp = fxp.check_requant_params(profile.real_multiplier(s_in, s_w, s_out, op), zero_point, qmin, qmax)
+        m, zp = m.reshape(-1), zp.reshape(-1)
         self.channels = max(m.size, zp.size)
         if {m.size, zp.size} - {1, self.channels}:
             raise ValueError(f"per-channel parameters disagree in length: {m.size} and {zp.size}")

@@ -8,6 +8,7 @@ through ``intsim.onnx`` that way, so each value keeps its ONNX element type.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,8 +117,9 @@ class Graph:
     plans: dict = field(default_factory=dict, repr=False)  # qdq mode -> (nodes, fused), by run()
     prepared: dict = field(default_factory=dict, repr=False)  # layers with constant weights, by run()
 
-    @property
+    @functools.cached_property
     def constants(self) -> frozenset:
+        """Names of the initializers (computed once; ``run`` asks on every call)."""
         return frozenset(self.initializers)
 
 

@@ -25,6 +25,13 @@ def cvtps2dq(v: np.ndarray) -> np.ndarray:
     return np.where(bad, -(2**31), np.nan_to_num(r)).astype(np.int64)
 
 
+def cvtps2dq_saturate(v, dtype) -> np.ndarray:
+    """``cvtps2dq`` then the saturating packs (``packs_epi32``, ``packs/packus_epi16``) to the
+    8-bit ``dtype``: the last steps of MLAS's QLinearAdd and QLinearMul kernels."""
+    info = np.iinfo(dtype)
+    return np.clip(cvtps2dq(np.asarray(v, F32)), int(info.min), int(info.max)).astype(dtype)
+
+
 def fma32(a, b, c) -> np.ndarray:
     """``a * b + c`` on float32 operands, rounded once to float32 (round half even).
 

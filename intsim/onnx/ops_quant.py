@@ -294,8 +294,7 @@ def qlinear_add(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, c_scale, c_zp=Non
         v = fixed + B.astype(F32) * rb
     else:
         v = (fixed + A.astype(F32) * ra) + B.astype(F32) * rb
-    lo, hi = _range(A.dtype)
-    return [np.clip(mlas.cvtps2dq(v.astype(F32)), lo, hi).astype(A.dtype)]
+    return [mlas.cvtps2dq_saturate(v, A.dtype)]
 
 
 @ms_op("QLinearMul")
@@ -313,8 +312,7 @@ def qlinear_mul(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, c_scale, c_zp=Non
     ratio = F32(F32(sa * sb) / sc)
     product = (A.astype(np.int32) - za) * (B.astype(np.int32) - zb)  # |.| <= 255 * 255: exact
     v = product.astype(F32) * ratio + F32(zc)
-    lo, hi = _range(A.dtype)
-    return [np.clip(mlas.cvtps2dq(v.astype(F32)), lo, hi).astype(A.dtype)]
+    return [mlas.cvtps2dq_saturate(v, A.dtype)]
 
 
 def _dequant_table_value(x, scale, zp):
