@@ -12,7 +12,7 @@ from intsim import calibrate as C
 from intsim import quant as Q
 from intsim.calibrate.groups import grid_for, make_groups
 from intsim.calibrate.methods import abs_histogram
-from intsim.calibrate.octav import empirical_mse
+from intsim.calibrate.mse import empirical_mse
 
 # calibration.md: ACIQ optima for unit Gaussian (sigma) and Laplace (b), bits 2..8
 GAUSSIAN = {2: 1.71, 3: 2.15, 4: 2.55, 5: 2.93, 6: 3.28, 7: 3.61, 8: 3.92}
@@ -36,7 +36,7 @@ def test_paper_grid_reproduces_the_analytical_optima(bits, gaussian):
     assert abs(float(g) / GAUSSIAN[bits] - 1) < 0.01, (bits, float(g))
     lap, _ = C.octav(laplace_quantiles(2_000_000), dtype=f"int{bits}", grid="paper", refine=False)
     assert abs(float(lap) / LAPLACE[bits] - 1) < 0.01, (bits, float(lap))
-    assert rg.status.item() == "converged" and 5 <= rg.iterations <= 20
+    assert rg.status.item() == "converged" and 5 <= rg.warm_start_iterations + rg.iterations <= 25
 
 
 def test_two_bit_fixed_point_sits_above_the_optimum(gaussian):

@@ -84,7 +84,7 @@ def make_groups(x, axis: int | None = None, block_size: int | None = None) -> Gr
     if a.dtype.kind not in "fiu":
         raise ValueError(f"calibration data must be real numbers, got dtype {a.dtype}")
     # float32 data stays float32 (exact, half the memory traffic); everything else is widened
-    a = a.astype(np.float32 if a.dtype in (np.float32, np.float16) else np.float64)
+    a = a.astype(np.float32 if a.dtype in (np.float32, np.float16) else np.float64, copy=False)
     if a.size == 0:
         raise ValueError("calibration data is empty")
     if not np.all(np.isfinite(a)):

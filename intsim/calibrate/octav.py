@@ -8,8 +8,16 @@ with ``c`` the discretization constant of the quantizer grid (``QuantGrid.consta
 from the real integer grid (``grid="exact"``, default) or the paper's ``4**-B / 3``
 (``grid="paper"``).  Zeros are left out of the discretization count (they quantize exactly).
 
-Each iteration is one numba pass over all groups at once.  Sums are taken in fixed chunks and
-combined in a fixed order, so results do not depend on the thread count.
+Small groups: each iteration is one numba pass over all groups at once (``octav_step``).  Large
+groups (float32: 32640 elements or more) bin |x| once and run the recursion exactly on the bins
+and the few elements near ``s`` (``octav_bins``): about two passes in all.  Sums are taken in
+fixed chunks and combined in a fixed order, so results do not depend on the thread count.
+
+The fixed point then goes through ``refine`` (default): the measured MSE on the real grid
+(``mse.empirical_mse`` in its search arithmetic, one pass per step) at ``s * (0.97, 1, 1.03)``;
+while an end of that bracket beats its middle the bracket moves 0.03 s that way (at most 5
+times); then the vertex of the parabola through the bracket.  The best point seen is kept (the
+fixed point included); it and ``max|x|`` are then measured exactly and the better kept.
 
 Degenerate groups, handled and reported in ``OctavResult.status`` (never a NaN scalar):
 
@@ -22,6 +30,9 @@ Degenerate groups, handled and reported in ``OctavResult.status`` (never a NaN s
 ``"converged"``    the fixed point
 When no element exceeds the current iterate the update is 0; the next iterate is then the
 update from 0 (the mean of the non-zero |x|), which is what the recursion would do next.
+An update that returns to the iterate before last is a 2-cycle (on a finite sample, one element
+crossing ``s`` back and forth; seen at 2 bits, 8e-6 apart): the recursion stops there, at the
+smaller of the two, as converged.
 """
 
 from __future__ import annotations
@@ -31,32 +42,25 @@ from dataclasses import dataclass
 import numpy as np
 from numba import prange
 
-from intsim._jit import check_backend, helper, kernel
+from intsim._jit import check_backend, kernel
+from intsim.calibrate import octav_bins
 from intsim.calibrate.groups import QuantGrid, grid_for, make_groups, to_param_shape
+from intsim.calibrate.mse import CHUNK, chunk_range, chunks, empirical_mse, modelled_mse
 
-CHUNK = 4096  # elements per partial sum: fixes the summation order
 STATUSES = ("converged", "not_converged", "all_zero", "constant", "max_better")
 
 
-@helper
-def _chunk(t, chunks, chunk, n):
-    """Task ``t`` of a (group, chunk) grid: its group and the element range it sums."""
-    g = t // chunks
-    c = t - g * chunks
-    return g, c, c * chunk, min((c + 1) * chunk, n)
-
-
 @kernel
-def _octav_partials(x, s, chunk, total, big, small):
+def _octav_partials(x, s, total, big, small):
     """Partial sums per (group, chunk): sum of |x| above s, counts above and 0 < |x| <= s."""
-    chunks = total.shape[1]
-    for t in prange(x.shape[0] * chunks):
-        g, c, lo, hi = _chunk(t, chunks, chunk, x.shape[1])
+    nchunks = total.shape[1]
+    for t in prange(x.shape[0] * nchunks):
+        g, c, lo, hi = chunk_range(t, nchunks, x.shape[1])
         sg = s[g]
         acc = 0.0
         nb = 0
         ns = 0
-        for i in range(lo, hi):  # branch-free: it vectorizes
+        for i in range(lo, hi):  # branch-free
             a = abs(np.float64(x[g, i]))
             above = a > sg
             acc += a if above else 0.0
@@ -65,26 +69,6 @@ def _octav_partials(x, s, chunk, total, big, small):
         total[g, c] = acc
         big[g, c] = nb
         small[g, c] = ns
-
-
-@kernel
-def _mse_partials(x, scale, qmin, qmax, chunk, out):
-    """Partial sums of squared quantization error on the integer grid, per (group, chunk)."""
-    chunks = out.shape[1]
-    for t in prange(x.shape[0] * chunks):
-        g, c, lo, hi = _chunk(t, chunks, chunk, x.shape[1])
-        sc = scale[g]
-        acc = 0.0
-        if sc > 0.0:
-            for i in range(lo, hi):
-                v = np.float64(x[g, i])
-                d = v - min(max(np.rint(v / sc), qmin), qmax) * sc
-                acc += d * d
-        else:
-            for i in range(lo, hi):
-                v = np.float64(x[g, i])
-                acc += v * v
-        out[g, c] = acc
 
 
 @kernel
@@ -108,31 +92,11 @@ def _group_stats(x, nonzero, total, top, nz_min):
         nz_min[g] = lo
 
 
-@kernel
-def _modelled_partials(x, s, c, chunk, out):
-    chunks = out.shape[1]
-    for t in prange(x.shape[0] * chunks):
-        g, k, lo, hi = _chunk(t, chunks, chunk, x.shape[1])
-        sg = s[g]
-        acc = 0.0
-        for i in range(lo, hi):
-            a = abs(np.float64(x[g, i]))
-            if a > sg:
-                acc += (a - sg) * (a - sg)
-            elif a > 0.0:
-                acc += c * sg * sg
-        out[g, k] = acc
-
-
-def _chunks(n: int) -> int:
-    return max(1, -(-n // CHUNK))
-
-
 def octav_step(x: np.ndarray, s: np.ndarray, c: float, backend: str = "jit"):
     """One OCTAV update for every group of ``x`` (G, n): (new s, sum above, count above,
     count small)."""
     groups, n = x.shape
-    k = _chunks(n)
+    k = chunks(n)
     total = np.empty((groups, k))
     big = np.empty((groups, k), np.int64)
     small = np.empty((groups, k), np.int64)
@@ -148,7 +112,7 @@ def octav_step(x: np.ndarray, s: np.ndarray, c: float, backend: str = "jit"):
                 big[g, j] = int(above.sum())
                 small[g, j] = int(((part > 0) & ~above).sum())
     else:
-        _octav_partials.build(backend)(x, s, CHUNK, total, big, small)
+        _octav_partials.build(backend)(x, s, total, big, small)
     total_s, big_s, small_s = total.sum(axis=1), big.sum(axis=1), small.sum(axis=1)
     denom = c * small_s + big_s
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -156,73 +120,39 @@ def octav_step(x: np.ndarray, s: np.ndarray, c: float, backend: str = "jit"):
     return new, total_s, big_s, small_s
 
 
-def empirical_mse(x: np.ndarray, clip: np.ndarray, grid: QuantGrid, counts: np.ndarray, backend: str = "jit") -> np.ndarray:
-    """Mean squared error of quantizing each group to ``grid`` with clipping scalar ``clip``
-    (round half to even, clamp), divided by the true element counts."""
-    groups, n = x.shape
-    k = _chunks(n)
-    out = np.empty((groups, k))
-    scale = np.asarray(clip, np.float64) / grid.qmax
-    if backend == "reference":
-        for g in range(groups):
-            if scale[g] > 0:
-                xg = x[g].astype(np.float64)
-                q = np.clip(np.rint(xg / scale[g]), grid.qmin, grid.qmax)
-                err = xg - q * scale[g]
-            else:
-                err = x[g].astype(np.float64)
-            for j in range(k):
-                acc = 0.0
-                for v in err[j * CHUNK : (j + 1) * CHUNK]:
-                    acc += v * v
-                out[g, j] = acc
-    else:
-        _mse_partials.build(backend)(x, scale, float(grid.qmin), float(grid.qmax), CHUNK, out)
-    return out.sum(axis=1) / counts
+def _refine(data, s, grid: QuantGrid, counts, frozen, backend, step: float = 0.03, moves: int = 5):
+    """The candidate search around the fixed point ``s`` (module docstring), per group; ``frozen``
+    groups keep ``s``."""
+    rows = np.arange(s.size)
+    frozen = frozen | ~(s > 0)
+    s_in = s
+    s = np.where(frozen, 1.0, s)  # any positive value: the result is discarded
+    h = step * s
 
+    def measure(points):
+        return empirical_mse(data, points, grid, counts, backend, exact=False)
 
-def modelled_mse(x: np.ndarray, s: np.ndarray, c: float, counts: np.ndarray, backend: str = "jit") -> np.ndarray:
-    """The additive-noise model ``J(s) = (c s^2 count(0<|x|<=s) + sum((|x|-s)^2; |x|>s)) / n``."""
-    out = np.empty((x.shape[0], _chunks(x.shape[1])))
-    if backend == "reference":  # the same terms, summed in the same chunked order
-        for g in range(x.shape[0]):
-            for j in range(out.shape[1]):
-                acc = 0.0
-                for v in np.abs(x[g, j * CHUNK : (j + 1) * CHUNK].astype(np.float64)):
-                    if v > s[g]:
-                        acc += (v - s[g]) * (v - s[g])
-                    elif v > 0.0:
-                        acc += c * s[g] * s[g]
-                out[g, j] = acc
-        return out.sum(axis=1) / counts
-    _modelled_partials.build(backend)(x, np.asarray(s, np.float64), c, CHUNK, out)
-    return out.sum(axis=1) / counts
-
-
-def _golden_refine(data, s, emp, grid, counts, frozen, backend, evaluations: int = 8):
-    """Golden-section search of the empirical MSE on [0.9 s, 1.1 s], per group, keeping the
-    best value seen (``s`` itself included).  Groups in ``frozen`` keep their value."""
-    ratio = (np.sqrt(5) - 1) / 2
-    lo, hi = 0.9 * s, 1.1 * s
-    best_s, best_e = s.copy(), emp.copy()
-
-    def measure(trial):
-        nonlocal best_s, best_e
-        e = empirical_mse(data, np.where(frozen, s, trial), grid, counts, backend)
-        better = (e < best_e) & ~frozen
-        best_s, best_e = np.where(better, trial, best_s), np.where(better, e, best_e)
-        return e
-
-    m1, m2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
-    e1, e2 = measure(m1), measure(m2)
-    for _ in range(evaluations - 2):
-        left = e1 < e2  # the minimum lies in [lo, m2]
-        lo, hi = np.where(left, lo, m1), np.where(left, m2, hi)
-        new = np.where(left, hi - ratio * (hi - lo), lo + ratio * (hi - lo))
-        e_new = measure(new)
-        m1, m2 = np.where(left, new, m2), np.where(left, m1, new)
-        e1, e2 = np.where(left, e_new, e2), np.where(left, e1, e_new)
-    return best_s, best_e
+    pts = s[:, None] + h[:, None] * np.array([-1.0, 0.0, 1.0])[None, :]
+    f = measure(pts)
+    for _ in range(moves):  # walk the bracket while one of its ends is better than its middle
+        k = np.argmin(f, axis=1)
+        moving = (k != 1) & (pts[:, 0] > h)
+        if not moving.any():
+            break
+        left = moving & (k == 0)
+        new = np.where(moving, np.where(left, pts[:, 0] - h, pts[:, 2] + h), pts[:, 1])
+        fn = measure(new[:, None])[:, 0]
+        pts = np.where(left[:, None], np.stack([new, pts[:, 0], pts[:, 1]], 1),
+                       np.where(moving[:, None], np.stack([pts[:, 1], pts[:, 2], new], 1), pts))  # fmt: skip
+        f = np.where(left[:, None], np.stack([fn, f[:, 0], f[:, 1]], 1),
+                     np.where(moving[:, None], np.stack([f[:, 1], f[:, 2], fn], 1), f))  # fmt: skip
+    curvature = f[:, 0] - 2 * f[:, 1] + f[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vertex = pts[:, 1] - 0.5 * h * (f[:, 2] - f[:, 0]) / curvature
+    vertex = np.where((curvature > 0) & (vertex > pts[:, 0]) & (vertex < pts[:, 2]), vertex, pts[:, 1])
+    pts = np.concatenate([pts, vertex[:, None]], axis=1)
+    f = np.concatenate([f, measure(vertex[:, None])], axis=1)
+    return np.where(frozen, s_in, pts[rows, np.argmin(f, axis=1)])
 
 
 @dataclass
@@ -231,13 +161,14 @@ class OctavResult:
 
     clip: np.ndarray
     fixed_point: np.ndarray
-    iterations: int
+    iterations: int  # exact recursion steps (the most any group took)
     converged: np.ndarray
     status: np.ndarray
     modelled_mse: np.ndarray
     empirical_mse: np.ndarray
     max_mse: np.ndarray
     grid: QuantGrid
+    warm_start_iterations: int = 0  # large groups: steps on the histogram before the exact ones
 
 
 def octav(
@@ -259,9 +190,8 @@ def octav(
     ``dtype``: the quantized format (``"int4"``, ``"uint8"``, or ``"intB"``/``"uintB"`` for any
     width 2..16); ``signed`` overrides its signedness (use the unsigned grid for ReLU outputs).
     ``init``: ``"mean_nonzero"`` (the paper's start), ``"zero"``, ``"max"``, or starting values
-    (a scalar or one per group).  ``refine=True`` (default) adds a golden-section search of the
-    measured MSE on [0.9, 1.1] x the fixed point (8 passes, keeping the best value seen, the
-    fixed point included), which closes the gap between the noise model's optimum and the
+    (a scalar or one per group).  ``refine=True`` (default) adds the candidate search of the
+    measured MSE around the fixed point (module docstring), which closes the gap between the noise model's optimum and the
     empirical one (calibration.md: up to 1% on uniform data at 3 bits).  The unrefined value is
     ``OctavResult.fixed_point``.  Returns ``(clip, OctavResult)``.
     """
@@ -271,10 +201,15 @@ def octav(
     groups = make_groups(x, axis, block_size)
     data = groups.data
     g = data.shape[0]
-    nonzero = np.empty(g, np.int64)
-    total, s_max, nz_min = np.empty(g), np.empty(g), np.empty(g)
-    _group_stats.build("jit-serial" if backend == "reference" else backend)(data, nonzero, total, s_max, nz_min)
-    mean_nonzero = np.where(nonzero > 0, total / np.maximum(nonzero, 1), 0.0)
+    bins = None
+    if backend != "reference" and octav_bins.worthwhile(data.shape[1], data.dtype):
+        bins = octav_bins.BinnedGroups(data, backend)
+        nonzero, s_max, nz_min, mean_nonzero = bins.nonzero, bins.s_max, bins.nz_min, bins.mean_estimate
+    else:
+        nonzero = np.empty(g, np.int64)
+        total, s_max, nz_min = np.empty(g), np.empty(g), np.empty(g)
+        _group_stats.build("jit-serial" if backend == "reference" else backend)(data, nonzero, total, s_max, nz_min)
+        mean_nonzero = np.where(nonzero > 0, total / np.maximum(nonzero, 1), 0.0)
     if isinstance(init, str):
         starts = {"mean_nonzero": mean_nonzero, "zero": np.zeros(g), "max": s_max}
         if init not in starts:
@@ -285,17 +220,27 @@ def octav(
         if not np.all(np.isfinite(s)) or np.any(s < 0):
             raise ValueError("init values must be finite and non-negative")
 
-    converged = nonzero == 0
-    iterations = 0
-    for iterations in range(1, max_iter + 1):
-        new, _, big, _ = octav_step(data, s, c, backend)
-        new = np.where((big == 0) & (nonzero > 0) & (s > 0), mean_nonzero, new)  # restart from 0
-        change = np.abs(new - s)
-        done = change <= tol * np.maximum(new, np.finfo(float).tiny)
-        s = np.where(converged, s, new)
-        converged |= done
-        if converged.all():
-            break
+    warm_iterations = 0
+    if bins is not None:
+        s, steps, converged, warm_steps = bins.recursion(s, c, tol, max_iter)
+        converged |= nonzero == 0
+        iterations, warm_iterations = int(steps.max()), int(warm_steps.max())
+    else:
+        converged = nonzero == 0
+        iterations = 0
+        before = np.full(g, -1.0)  # the iterate before s
+        for iterations in range(1, max_iter + 1):
+            new, _, big, _ = octav_step(data, s, c, backend)
+            new = np.where((big == 0) & (nonzero > 0) & (s > 0), mean_nonzero, new)  # restart from 0
+            change = np.abs(new - s)
+            cycle = new == before
+            done = (change <= tol * np.maximum(new, np.finfo(float).tiny)) | cycle
+            new = np.where(cycle, np.minimum(new, s), new)
+            before = np.where(converged, before, s)
+            s = np.where(converged, s, new)
+            converged |= done
+            if converged.all():
+                break
 
     status = np.where(converged, "converged", "not_converged").astype(object)
     constant = (nonzero > 0) & (nz_min == s_max)
@@ -306,11 +251,11 @@ def octav(
     status[all_zero] = "all_zero"
 
     fixed_point = s.copy()
-    emp = empirical_mse(data, s, q, groups.counts, backend)
+    frozen = all_zero | constant
     if refine:
-        s, emp = _golden_refine(data, s, emp, q, groups.counts, all_zero | constant, backend)
-    at_max = empirical_mse(data, s_max, q, groups.counts, backend)
-    use_max = (at_max < emp) & ~all_zero & ~constant
+        s = _refine(data, s, q, groups.counts, frozen, backend)
+    emp, at_max = empirical_mse(data, np.stack([s, s_max], axis=1), q, groups.counts, backend).T
+    use_max = (at_max < emp) & ~frozen
     s = np.where(use_max, s_max, s)
     emp = np.where(use_max, at_max, emp)
     status[use_max] = "max_better"
@@ -319,6 +264,7 @@ def octav(
         clip=to_param_shape(s, groups),
         fixed_point=to_param_shape(fixed_point, groups),
         iterations=iterations,
+        warm_start_iterations=warm_iterations,
         converged=to_param_shape(converged | all_zero | constant, groups),
         status=to_param_shape(status, groups),
         modelled_mse=to_param_shape(modelled_mse(data, s, c, groups.counts, backend), groups),

@@ -10,7 +10,7 @@ import numpy as np
 
 from intsim.calibrate.api import METHODS, clip_for
 from intsim.calibrate.groups import grid_for, make_groups
-from intsim.calibrate.octav import empirical_mse, modelled_mse
+from intsim.calibrate.mse import empirical_mse, modelled_mse
 
 
 def synthetic(n: int = 100_000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -72,8 +72,8 @@ def plot_j_curve(x, bits: int, path, methods=METHODS) -> None:
     grid = grid_for(f"int{bits}")
     smax = float(np.abs(groups.data).max())
     s = np.linspace(smax / 400, smax, 400)
-    model = [modelled_mse(groups.data, np.array([v]), grid.constant("exact"), groups.counts)[0] for v in s]
-    emp = [empirical_mse(groups.data, np.array([v]), grid, groups.counts)[0] for v in s]
+    model = modelled_mse(groups.data, s[None, :], grid.constant("exact"), groups.counts)[0]
+    emp = empirical_mse(groups.data, s[None, :], grid, groups.counts)[0]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(s, model, label="J(s) modelled")
     ax.plot(s, emp, label="J(s) empirical", alpha=0.8)
