@@ -12,6 +12,7 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import quant
+from intsim.kernels.elementwise import quantized_add
 from intsim.rounding import round_half_away
 from intsim.tflite import gemmlowp as g
 from intsim.tflite.context import act_range, check_types, kernel, qparams, type_range
@@ -31,7 +32,21 @@ def _broadcast(op, a, b):
 def add_sub(ctx, op):
     """``reference_integer_ops::Add`` / ``reference_ops::Sub`` general path (int8, and int16 with
     ``pot_scale_int16 = false``): inputs shifted left by 20 (int8) or 15 (int16), each scaled by
-    ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``."""
+    ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``
+    (``kernels.elementwise.quantized_add``).  The parameters depend on the model only: derived
+    once per op and kept on the model."""
+    key = ("add_sub", op.index, ctx.rounding)
+    params = ctx.model.prepared.get(key)
+    if params is None:
+        params = ctx.model.prepared[key] = _add_sub_params(ctx, op)
+    x1, x2 = ctx.input(op, 0), ctx.input(op, 1)
+    if x1.shape != x2.shape:
+        x1, x2 = _broadcast(op, x1, x2)
+    dtype, params = params
+    return [quantized_add(x1, x2, **params, backend=ctx.backend).astype(dtype)]
+
+
+def _add_sub_params(ctx, op):
     t1, t2, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
     dtype = check_types(op, [t1, t2, ot], (np.int8, np.int16))
     (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(ot, op)
@@ -43,14 +58,12 @@ def add_sub(ctx, op):
                              "(the LSTM-only path) is not supported")  # fmt: skip
     left_shift = 15 if dtype == np.int16 else 20
     twice_max = f64(f32(2) * max(s1, s2))
-    m1, m2 = f64(s1) / twice_max, f64(s2) / twice_max
-    mo = twice_max / f64(f32(1 << left_shift) * so)
-    x1, x2 = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
-    a = ctx.mbqm(g.wrap32((x1 - z1) << left_shift), m1)
-    b = ctx.mbqm(g.wrap32((x2 - z2) << left_shift), m2)
-    raw = g.wrap32(a + b if op.op == "ADD" else a - b)
-    lo, hi = act_range(op, ot)
-    return [np.clip(ctx.mbqm(raw, mo) + zo, lo, hi).astype(dtype)]
+    reals = (f64(s1) / twice_max, f64(s2) / twice_max, twice_max / f64(f32(1 << left_shift) * so))
+    single = ctx.rounding == "single"
+    mults, shifts = zip(*(fxp.quantize_multiplier(m, single_rounding=single) for m in reals), strict=True)
+    return dtype, dict(zero_points=(z1, z2), left_shift=left_shift, multipliers=mults, shifts=shifts,
+                       output_zero_point=zo, clamp=act_range(op, ot), subtract=op.op == "SUB",
+                       rounding=ctx.rounding)  # fmt: skip
 
 
 def _is_pot(scale) -> bool:

@@ -12,6 +12,7 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import ops
+from intsim.kernels.pool import average_pool
 from intsim.tflite import gemmlowp as g
 from intsim.tflite.context import (
     act_range, activation_name, check_types, geometry, kernel, padding_name, qparams, type_range,
@@ -165,21 +166,20 @@ def _pool_windows(op, x):
 
 @kernel("AVERAGE_POOL_2D")
 def average_pool_2d(ctx, op):
-    """``reference_integer_ops::AveragePool``: mean of the in-image taps, rounded half away from
-    zero by integer division, then the fused activation clamp (no requantization)."""
+    """``reference_integer_ops::AveragePool`` (``kernels.pool.average_pool``): mean of the in-image
+    taps, rounded half away from zero by integer division, then the fused activation clamp (no
+    requantization)."""
     x = ctx.input(op, 0)
     dtype = check_types(op, [ctx.in_tensor(op, 0), ctx.out_tensor(op)], ACT_TYPES)
-    acc = count = 0
-    for taps, valid in _pool_windows(op, x):
-        acc = acc + np.where(valid, taps.astype(np.int64), 0)
-        count = count + valid
-    count = np.broadcast_to(count, acc.shape)
-    if np.any(count == 0):
-        raise ModelError(f"{op.describe()}: a pooling window lies wholly outside the input")
-    half = count // 2
-    avg = np.where(acc > 0, (acc + half) // count, -((-(acc - half)) // count))
-    lo, hi = act_range(op, ctx.out_tensor(op))
-    return [np.clip(avg, lo, hi).astype(dtype)]
+    o = op.options
+    kh, kw, sh, sw = o["filter_height"], o["filter_width"], o["stride_h"], o["stride_w"]
+    out_hw, pad_tl = geometry(op, x.shape[1:3], (kh, kw), (sh, sw))
+    try:
+        avg = average_pool(x, filter_hw=(kh, kw), stride_hw=(sh, sw), pad_tl=pad_tl, out_hw=out_hw,
+                           clamp=act_range(op, ctx.out_tensor(op)), backend=ctx.backend)  # fmt: skip
+    except ValueError as e:
+        raise ModelError(f"{op.describe()}: {e}") from None
+    return [avg.astype(dtype)]
 
 
 @kernel("MAX_POOL_2D")
