@@ -43,6 +43,23 @@ def chunk_range(t, nchunks, n):
 
 
 @helper
+def block_range(t, nblocks, nchunks):
+    """Task ``t`` of a (group, block of ``BLOCK`` chunks) grid: its group and chunk range."""
+    g = t // nblocks
+    first = (t - g * nblocks) * BLOCK
+    return g, first, min(first + BLOCK, nchunks)
+
+
+@helper
+def chunk_row(x, g, c, buf):
+    """Chunk ``c`` of group ``g``; zeroes ``buf`` past a short last chunk's end (no stale terms
+    from the previous chunk enter its sum)."""
+    lo, hi = c * CHUNK, min((c + 1) * CHUNK, x.shape[1])
+    buf[hi - lo :] = 0.0
+    return x[g, lo:hi]
+
+
+@helper
 def sum_lanes(buf):
     """Sum of ``buf`` (float64, length a multiple of 32, destroyed): 32 lanes, lane j taking
     elements j, j+32, j+64, ... in order (vector adds), then the lanes pairwise."""
@@ -88,20 +105,18 @@ def _sq_error_partials(x, scale, qmin, qmax, out):
     nchunks = out.shape[2]
     nblocks = (nchunks + BLOCK - 1) // BLOCK
     for t in prange(x.shape[0] * nblocks):
-        g = t // nblocks
+        g, first, last = block_range(t, nblocks, nchunks)
         buf = np.zeros(CHUNK)
-        for c in range((t - g * nblocks) * BLOCK, min((t - g * nblocks + 1) * BLOCK, nchunks)):
-            lo, hi = c * CHUNK, min((c + 1) * CHUNK, x.shape[1])
-            row = x[g, lo:hi]
-            buf[hi - lo :] = 0.0  # a short last chunk: no stale terms past its end
+        for c in range(first, last):
+            row = chunk_row(x, g, c, buf)
             for k in range(scale.shape[1]):
                 sc = scale[g, k]
                 if sc <= 0.0:
-                    for i in range(hi - lo):
+                    for i in range(row.size):
                         v = np.float64(row[i])
                         buf[i] = v * v
                 else:
-                    for i in range(hi - lo):
+                    for i in range(row.size):
                         v = np.float64(row[i])
                         d = v - clamp_round(v / sc, qmin, qmax) * sc
                         buf[i] = d * d
@@ -117,16 +132,14 @@ def _search_partials(x, scale, inv, qmin, qmax, magic, out):
     nchunks = out.shape[2]
     nblocks = (nchunks + BLOCK - 1) // BLOCK
     for t in prange(x.shape[0] * nblocks):
-        g = t // nblocks
+        g, first, last = block_range(t, nblocks, nchunks)
         buf = np.zeros(CHUNK)
-        for c in range((t - g * nblocks) * BLOCK, min((t - g * nblocks + 1) * BLOCK, nchunks)):
-            lo, hi = c * CHUNK, min((c + 1) * CHUNK, x.shape[1])
-            row = x[g, lo:hi]
-            buf[hi - lo :] = 0.0  # a short last chunk: no stale terms past its end
+        for c in range(first, last):
+            row = chunk_row(x, g, c, buf)
             for k in range(scale.shape[1]):
                 sc = scale[g, k]
                 r = inv[g, k]
-                for i in range(hi - lo):
+                for i in range(row.size):
                     q = row[i] * r
                     q = qmin if q < qmin else q
                     q = qmax if q > qmax else q
@@ -142,16 +155,14 @@ def _modelled_partials(x, s, c, out):
     nchunks = out.shape[2]
     nblocks = (nchunks + BLOCK - 1) // BLOCK
     for t in prange(x.shape[0] * nblocks):
-        g = t // nblocks
+        g, first, last = block_range(t, nblocks, nchunks)
         buf = np.zeros(CHUNK)
-        for j in range((t - g * nblocks) * BLOCK, min((t - g * nblocks + 1) * BLOCK, nchunks)):
-            lo, hi = j * CHUNK, min((j + 1) * CHUNK, x.shape[1])
-            row = x[g, lo:hi]
-            buf[hi - lo :] = 0.0  # a short last chunk: no stale terms past its end
+        for j in range(first, last):
+            row = chunk_row(x, g, j, buf)
             for k in range(s.shape[1]):
                 sg = s[g, k]
                 noise = c * sg * sg
-                for i in range(hi - lo):
+                for i in range(row.size):
                     a = abs(np.float64(row[i]))
                     d = a - sg
                     buf[i] = d * d if a > sg else (noise if a > 0.0 else 0.0)
