@@ -51,6 +51,19 @@ def worthwhile(n: int, dtype: np.dtype) -> bool:
     return n >= 8 * (layout(dtype)[3].size - 1)
 
 
+@helper
+def _bin(code, mask, shift):
+    """The bin of one float encoding (read as a signed integer): sign dropped, top bits kept."""
+    return (np.int64(code) & mask) >> shift
+
+
+@helper
+def _update(tot, big, nonzero, c):
+    """OCTAV's update from the sum and count of |x| above s: tot / (c * count(0<|x|<=s) + big)."""
+    denom = c * (nonzero - big) + big
+    return tot / denom if denom > 0.0 else 0.0
+
+
 @kernel
 def _histogram(bits, mask, shift, parts, count, zeros, top, low):
     """Per (group, part): bin counts into four interleaved copies (count[t] holds 4 x bins;
@@ -65,13 +78,13 @@ def _histogram(bits, mask, shift, parts, count, zeros, top, low):
         cnt = count[t]
         i = 0
         while i + 4 <= row.size:
-            cnt[(np.int64(row[i]) & mask) >> shift] += 1
-            cnt[nb + ((np.int64(row[i + 1]) & mask) >> shift)] += 1
-            cnt[2 * nb + ((np.int64(row[i + 2]) & mask) >> shift)] += 1
-            cnt[3 * nb + ((np.int64(row[i + 3]) & mask) >> shift)] += 1
+            cnt[_bin(row[i], mask, shift)] += 1
+            cnt[nb + _bin(row[i + 1], mask, shift)] += 1
+            cnt[2 * nb + _bin(row[i + 2], mask, shift)] += 1
+            cnt[3 * nb + _bin(row[i + 3], mask, shift)] += 1
             i += 4
         for j in range(i, row.size):
-            cnt[(np.int64(row[j]) & mask) >> shift] += 1
+            cnt[_bin(row[j], mask, shift)] += 1
         z = 0
         hi_code = 0
         lo_code = mask
@@ -99,8 +112,7 @@ def _warm_start(edges, count, total, cnt_above, sum_above, nonzero, mean_nz, s0,
             frac = (edges[b + 1] - s) / (edges[b + 1] - edges[b]) if edges[b + 1] < np.inf else 0.0
             big = cnt_above[g, b + 1] + frac * count[g, b]
             tot = sum_above[g, b + 1] + frac * total[g, b]
-            denom = c * (nonzero[g] - big) + big
-            new = tot / denom if denom > 0.0 else 0.0
+            new = _update(tot, big, nonzero[g], c)
             if big < 0.5 and nonzero[g] > 0 and s > 0.0:
                 new = mean_nz[g]
             done = abs(new - s) <= tol * max(new, 2.2250738585072014e-308)
@@ -122,7 +134,7 @@ def _gather(bits, x, mask, shift, parts, lo_bin, hi_bin, offsets, out, above):
         k = offsets[t]
         acc = 0.0
         for i in range(n * p // parts, n * (p + 1) // parts):
-            b = (np.int64(bits[g, i]) & mask) >> shift
+            b = _bin(bits[g, i], mask, shift)
             if b > hi_bin[g]:
                 acc += abs(np.float64(x[g, i]))
             elif b >= lo_bin[g]:
@@ -166,8 +178,7 @@ def _exact(x, edges, lo_bin, hi_bin, window, start, cnt_window_above, sum_window
                 big, tot = _above_full(x, g, s)
             if big == 0 and nonzero[g] > 0 and s > 0.0:
                 big, tot = _above_full(x, g, 0.0)  # nothing above s: the update from 0
-            denom = c * (nonzero[g] - big) + big
-            new = tot / denom if denom > 0.0 else 0.0
+            new = _update(tot, big, nonzero[g], c)
             cycle = new == before  # a 2-cycle (octav's module docstring): stop at the smaller
             done = abs(new - s) <= tol * max(new, 2.2250738585072014e-308) or cycle
             before = s
