@@ -104,8 +104,10 @@ def quantize_multiplier(real, *, single_rounding: bool = False):
 # ---- Python-int references (the rules as written in the C sources) --------------------------------
 
 
-def _wrap32(v: int) -> int:
-    return (v + 2**31) % 2**32 - 2**31
+def wrap32(v):
+    """Two's-complement wrap to int32 of Python ints or int64 arrays (C's int32 overflow on every
+    target modelled here)."""
+    return ((v + 2**31) & 0xFFFFFFFF) - 2**31
 
 
 def srdhm_reference(a: int, b: int) -> int:
@@ -132,16 +134,16 @@ def mbqm_reference(x: int, multiplier: int, shift: int, rounding: str = "double"
     if rounding == "double":
         left = shift if shift > 0 else 0
         right = -shift if shift < 0 else 0
-        return rounding_divide_by_pot_reference(srdhm_reference(_wrap32(x * (1 << left)), multiplier), right)
+        return rounding_divide_by_pot_reference(srdhm_reference(wrap32(x * (1 << left)), multiplier), right)
     total = 31 - shift
-    return _wrap32((x * multiplier + (1 << (total - 1))) >> total)
+    return wrap32((x * multiplier + (1 << (total - 1))) >> total)
 
 
 def mbqm_int64_reference(x: int, multiplier: int, shift: int) -> int:
     """MultiplyByQuantizedMultiplier(int64 x): the 16-bit reduced multiplier rule."""
     reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else 0x7FFF
     total = 15 - shift
-    return _wrap32((x * reduced + (1 << (total - 1))) >> total)
+    return wrap32((x * reduced + (1 << (total - 1))) >> total)
 
 
 def requantize_float_reference(acc: int, multiplier: float, zero_point: int, qmin: int, qmax: int, rule: str) -> int:
@@ -163,7 +165,8 @@ def requantize_float_reference(acc: int, multiplier: float, zero_point: int, qmi
 
 
 @helper
-def _wrap_int32(v):
+def wrap_int32(v):
+    """``wrap32`` inside numba kernels (int64-held values)."""
     return ((v + 2147483648) & 0xFFFFFFFF) - 2147483648
 
 
@@ -194,20 +197,20 @@ def rounding_divide_by_pot_scalar(x, exponent):
 def mbqm_double_scalar(x, multiplier, shift):
     left = shift if shift > 0 else 0
     right = -shift if shift < 0 else 0
-    return rounding_divide_by_pot_scalar(srdhm_scalar(_wrap_int32(x << left), multiplier), right)
+    return rounding_divide_by_pot_scalar(srdhm_scalar(wrap_int32(x << left), multiplier), right)
 
 
 @helper
 def mbqm_single_scalar(x, multiplier, shift):
     total = 31 - shift
-    return _wrap_int32((x * multiplier + (np.int64(1) << (total - 1))) >> total)
+    return wrap_int32((x * multiplier + (np.int64(1) << (total - 1))) >> total)
 
 
 @helper
 def mbqm_int64_scalar(x, multiplier, shift):
     reduced = (multiplier + (1 << 15)) >> 16 if multiplier < 0x7FFF0000 else np.int64(0x7FFF)
     total = 15 - shift
-    return _wrap_int32((x * reduced + (np.int64(1) << (total - 1))) >> total)
+    return wrap_int32((x * reduced + (np.int64(1) << (total - 1))) >> total)
 
 
 @helper

@@ -21,30 +21,26 @@ from numba import prange
 
 from intsim import fixedpoint as fxp
 from intsim._jit import check_backend, kernel
-from intsim.fixedpoint import mbqm_double_scalar, mbqm_single_scalar
-
-
-def _wrap32(v):
-    return ((np.asarray(v, np.int64) + 2**31) & 0xFFFFFFFF) - 2**31
+from intsim.fixedpoint import mbqm_double_scalar, mbqm_single_scalar, wrap32, wrap_int32
 
 
 @kernel
 def _add_kernel(x1, x2, z1, z2, left_shift, mult, shift, zo, lo, hi, subtract, single, out):
     """``mult``/``shift``: (input 1, input 2, output) quantized multipliers."""
     for i in prange(out.size):
-        s1 = (((np.int64(x1[i]) - z1) << left_shift) + 2147483648) & 0xFFFFFFFF  # wrapped, offset
-        s2 = (((np.int64(x2[i]) - z2) << left_shift) + 2147483648) & 0xFFFFFFFF
+        s1 = wrap_int32((np.int64(x1[i]) - z1) << left_shift)
+        s2 = wrap_int32((np.int64(x2[i]) - z2) << left_shift)
         if single:
-            a = mbqm_single_scalar(s1 - 2147483648, mult[0], shift[0])
-            b = mbqm_single_scalar(s2 - 2147483648, mult[1], shift[1])
+            a = mbqm_single_scalar(s1, mult[0], shift[0])
+            b = mbqm_single_scalar(s2, mult[1], shift[1])
         else:
-            a = mbqm_double_scalar(s1 - 2147483648, mult[0], shift[0])
-            b = mbqm_double_scalar(s2 - 2147483648, mult[1], shift[1])
-        raw = ((a - b if subtract else a + b) + 2147483648) & 0xFFFFFFFF
+            a = mbqm_double_scalar(s1, mult[0], shift[0])
+            b = mbqm_double_scalar(s2, mult[1], shift[1])
+        raw = wrap_int32(a - b if subtract else a + b)
         if single:
-            y = mbqm_single_scalar(raw - 2147483648, mult[2], shift[2]) + zo
+            y = mbqm_single_scalar(raw, mult[2], shift[2]) + zo
         else:
-            y = mbqm_double_scalar(raw - 2147483648, mult[2], shift[2]) + zo
+            y = mbqm_double_scalar(raw, mult[2], shift[2]) + zo
         out[i] = min(max(y, lo), hi)
 
 
@@ -71,9 +67,9 @@ def quantized_add(x1, x2, *, zero_points, left_shift: int, multipliers, shifts, 
             out = fxp.multiply_by_quantized_multiplier(flat, mult[k], shift[k], rounding=rounding, backend="reference")
             return out.astype(np.int64).reshape(np.shape(v))
 
-        a = mbqm(_wrap32((x1.astype(np.int64) - z1) << left_shift), 0)
-        b = mbqm(_wrap32((x2.astype(np.int64) - z2) << left_shift), 1)
-        raw = _wrap32(a - b if subtract else a + b)
+        a = mbqm(wrap32((x1.astype(np.int64) - z1) << left_shift), 0)
+        b = mbqm(wrap32((x2.astype(np.int64) - z2) << left_shift), 1)
+        raw = wrap32(a - b if subtract else a + b)
         return np.clip(mbqm(raw, 2) + output_zero_point, lo, hi)
     out = np.empty(x1.shape, np.int64)
     _add_kernel.build(backend)(np.ascontiguousarray(x1).reshape(-1), np.ascontiguousarray(x2).reshape(-1), z1, z2,

@@ -28,12 +28,8 @@ import numpy as np
 from numba import prange
 
 from intsim._jit import check_backend, helper, kernel
+from intsim.fixedpoint import wrap_int32
 from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport, worst_case_bound
-
-
-@helper
-def _wrap32(v):
-    return np.int32(((v + 2147483648) & 0xFFFFFFFF) - 2147483648)
 
 
 @helper
@@ -100,7 +96,7 @@ def _gemm_int32_kernel(a, bt, za, zb, rowsum, colsum, bias, tile_m, tile_n, out)
                 for i in range(4):
                     for j in range(3):
                         c = bias[n + j] - za * colsum[n + j] + k_total * za * zb[n + j]
-                        out[m0 + i, n + j] = _wrap32(sums[i][j] + c - zb[n + j] * rowsum[m0 + i])
+                        out[m0 + i, n + j] = wrap_int32(sums[i][j] + c - zb[n + j] * rowsum[m0 + i])
         # the tile's edges: the last columns of the full row blocks (4 rows at a time), then
         # the leftover rows
         for m0 in range(m_lo, m_full, 4):
@@ -118,11 +114,11 @@ def _gemm_int32_kernel(a, bt, za, zb, rowsum, colsum, bias, tile_m, tile_n, out)
                 sums4 = (s0, s1, s2, s3)
                 for i in range(4):
                     c = bias[n] - za * colsum[n] + k_total * za * zb[n] - zb[n] * rowsum[m0 + i]
-                    out[m0 + i, n] = _wrap32(sums4[i] + c)
+                    out[m0 + i, n] = wrap_int32(sums4[i] + c)
         for m in range(m_full, m_hi):
             for n in range(n_lo, n_hi):
                 c = bias[n] - za * colsum[n] + k_total * za * zb[n] - zb[n] * rowsum[m]
-                out[m, n] = _wrap32(_dot(a, bt, m, n, k_total) + c)
+                out[m, n] = wrap_int32(_dot(a, bt, m, n, k_total) + c)
 
 
 def _tiles(m_total: int, n_total: int, k_total: int, threads: int) -> tuple[int, int]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from intsim import fixedpoint as fxp
+
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 I16_MIN, I16_MAX = -(2**15), 2**15 - 1
 
@@ -21,8 +23,8 @@ def i64(x) -> np.ndarray:
 
 
 def wrap32(x) -> np.ndarray:
-    """Two's-complement wrap to int32 (C's int32 overflow on every target we model)."""
-    return ((i64(x) + 2**31) & 0xFFFFFFFF) - 2**31
+    """``fixedpoint.wrap32`` of any integer array (taken as int64)."""
+    return fxp.wrap32(i64(x))
 
 
 def trunc_div(x, d: int) -> np.ndarray:
