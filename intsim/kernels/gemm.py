@@ -325,7 +325,7 @@ def accumulate_matmul(
 
     ac = np.ascontiguousarray(a)
     packed = packed or pack_weights(b, backend)
-    bt, colsum = packed.bt, packed.colsum
+    bt = packed.bt
     if accumulator.is_native_int32:
         out, ac, za_kernel = gemm_int32(ac, packed, za, zb, bias_v, backend)
         max_a = max(abs(int(a.min(initial=0)) - za), abs(int(a.max(initial=0)) - za))

@@ -51,6 +51,14 @@ class Context:
     def tensor(self, index: int) -> Tensor:
         return self.model.tensors[index]
 
+    def once(self, key, build):
+        """``build()`` for ``key``, computed on first use and kept on the model: for what depends
+        on the model's constant tensors and options only (checks, multipliers, prepared layers)."""
+        cache = self.model.prepared
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
     def input(self, op: Operator, k: int, required: bool = True):
         """The value of ``op``'s ``k``-th input (``None`` for an omitted optional input)."""
         if k >= len(op.inputs) or op.inputs[k] < 0:

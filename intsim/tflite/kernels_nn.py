@@ -46,13 +46,9 @@ def _conv_args(ctx, op):
 def _prepared(ctx, op, build):
     """The op's ``ops.PreparedLayer``, built on first use and kept on the model, when its
     weights and bias are constant tensors (as in every converted model); None otherwise."""
-    key = (op.index, ctx.profile.name, ctx.backend)
-    layer = ctx.model.prepared.get(key)
-    if layer is None:
-        if any(i >= 0 and (i in ctx.values or ctx.tensor(i).data is None) for i in op.inputs[1:3]):
-            return None
-        layer = ctx.model.prepared[key] = build()
-    return layer
+    if any(i >= 0 and (i in ctx.values or ctx.tensor(i).data is None) for i in op.inputs[1:3]):
+        return None
+    return ctx.once((op.index, ctx.profile.name, ctx.backend), build)
 
 
 def _conv(ctx, op, depthwise: bool):

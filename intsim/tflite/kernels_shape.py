@@ -11,16 +11,7 @@ from intsim.tflite.context import act_range, kernel, qparams
 from intsim.tflite.model import ModelError
 
 
-def _same_quantization(op, tensors, out, ctx=None):
-    """Raise unless every tensor has ``out``'s type and quantization.  With ``ctx``, checked once
-    per op and remembered on the model (tensors of a loaded model do not change)."""
-    if ctx is not None:
-        key = ("same_quantization", op.index)
-        if key in ctx.model.prepared:
-            return
-        _same_quantization(op, tensors, out)
-        ctx.model.prepared[key] = True
-        return
+def _same_quantization(op, tensors, out):
     for t in tensors:
         if t.dtype != out.dtype:
             raise ModelError(f"{op.describe()}: {t.describe()} and {out.describe()} differ in type")
@@ -46,7 +37,7 @@ def _resolve_shape(op, size, shape):
 @kernel("RESHAPE")
 def reshape(ctx, op):
     x = ctx.input(op, 0)
-    _same_quantization(op, [ctx.in_tensor(op, 0)], ctx.out_tensor(op), ctx)
+    ctx.once(("same_quantization", op.index), lambda: _same_quantization(op, [ctx.in_tensor(op, 0)], ctx.out_tensor(op)))
     shape_in = ctx.input(op, 1, required=False)
     if shape_in is not None and np.asarray(shape_in).ndim == 1:
         shape = np.asarray(shape_in).tolist()

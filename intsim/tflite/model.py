@@ -71,7 +71,7 @@ class Model:
     inputs: list[int]
     outputs: list[int]
     source: str = "<bytes>"
-    # layers with constant weights, prepared on first use: (op index, profile, backend) -> layer
+    # what Context.once derived from constant tensors on first use (prepared layers, multipliers)
     prepared: dict = field(default_factory=dict, repr=False, compare=False)
 
     def input_details(self) -> list[Tensor]:
