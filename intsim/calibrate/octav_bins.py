@@ -24,6 +24,8 @@ never by the thread count.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import prange
 
@@ -35,14 +37,16 @@ PART = 1 << 18  # elements per histogram part (parts are summed in order), at mo
 MAX_PARTS = 16
 
 
+@functools.cache
 def layout(dtype: np.dtype) -> tuple[type, int, int, np.ndarray]:
     """(integer view type, sign-clearing mask, shift, bin lower edges) for float32 or float64
     data.  Bin ``(bits & mask) >> shift`` holds the |x| with ``edges[b] <= |x| < edges[b + 1]``;
-    the last edge is +inf (finite data never reaches it)."""
+    the last edge is +inf (finite data never reaches it).  Computed once per dtype (read-only)."""
     view, mant = (np.int32, 23) if dtype == np.float32 else (np.int64, 52)
     shift = mant - MANTISSA_BITS
     inf_bin = int(np.array(np.inf, dtype).view(view)) >> shift
     edges = (np.arange(inf_bin + 1, dtype=view) << shift).view(dtype).astype(np.float64)
+    edges.flags.writeable = False
     return view, int(np.iinfo(view).max), shift, edges
 
 
