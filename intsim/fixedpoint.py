@@ -279,7 +279,13 @@ _MBQM_KERNELS = {
 @kernel
 def _float_requant_kernel(acc, multiplier, zero_point, qmin, qmax, rule, out):
     outer, channels, inner = acc.shape
-    if outer >= channels:
+    if inner == 1:  # channels last (NHWC, (M, N)): the channel loop is innermost and vectorizes
+        for o in prange(outer):
+            for c in range(channels):
+                out[o, c, 0] = requantize_float_scalar(
+                    np.int64(acc[o, c, 0]), multiplier[c], np.int64(zero_point[c]), qmin, qmax, rule
+                )
+    elif outer >= channels:
         for o in prange(outer):
             for c in range(channels):
                 m, zp = multiplier[c], np.int64(zero_point[c])

@@ -148,6 +148,7 @@ class Requantizer:
             raise ValueError(f"per-channel parameters disagree in length: {m.size} and {zp.size}")
         self.zp = np.ascontiguousarray(np.broadcast_to(zp.astype(np.int64), (self.channels,)))
         m = np.ascontiguousarray(np.broadcast_to(m, (self.channels,)))
+        self._repeat_cache = (0, None, None)
         self.kernel = None  # None: the general path (the int64 rule of int16x8, the reference backend)
         if backend == "reference":
             pass
@@ -159,18 +160,28 @@ class Requantizer:
             self.kernel = fxp.mbqm_kernel(self.rule, backend)
             self.p1, self.p2 = np.asarray(q, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
 
+    def _repeated(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The per-tensor parameters repeated ``n`` times (kept for the last ``n`` asked)."""
+        if self._repeat_cache[0] != n:
+            self._repeat_cache = (n, np.repeat(self.p1, n), np.repeat(self.p2, n))
+        return self._repeat_cache[1], self._repeat_cache[2]
+
     def __call__(self, acc) -> np.ndarray:
         acc = np.asarray(acc)
         c = self.channels
         if self.kernel is None or acc.dtype != np.int32 or (c > 1 and acc.shape[-1] != c):
             return self.profile.requantize(acc, *self.args, qmin=self.qmin, qmax=self.qmax, op=self.op,
                                            axis=-1, backend=self.backend)  # fmt: skip
+        p1, p2 = self.p1, self.p2
+        if c == 1 and acc.ndim and acc.shape[-1] > 1:  # per tensor: repeat the parameters along
+            c = acc.shape[-1]  # the last axis, whose loop vectorizes
+            p1, p2 = self._repeated(c)
         view = np.ascontiguousarray(acc).reshape(-1, c, 1)
         out = np.empty(view.shape, np.int32)
         if self.rule in fxp.FLOAT_RULES:
-            self.kernel(view, self.p1, self.p2, self.qmin, self.qmax, fxp.FLOAT_RULES.index(self.rule), out)
+            self.kernel(view, p1, p2, self.qmin, self.qmax, fxp.FLOAT_RULES.index(self.rule), out)
             return out.reshape(acc.shape)
-        self.kernel(view, self.p1, self.p2, out)
+        self.kernel(view, p1, p2, out)
         return np.clip(out.reshape(-1, c).astype(np.int64) + self.zp, self.qmin, self.qmax).astype(np.int32).reshape(acc.shape)
 
 

@@ -66,26 +66,25 @@ def resolve_padding(padding, in_hw, kernel_hw, strides, dilations) -> tuple[int,
 
 
 @kernel
-def _im2col_kernel(x, c0, cg, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, pad_value, flip, cols):
-    """Patch rows (filter row, filter column, channel); every value xor ``flip`` (0x80 turns
-    int8 bits viewed as uint8 into ``value + 128``, the re-bias the GEMM kernel prefers)."""
+def _im2col_kernel(x, c0, cg, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, pad_value, cols):
+    """Patch rows (filter row, filter column, channel), ``pad_value`` for taps outside the
+    image.  Each tap is one slice copy of ``cg`` contiguous channels (NHWC)."""
     batch, height, width, _ = x.shape
     for r in prange(batch * oh * ow):
         b = r // (oh * ow)
         rem = r - b * (oh * ow)
         oy = rem // ow
         ox = rem - oy * ow
+        row = cols[r]
         col = 0
         for ky in range(kh):
             iy = oy * sh - pt + ky * dh
             for kx in range(kw):
                 ix = ox * sw - pl + kx * dw
                 if 0 <= iy < height and 0 <= ix < width:
-                    for c in range(cg):
-                        cols[r, col + c] = x[b, iy, ix, c0 + c] ^ flip
+                    row[col : col + cg] = x[b, iy, ix, c0 : c0 + cg]
                 else:
-                    for c in range(cg):
-                        cols[r, col + c] = pad_value
+                    row[col : col + cg] = pad_value
                 col += cg
 
 
@@ -252,10 +251,10 @@ def accumulate_conv2d(
     out = np.empty((batch * oh * ow, cout), out_dtype)
     masks = []
     count, checked = 0, False
-    xc, flip, patch_zp = _rebiased(x, x_zp)
+    xc, patch_zp = _rebiased(x, x_zp)
     cols = np.empty((batch * oh * ow, kh * kw * cg), xc.dtype)
     for g in range(groups):
-        _patches(xc, g, geo, patch_zp, flip, cols, backend)
+        _patches(xc, g, geo, patch_zp, cols, backend)
         sl = slice(g * per_group, (g + 1) * per_group)
         w_g = PackedWeights.from_rows(np.ascontiguousarray(w[sl]).reshape(per_group, -1), backend)
         acc, rep = accumulate_matmul(
@@ -285,20 +284,20 @@ def _depthwise(x, w_dw, x_zp: int, geo: ConvGeometry, backend: str) -> np.ndarra
 
 
 def _rebiased(x, x_zp: int):
-    """The input as im2col copies it: int8 turned into uint8 ``x + 128`` (xor 0x80), whose
-    GEMM is faster, with the zero point moved alike (exact: differences are unchanged)."""
-    xc = np.ascontiguousarray(x)
-    if xc.dtype == np.int8:
-        return xc.view(np.uint8), np.uint8(0x80), x_zp + 128
-    return xc, xc.dtype.type(0), x_zp
+    """The input as im2col copies it: int8 turned into uint8 ``x + 128`` (xor 0x80), the
+    GEMM kernels' left operand, with the zero point moved alike (exact: differences are
+    unchanged).  One pass over the input, before im2col repeats each value KH*KW times."""
+    if x.dtype == np.int8:
+        return np.ascontiguousarray(x).view(np.uint8) ^ np.uint8(0x80), x_zp + 128
+    return np.ascontiguousarray(x), x_zp
 
 
-def _patches(xc, g: int, geo: ConvGeometry, patch_zp: int, flip, cols, backend: str) -> None:
+def _patches(xc, g: int, geo: ConvGeometry, patch_zp: int, cols, backend: str) -> None:
     """im2col of group ``g`` into ``cols`` (one row of taps per output pixel)."""
     _, kh, kw, cg = geo.w.shape
     _im2col_kernel.build(backend)(
         xc, g * cg, cg, kh, kw, geo.strides[0], geo.strides[1], geo.dilations[0], geo.dilations[1],
-        geo.pads[0], geo.pads[1], geo.oh, geo.ow, xc.dtype.type(patch_zp), flip, cols,
+        geo.pads[0], geo.pads[1], geo.oh, geo.ow, xc.dtype.type(patch_zp), cols,
     )  # fmt: skip
 
 
@@ -350,16 +349,16 @@ class PreparedConv:
             return _depthwise(x, self.w_dw, x_zp, geo, self.backend)
         batch = x.shape[0]
         cout, kh, kw, cg = geo.w.shape
-        xc, flip, patch_zp = _rebiased(x, x_zp)
+        xc, patch_zp = _rebiased(x, x_zp)
         cols = np.empty((batch * geo.oh * geo.ow, kh * kw * cg), xc.dtype)
         if geo.groups == 1:
-            _patches(xc, 0, geo, patch_zp, flip, cols, self.backend)
+            _patches(xc, 0, geo, patch_zp, cols, self.backend)
             out = gemm_int32(cols, self.packed[0], patch_zp, geo.w_zp, geo.bias, self.backend)[0]
             return out.reshape(batch, geo.oh, geo.ow, cout)
         out = np.empty((batch * geo.oh * geo.ow, cout), np.int32)
         per_group = cout // geo.groups
         for g, packed in enumerate(self.packed):
-            _patches(xc, g, geo, patch_zp, flip, cols, self.backend)
+            _patches(xc, g, geo, patch_zp, cols, self.backend)
             sl = slice(g * per_group, (g + 1) * per_group)
             out[:, sl] = gemm_int32(cols, packed, patch_zp, geo.w_zp[sl], geo.bias[sl], self.backend)[0]
         return out.reshape(batch, geo.oh, geo.ow, cout)

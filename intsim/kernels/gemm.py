@@ -21,7 +21,10 @@ not depend on the thread count.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
+from functools import cached_property
 
 import numba
 import numpy as np
@@ -29,7 +32,28 @@ from numba import prange
 
 from intsim._jit import check_backend, helper, kernel
 from intsim.fixedpoint import wrap_int32
+from intsim.kernels import vnni
 from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport, worst_case_bound
+
+MICROKERNELS = ("vnni", "portable")
+_microkernel = "vnni" if vnni.AVAILABLE and os.environ.get("INTSIM_GEMM", "") != "portable" else "portable"
+
+
+@contextlib.contextmanager
+def use_microkernel(name: str):
+    """Run the int32 GEMM with ``name`` ("vnni" needs AVX512-VNNI; "portable" runs anywhere)
+    inside the block, e.g. to compare the two.  The environment variable
+    ``INTSIM_GEMM=portable`` makes the portable kernel the default."""
+    global _microkernel
+    if name not in MICROKERNELS:
+        raise ValueError(f"microkernel must be one of {MICROKERNELS}, got {name!r}")
+    if name == "vnni" and not vnni.AVAILABLE:
+        raise RuntimeError("this CPU has no AVX512-VNNI")
+    previous, _microkernel = _microkernel, name
+    try:
+        yield
+    finally:
+        _microkernel = previous
 
 
 @helper
@@ -190,6 +214,17 @@ class PackedWeights:
             _row_sums_kernel.build(backend)(bt, colsum)
         return cls(bt, colsum)
 
+    @cached_property
+    def vnni_panels(self) -> tuple[np.ndarray, int] | None:
+        """The VNNI kernel's panels (``vnni.pack_panels``) and the re-bias of the weights in
+        them: uint8 weights are stored as ``b - 128`` (int8), which the kernel's zero points
+        absorb.  None for 16-bit weights.  Built on first use, once."""
+        if self.bt.dtype == np.int8:
+            return vnni.pack_panels(self.bt), 0
+        if self.bt.dtype == np.uint8:
+            return vnni.pack_panels((self.bt ^ np.uint8(0x80)).view(np.int8)), 128
+        return None
+
 
 def pack_weights(b, backend: str = "jit") -> PackedWeights:
     """Pack ``b`` (K, N) for ``accumulate_matmul`` (transposed, with column sums)."""
@@ -263,6 +298,13 @@ def gemm_int32(ac: np.ndarray, packed: PackedWeights, za: int, zb: np.ndarray, b
         za += 128
     rowsum = np.empty(m_total, np.int64)
     _row_sums_kernel.build(backend)(ac, rowsum)  # numpy's widening row sum is ~15x slower
+    if _microkernel == "vnni" and ac.dtype == np.uint8 and packed.vnni_panels is not None:
+        panels, shift = packed.vnni_panels  # b - zb == (b - shift) - (zb - shift)
+        zb_k = zb - shift
+        col_term = bias - za * (packed.colsum - shift * k_total) + k_total * za * zb_k
+        threads = numba.get_num_threads() if backend == "jit" else 1
+        out = vnni.gemm(ac, panels, n_total, col_term, zb_k, rowsum, threads, backend)
+        return out, ac, za
     tile_m, tile_n = _tiles(m_total, n_total, k_total, numba.get_num_threads())
     _gemm_int32_kernel.build(backend)(
         ac, packed.bt, np.int64(za), zb, rowsum, packed.colsum, bias, tile_m, tile_n, out
