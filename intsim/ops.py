@@ -363,7 +363,7 @@ class PreparedLayer:
     def __call__(self, x) -> np.ndarray:
         x = np.asarray(x)
         acc = self.accumulate(x if self.out_shape is None else x.reshape(-1, x.shape[-1]), self.input_zero_point)
-        y = self.requantize(acc).astype(self.out_dtype)
+        y = self.requantize(acc, out=np.empty(acc.shape, self.out_dtype))
         return y if self.out_shape is None else y.reshape(x.shape[:-1] + self.out_shape)
 
 
@@ -449,7 +449,8 @@ def prepare_qlinear_conv(
     x_zp = _int_value("x_zero_point", 0 if x_zero_point is None else x_zero_point, x_dtype)
 
     def layer(x):
-        y = req(conv(np.transpose(np.asarray(x), (0, 2, 3, 1)), x_zp)).astype(out_dtype)
+        acc = conv(np.transpose(np.asarray(x), (0, 2, 3, 1)), x_zp)
+        y = req(acc, out=np.empty(acc.shape, out_dtype))
         return np.ascontiguousarray(np.transpose(y, (0, 3, 1, 2)))
 
     return layer

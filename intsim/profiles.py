@@ -166,23 +166,33 @@ class Requantizer:
             self._repeat_cache = (n, np.repeat(self.p1, n), np.repeat(self.p2, n))
         return self._repeat_cache[1], self._repeat_cache[2]
 
-    def __call__(self, acc) -> np.ndarray:
+    def __call__(self, acc, out=None) -> np.ndarray:
+        """The requantized values as int32, or written into ``out`` (C-contiguous, ``acc``'s
+        shape, an integer dtype holding ``[qmin, qmax]``, e.g. the layer's output type) and
+        returned: the float rules' kernel then stores the final values without a cast pass."""
         acc = np.asarray(acc)
+        if out is not None and (out.shape != acc.shape or not out.flags.c_contiguous or out.dtype.kind not in "iu"
+                                or np.iinfo(out.dtype).min > self.qmin or np.iinfo(out.dtype).max < self.qmax):  # fmt: skip
+            raise ValueError(f"out must be a C-contiguous integer array of shape {acc.shape} holding "
+                             f"[{self.qmin}, {self.qmax}], got {out.dtype} {out.shape}")  # fmt: skip
+        result = np.empty(acc.shape, np.int32) if out is None else out
         c = self.channels
         if self.kernel is None or acc.dtype != np.int32 or (c > 1 and acc.shape[-1] != c):
-            return self.profile.requantize(acc, *self.args, qmin=self.qmin, qmax=self.qmax, op=self.op,
-                                           axis=-1, backend=self.backend)  # fmt: skip
+            result[...] = self.profile.requantize(acc, *self.args, qmin=self.qmin, qmax=self.qmax, op=self.op,
+                                                  axis=-1, backend=self.backend)  # fmt: skip
+            return result
         p1, p2 = self.p1, self.p2
         if c == 1 and acc.ndim and acc.shape[-1] > 1:  # per tensor: repeat the parameters along
             c = acc.shape[-1]  # the last axis, whose loop vectorizes
             p1, p2 = self._repeated(c)
         view = np.ascontiguousarray(acc).reshape(-1, c, 1)
-        out = np.empty(view.shape, np.int32)
-        if self.rule in fxp.FLOAT_RULES:
-            self.kernel(view, p1, p2, self.qmin, self.qmax, fxp.FLOAT_RULES.index(self.rule), out)
-            return out.reshape(acc.shape)
-        self.kernel(view, p1, p2, out)
-        return np.clip(out.reshape(-1, c).astype(np.int64) + self.zp, self.qmin, self.qmax).astype(np.int32).reshape(acc.shape)
+        if self.rule in fxp.FLOAT_RULES:  # clamps and adds the zero point: stores final values
+            self.kernel(view, p1, p2, self.qmin, self.qmax, fxp.FLOAT_RULES.index(self.rule), result.reshape(view.shape))
+            return result
+        scaled = np.empty(view.shape, np.int32)
+        self.kernel(view, p1, p2, scaled)
+        result[...] = np.clip(scaled.reshape(-1, c).astype(np.int64) + self.zp, self.qmin, self.qmax).reshape(acc.shape)
+        return result
 
 
 PROFILES = {

@@ -95,3 +95,13 @@ def test_panels_layout(backend):
         want = padded.reshape(-1, 64, padded.shape[1] // 4, 4).transpose(0, 2, 1, 3)
         np.testing.assert_array_equal(panels, want)
     assert panels[1, 0, 0].tolist() == bt[64, :4].tolist()  # panel 1 starts at column 64
+
+
+def test_environment_picks_the_default_microkernel(monkeypatch):
+    monkeypatch.setenv("INTSIM_GEMM", "portable")
+    assert gemm._default_microkernel() == "portable"
+    monkeypatch.setenv("INTSIM_GEMM", "")
+    assert gemm._default_microkernel() == ("vnni" if vnni.AVAILABLE else "portable")
+    monkeypatch.setenv("INTSIM_GEMM", "amx")
+    with pytest.raises(ValueError, match="INTSIM_GEMM must be one of"):
+        gemm._default_microkernel()

@@ -61,3 +61,33 @@ def test_custom_profile():
         P.get("tensorrt")
     with pytest.raises(ValueError, match="op"):
         P.get("tflm").rules("pool")
+
+
+@pytest.mark.parametrize("name", sorted(P.PROFILES))
+@pytest.mark.parametrize("op", ["conv", "fc"])
+def test_requantizer_equals_profile_requantize_and_writes_into_out(name, op):
+    """A layer's fixed Requantizer (the vectorized paths: per-channel, and per-tensor repeated
+    along the last axis) returns exactly Profile.requantize, as int32 or into an output array
+    of the layer's type."""
+    profile = P.get(name)
+    rng = np.random.default_rng(11)
+    acc = rng.integers(-(2**31), 2**31, (3, 5, 7), dtype=np.int64).astype(np.int32)
+    acc[0, 0, :] = [-(2**31), 2**31 - 1, 0, 1, -1, 2**20, -(2**20)]
+    for s_w in (np.float32(0.003), rng.uniform(1e-4, 1e-2, 7).astype(np.float32)):
+        for zp, dtype in ((np.int8(-3), np.int8), (np.uint8(128), np.uint8)):
+            info = np.iinfo(dtype)
+            args = (np.float32(0.02), s_w, np.float32(0.5), np.asarray(zp))
+            want = profile.requantize(acc, *args, qmin=info.min, qmax=info.max, op=op, axis=-1)
+            req = P.Requantizer(profile, *args, qmin=info.min, qmax=info.max, op=op)
+            np.testing.assert_array_equal(req(acc), want)
+            out = np.empty(acc.shape, dtype)
+            assert req(acc, out=out) is out
+            np.testing.assert_array_equal(out, want)
+            if np.size(s_w) == 1:  # a last axis of one: nothing to repeat
+                column = acc[:, :, :1]
+                np.testing.assert_array_equal(req(column), profile.requantize(
+                    column, *args, qmin=info.min, qmax=info.max, op=op, axis=-1))  # fmt: skip
+    with pytest.raises(ValueError, match="holding"):
+        req(acc, out=np.empty(acc.shape, np.int8))  # uint8 range does not fit int8
+    with pytest.raises(ValueError, match="C-contiguous"):
+        req(acc, out=np.empty(acc.shape[::-1], np.uint8).T)

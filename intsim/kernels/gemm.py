@@ -7,12 +7,15 @@ Three implementations, selected by ``backend`` and the accumulator:
 
 * ``"reference"``: Python ints, one obvious loop nest, the accumulator model applied term by
   term (``Accumulator.add``).  Normative.
-* int32 wrapping (jit): the raw products ``sum a*b`` in a cache-tiled, register-blocked kernel
-  (4 rows x 3 columns per pass over k, which LLVM turns into VNNI ``vpdpwssd`` on AVX-512;
-  ``b`` is packed transposed, with its column sums; int8 ``a`` is re-biased to uint8, which
-  the kernel runs faster, by ``a ^ 0x80`` with its zero point + 128), then the zero
-  points by the identity ``sum (a-za)(b-zb) = sum ab - zb*sum_k a - za*sum_k b + K*za*zb``.
-  Every step is exact modulo ``2**32``, so the result equals the wrapped exact sum.
+* int32 wrapping (jit): the raw products ``sum a*b``, then the zero points by the identity
+  ``sum (a-za)(b-zb) = sum ab - zb*sum_k a - za*sum_k b + K*za*zb``.  int8 ``a`` is re-biased
+  to uint8 by ``a ^ 0x80`` with its zero point + 128.  The raw products come from one of two
+  micro-kernels (``use_microkernel``): ``"vnni"`` (``intsim.kernels.vnni``: ``vpdpbusd`` on
+  6 x 64 tiles, 8-bit operands, where the CPU has AVX512-VNNI; uint8 weights stored as
+  ``b - 128``) or ``"portable"`` (below: cache tiles of 4 rows x 3 columns per pass over k on
+  ``b`` packed transposed, which LLVM vectorizes by widening bytes to int32 lanes; also the
+  one for 16-bit operands).  Every step is exact modulo ``2**32``, so the result equals the
+  wrapped exact sum.
 * any other accumulator (jit): term by term in reduction order, as the reference does.
 
 Parallel over rows of the output only: each output is computed by one thread, so results do
@@ -36,7 +39,19 @@ from intsim.kernels import vnni
 from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport, worst_case_bound
 
 MICROKERNELS = ("vnni", "portable")
-_microkernel = "vnni" if vnni.AVAILABLE and os.environ.get("INTSIM_GEMM", "") != "portable" else "portable"
+
+
+def _default_microkernel() -> str:
+    """``INTSIM_GEMM`` ("vnni" or "portable") if set, else "vnni" where the CPU has it."""
+    asked = os.environ.get("INTSIM_GEMM", "")
+    if asked not in ("", *MICROKERNELS):
+        raise ValueError(f"INTSIM_GEMM must be one of {MICROKERNELS}, got {asked!r}")
+    if asked == "vnni" and not vnni.AVAILABLE:
+        raise RuntimeError("INTSIM_GEMM=vnni, but this CPU has no AVX512-VNNI")
+    return asked or ("vnni" if vnni.AVAILABLE else "portable")
+
+
+_microkernel = _default_microkernel()
 
 
 @contextlib.contextmanager
