@@ -240,7 +240,11 @@ def _channel_kernel(rule):
 
     def apply_rule(acc, p1, p2, out):
         outer, channels, inner = acc.shape
-        if outer >= channels:
+        if inner == 1:  # channels last (NHWC, (M, N)): the channel loop is innermost and vectorizes
+            for o in prange(outer):
+                for c in range(channels):
+                    out[o, c, 0] = rule(np.int64(acc[o, c, 0]), np.int64(p1[c]), np.int64(p2[c]))
+        elif outer >= channels:
             for o in prange(outer):
                 for c in range(channels):
                     a, b = np.int64(p1[c]), np.int64(p2[c])

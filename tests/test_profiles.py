@@ -67,8 +67,8 @@ def test_custom_profile():
 @pytest.mark.parametrize("op", ["conv", "fc"])
 def test_requantizer_equals_profile_requantize_and_writes_into_out(name, op):
     """A layer's fixed Requantizer (the vectorized paths: per-channel, and per-tensor repeated
-    along the last axis) returns exactly Profile.requantize, as int32 or into an output array
-    of the layer's type."""
+    along the last axis) returns exactly Profile.requantize's Python-int reference, as int32 or
+    into an output array of the layer's type."""
     profile = P.get(name)
     rng = np.random.default_rng(11)
     acc = rng.integers(-(2**31), 2**31, (3, 5, 7), dtype=np.int64).astype(np.int32)
@@ -77,7 +77,7 @@ def test_requantizer_equals_profile_requantize_and_writes_into_out(name, op):
         for zp, dtype in ((np.int8(-3), np.int8), (np.uint8(128), np.uint8)):
             info = np.iinfo(dtype)
             args = (np.float32(0.02), s_w, np.float32(0.5), np.asarray(zp))
-            want = profile.requantize(acc, *args, qmin=info.min, qmax=info.max, op=op, axis=-1)
+            want = profile.requantize(acc, *args, qmin=info.min, qmax=info.max, op=op, axis=-1, backend="reference")
             req = P.Requantizer(profile, *args, qmin=info.min, qmax=info.max, op=op)
             np.testing.assert_array_equal(req(acc), want)
             out = np.empty(acc.shape, dtype)
