@@ -6,14 +6,33 @@ import time
 
 
 def best_time(fn, *, repeat: int = 10, warmup: int = 2) -> float:
-    """Best wall time in seconds of ``fn()`` over ``repeat`` runs, after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(repeat):
+    """Best wall time in seconds of ``fn()`` over ``repeat`` samples, after ``warmup`` calls.
+    A sample times a loop of calls lasting at least ``MIN_SAMPLE`` seconds (one call for anything
+    slower), so that microsecond calls are not measured at the timer's resolution."""
+    return best_times({"fn": fn}, repeat=repeat, warmup=warmup)["fn"]
+
+
+MIN_SAMPLE = 2e-4
+
+
+def best_times(fns: dict, *, repeat: int = 10, warmup: int = 2) -> dict:
+    """``best_time`` of several callables measured in turn, sample by sample (interleaved, so a
+    slow spell of the machine hits them alike); returns seconds per call by key."""
+    loops = {}
+    for key, fn in fns.items():
+        for _ in range(warmup):
+            fn()
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        loops[key] = max(1, int(MIN_SAMPLE / max(time.perf_counter() - t0, 1e-9)))
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            n = loops[key]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[key] = min(best[key], (time.perf_counter() - t0) / n)
     return best
 
 

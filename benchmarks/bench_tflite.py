@@ -10,7 +10,9 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 import intsim.tflite as itf
-from benchmarks._timing import best_time, table
+from benchmarks._timing import best_times, table
+from intsim import profiles
+from intsim.tflite.program import Program, program_for
 from intsim.tflite.builder import example_cnn
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
@@ -45,16 +47,15 @@ def run() -> str:
         ref.invoke()
         exact = all(np.array_equal(a, ref.get_tensor(d["index"]))
                     for a, d in zip(itf.run(model, xs), ref.get_output_details(), strict=True))  # fmt: skip
-        t_intsim = best_time(lambda: itf.run(model, xs), repeat=20)
-        t_ref = best_time(_inputs_to_outputs(ref, xs), repeat=20)
-        t_invoke = best_time(ref.invoke, repeat=20)
-        t_xnn = best_time(_inputs_to_outputs(xnn, xs), repeat=20)
-        rows.append([name, len(model.operators), "yes" if exact else "NO", f"{t_intsim * 1e3:.3f}",
-                     f"{t_ref * 1e3:.3f}", f"{t_invoke * 1e3:.3f}", f"{t_xnn * 1e3:.3f}",
-                     f"{t_ref / t_intsim:.2f}x", f"{t_xnn / t_intsim:.2f}x"])  # fmt: skip
-    return ("## TFLite models: forward pass, inputs in to outputs out (ms, best of 20; ratio > 1 means "
-            "intsim is faster)\n\n" + table(
-        ["model", "ops", "bit-exact to BUILTIN_REF", "intsim run()", "reference set+invoke+get",
+        t = best_times({"intsim": lambda: itf.run(model, xs), "ref": _inputs_to_outputs(ref, xs),
+                        "invoke": ref.invoke, "xnn": _inputs_to_outputs(xnn, xs)}, repeat=20)  # fmt: skip
+        path = "one program" if isinstance(program_for(model, profiles.get("tflite-reference")), Program) else "op by op"
+        rows.append([name, len(model.operators), path, "yes" if exact else "NO", f"{t['intsim'] * 1e6:.1f}",
+                     f"{t['ref'] * 1e6:.1f}", f"{t['invoke'] * 1e6:.1f}", f"{t['xnn'] * 1e6:.1f}",
+                     f"{t['ref'] / t['intsim']:.2f}x", f"{t['xnn'] / t['intsim']:.2f}x"])  # fmt: skip
+    return ("## TFLite models: forward pass, inputs in to outputs out (us per call, best of 20 samples, "
+            "interleaved; ratio > 1 means intsim is faster)\n\n" + table(
+        ["model", "ops", "intsim path", "bit-exact to BUILTIN_REF", "intsim run()", "reference set+invoke+get",
          "reference invoke() only", "XNNPACK set+invoke+get", "speed vs reference", "speed vs XNNPACK"], rows))  # fmt: skip
 
 

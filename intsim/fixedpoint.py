@@ -172,25 +172,21 @@ def wrap_int32(v):
 
 @helper
 def srdhm_scalar(a, b):
-    """SaturatingRoundingDoublingHighMul on int64-held int32 values."""
-    if a == b and a == -2147483648:
-        return np.int64(2147483647)
+    """SaturatingRoundingDoublingHighMul on int64-held int32 values, without branches (random
+    signs would mispredict them): the nudge and C's truncating division by 2**31 are masks of the
+    sign; the one overflowing case, a == b == INT32_MIN, gives 2**31 and saturates by the min."""
     ab = a * b  # |ab| <= 2**62
-    nudge = np.int64(1 << 30) if ab >= 0 else np.int64(1 - (1 << 30))
-    num = ab + nudge
-    # C division truncates toward zero; >> floors
-    q = num >> 31
-    if num < 0 and (num & 0x7FFFFFFF) != 0:
-        q += 1
-    return q
+    num = ab + ((1 << 30) + ((ab >> 63) & (1 - (1 << 31))))  # nudge: 2**30, or 1 - 2**30 if ab < 0
+    q = (num + ((num >> 63) & 0x7FFFFFFF)) >> 31  # truncates toward zero
+    return min(q, np.int64(2147483647))
 
 
 @helper
 def rounding_divide_by_pot_scalar(x, exponent):
     mask = (np.int64(1) << exponent) - 1
     remainder = x & mask
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if remainder > threshold else 0)
+    threshold = (mask >> 1) + ((x >> 63) & 1)  # + 1 if x < 0
+    return (x >> exponent) + np.int64(remainder > threshold)
 
 
 @helper
@@ -329,7 +325,10 @@ def check_requant_params(multiplier, zero_point, qmin: int, qmax: int) -> tuple[
 
 def check_quantized_multiplier(multiplier, shift, rounding: str) -> None:
     """Raise unless ``multiplier``/``shift`` are in the range ``multiply_by_quantized_multiplier``
-    accepts for ``rounding``."""
+    accepts for ``rounding`` (or ``multiply_by_quantized_multiplier_int64`` for ``"int64"``)."""
+    if rounding == "int64":
+        _check_multiplier(multiplier, shift, -31, 7, nonnegative=True)
+        return
     single = rounding == "single"
     _check_multiplier(multiplier, shift, -31, 30 if single else 31, nonnegative=single)
 

@@ -40,8 +40,9 @@ def test_reference_profile_is_bit_exact_to_builtin_ref(shared_dir, name):
     inputs = _draws(model, 1)
     want = _reference_outputs(path, inputs)
     for x, w in zip(inputs, want, strict=True):
-        (got,) = itf.run(model, x, profile="tflite-reference")
-        np.testing.assert_array_equal(got, w)
+        for whole_model in (None, False):  # hello_world runs as one program by default; and op by op
+            (got,) = itf.run(model, x, profile="tflite-reference", whole_model=whole_model)
+            np.testing.assert_array_equal(got, w)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -90,8 +91,9 @@ def test_seanet_goldens(shared_dir, kind, profile):
         inputs = [_csv(path.with_name(f"{path.stem}_input{k}_int16.csv")).astype(np.int16).reshape(t.shape)
                   for k, t in enumerate(model.input_details())]  # fmt: skip
         golden = _csv(path.with_name(f"{path.stem}_golden_int16.csv"))
-        (got,) = itf.run(model, inputs, profile=profile)
-        np.testing.assert_array_equal(got.reshape(-1), golden, err_msg=path.name)
+        for whole_model in (None, False):  # add models run as one program by default; and op by op
+            (got,) = itf.run(model, inputs, profile=profile, whole_model=whole_model)
+            np.testing.assert_array_equal(got.reshape(-1), golden, err_msg=path.name)
 
 
 def test_intermediates_and_diff_report(shared_dir):

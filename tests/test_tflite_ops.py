@@ -234,10 +234,11 @@ def test_op_matches_litert_reference(case):
     for _ in range(12):
         xs = _inputs(model, rng)
         want = reference(data, xs)
-        got = itf.run(model, xs, profile="tflite-reference")
-        for g, w in zip(got, want, strict=True):
-            assert g.dtype == w.dtype and g.shape == w.shape
-            np.testing.assert_array_equal(g, w)
+        for whole_model in (None, False):  # the whole-model program where the op has one, and op by op
+            got = itf.run(model, xs, profile="tflite-reference", whole_model=whole_model)
+            for g, w in zip(got, want, strict=True):
+                assert g.dtype == w.dtype and g.shape == w.shape
+                np.testing.assert_array_equal(g, w)
 
 
 def test_every_registered_op_is_covered():

@@ -20,28 +20,34 @@ import numpy as np
 from numba import prange
 
 from intsim import fixedpoint as fxp
-from intsim._jit import check_backend, kernel
+from intsim._jit import check_backend, helper, kernel
 from intsim.fixedpoint import mbqm_double_scalar, mbqm_single_scalar, wrap32, wrap_int32
+
+
+@helper
+def quantized_add_scalar(x1, x2, z1, z2, left_shift, q1, e1, q2, e2, qo, eo, zo, lo, hi, subtract, single):
+    """One element of the rule above (int64-held values; ``q*``/``e*``: quantized multiplier and
+    shift of input 1, input 2 and the output).  Shared by the kernel below and the TFLite
+    whole-model program (``intsim.tflite.program``)."""
+    s1 = wrap_int32((x1 - z1) << left_shift)
+    s2 = wrap_int32((x2 - z2) << left_shift)
+    if single:
+        a = mbqm_single_scalar(s1, q1, e1)
+        b = mbqm_single_scalar(s2, q2, e2)
+    else:
+        a = mbqm_double_scalar(s1, q1, e1)
+        b = mbqm_double_scalar(s2, q2, e2)
+    raw = wrap_int32(a - b if subtract else a + b)
+    y = (mbqm_single_scalar(raw, qo, eo) if single else mbqm_double_scalar(raw, qo, eo)) + zo
+    return min(max(y, lo), hi)
 
 
 @kernel
 def _add_kernel(x1, x2, z1, z2, left_shift, mult, shift, zo, lo, hi, subtract, single, out):
     """``mult``/``shift``: (input 1, input 2, output) quantized multipliers."""
     for i in prange(out.size):
-        s1 = wrap_int32((np.int64(x1[i]) - z1) << left_shift)
-        s2 = wrap_int32((np.int64(x2[i]) - z2) << left_shift)
-        if single:
-            a = mbqm_single_scalar(s1, mult[0], shift[0])
-            b = mbqm_single_scalar(s2, mult[1], shift[1])
-        else:
-            a = mbqm_double_scalar(s1, mult[0], shift[0])
-            b = mbqm_double_scalar(s2, mult[1], shift[1])
-        raw = wrap_int32(a - b if subtract else a + b)
-        if single:
-            y = mbqm_single_scalar(raw, mult[2], shift[2]) + zo
-        else:
-            y = mbqm_double_scalar(raw, mult[2], shift[2]) + zo
-        out[i] = min(max(y, lo), hi)
+        out[i] = quantized_add_scalar(np.int64(x1[i]), np.int64(x2[i]), z1, z2, left_shift, mult[0], shift[0],
+                                      mult[1], shift[1], mult[2], shift[2], zo, lo, hi, subtract, single)  # fmt: skip
 
 
 def quantized_add(x1, x2, *, zero_points, left_shift: int, multipliers, shifts, output_zero_point: int,

@@ -10,8 +10,10 @@ from intsim import profiles as _profiles
 from intsim.tflite import kernels_activation, kernels_elementwise, kernels_nn, kernels_shape  # noqa: F401 (registration)
 from intsim.tflite.context import KERNELS, Context
 from intsim.tflite.model import Model, ModelError, Operator, parse
+from intsim.tflite.program import Program, program_for
 
 TFLITE_PROFILES = ("tflite-reference", "tflm", "tflm-single-rounding")
+_PROGRAM = "program by run() arguments"  # Model.prepared key: (this, profile argument, backend)
 
 
 def supported_ops() -> list[str]:
@@ -22,10 +24,13 @@ def load(model) -> Model:
     """Parse a ``.tflite`` file (path or bytes) and check that intsim has a kernel for every
     operator; an unsupported one raises ``ModelError`` naming the op and its index."""
     m = model if isinstance(model, Model) else parse(model)
+    if m.prepared.get("loaded"):
+        return m
     missing = [f"{op.describe()}" for op in m.operators if op.op not in KERNELS]
     if missing:
         raise ModelError(f"{m.source}: unsupported operator(s): {', '.join(missing)}; "
                          f"intsim supports {', '.join(supported_ops())}")  # fmt: skip
+    m.prepared["loaded"] = True
     return m
 
 
@@ -84,15 +89,36 @@ def execute(ctx: Context, op: Operator) -> list[np.ndarray]:
     return outs
 
 
-def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool = False, backend: str = "jit"):
+def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool = False, backend: str = "jit",
+        whole_model: bool | None = None):  # fmt: skip
     """Run a TFLite model the way ``profile``'s kernels do.
 
     ``inputs``: one array, a list in the model's input order, or a dict by input name; dtypes and
     shapes must match the model's inputs exactly.  Returns the list of outputs, or
     ``(outputs, intermediates)`` with every computed tensor by name.
+
+    ``whole_model``: small models of a few operator kinds run as one compiled call
+    (``intsim.tflite.program``, same results) under the jit backends when no intermediates are
+    asked for; ``None`` does so where the model qualifies, ``False`` always runs operator by
+    operator, ``True`` requires the program and raises the reason a model does not qualify.
     """
+    if type(model) is Model and whole_model is not False and not return_intermediates:
+        prog = model.prepared.get((_PROGRAM, profile, backend))  # a program run before with these arguments
+        if prog is not None:
+            return prog(inputs)
     m = load(model)
-    ctx = Context(m, _profile(profile), _bind_inputs(m, inputs), backend)
+    p = _profile(profile)
+    if whole_model is not False:
+        if backend in ("jit", "jit-serial") and not return_intermediates:
+            prog = program_for(m, p)
+            if isinstance(prog, Program):
+                m.prepared[(_PROGRAM, profile, backend)] = prog
+                return prog(inputs)
+            if whole_model:
+                raise ModelError(prog)
+        elif whole_model:
+            raise ValueError("whole_model=True needs backend 'jit' or 'jit-serial' and no intermediates")
+    ctx = Context(m, p, _bind_inputs(m, inputs), backend)
     for op in m.operators:
         execute(ctx, op)
     missing = [m.tensors[i].describe() for i in m.outputs if i not in ctx.values]

@@ -24,6 +24,12 @@ ACT_TYPES = (np.int8, np.int16)
 
 def _conv_args(ctx, op):
     x = ctx.input(op, 0)
+    return (x, *conv_params(ctx, op))
+
+
+def conv_params(ctx, op):
+    """(filter, bias, op keywords) of a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED: everything
+    but the input value, checked."""
     xt, wt, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
     check_types(op, [xt, ot], ACT_TYPES)
     if wt.dtype != np.int8:
@@ -36,7 +42,7 @@ def _conv_args(ctx, op):
     s_out, zp_out = qparams(ot, op)
     if not wt.quantized:
         raise ModelError(f"{op.describe()}: filter {wt.describe()} is not quantized")
-    return x, w, bias, dict(
+    return w, bias, dict(
         input_scale=s_in, input_zero_point=zp_in, filter_scale=wt.scale, output_scale=s_out,
         output_zero_point=zp_out, activation=activation_name(op), profile=ctx.profile,
         backend=ctx.backend,
@@ -48,7 +54,7 @@ def _prepared(ctx, op, build):
     weights and bias are constant tensors (as in every converted model); None otherwise."""
     if any(i >= 0 and (i in ctx.values or ctx.tensor(i).data is None) for i in op.inputs[1:3]):
         return None
-    return ctx.once((op.index, ctx.profile.name, ctx.backend), build)
+    return ctx.once((op.index, ctx.profile, ctx.backend), build)  # the Profile itself: custom ones may share a name
 
 
 def _conv(ctx, op, depthwise: bool):
@@ -86,8 +92,7 @@ def fully_connected(ctx, op):
         raise ModelError(f"{op.describe()}: filter must be 2-D (units, depth), got {w.shape}")
     if x.size % w.shape[1]:
         raise ModelError(f"{op.describe()}: input of {x.size} elements is not a multiple of depth {w.shape[1]}")
-    wt = ctx.in_tensor(op, 1)
-    filter_zp = int(wt.zero_point[0]) if wt.scale.size == 1 else 0
+    filter_zp = fc_filter_zero_point(ctx, op)
     layer = _prepared(ctx, op, lambda: ops.prepare_fully_connected(
         w, bias, input_dtype=x.dtype, filter_zero_point=filter_zp, **q))  # fmt: skip
     if layer is not None:
@@ -97,6 +102,12 @@ def fully_connected(ctx, op):
     if op.options.get("keep_num_dims", False):
         return [y.reshape(x.shape[:-1] + (w.shape[0],))]
     return [y]
+
+
+def fc_filter_zero_point(ctx, op) -> int:
+    """FULLY_CONNECTED's filter zero point (0 when the filter is quantized per channel)."""
+    wt = ctx.in_tensor(op, 1)
+    return int(wt.zero_point[0]) if wt.scale.size == 1 else 0
 
 
 @kernel("TRANSPOSE_CONV")
