@@ -22,6 +22,7 @@ from intsim import profiles as _profiles
 from intsim.kernels.accumulator import INT32, INT64, Accumulator
 from intsim.kernels.conv import PreparedConv, accumulate_conv2d
 from intsim.kernels.gemm import PackedWeights, PreparedGemm, accumulate_matmul
+from intsim.kernels.layout import nchw_to_nhwc, nhwc_to_nchw
 from intsim.quant.affine import check_scale
 from intsim.rounding import mode_id
 
@@ -152,13 +153,13 @@ def _onnx_conv_accumulate(x, w, x_zp, w_zp, bias, auto_pad, dilations, group, ke
     x = np.asarray(x)
     w = _check_onnx_conv(x.shape, w, kernel_shape, auto_pad)
     acc, report = accumulate_conv2d(
-        np.transpose(x, (0, 2, 3, 1)), np.transpose(w, (0, 2, 3, 1)), x_zp, w_zp, bias,
+        nchw_to_nhwc(x, backend=backend), np.transpose(w, (0, 2, 3, 1)), x_zp, w_zp, bias,
         strides=strides or (1, 1), dilations=dilations or (1, 1),
         padding=_onnx_padding(auto_pad, pads), groups=group, accumulator=accumulator, backend=backend,
     )  # fmt: skip
     if report.mask is not None:
         report.mask = np.transpose(report.mask, (0, 3, 1, 2))
-    return np.ascontiguousarray(np.transpose(acc, (0, 3, 1, 2))), report
+    return nhwc_to_nchw(acc, backend=backend), report
 
 
 def conv_integer(
@@ -449,8 +450,8 @@ def prepare_qlinear_conv(
     x_zp = _int_value("x_zero_point", 0 if x_zero_point is None else x_zero_point, x_dtype)
 
     def layer(x):
-        acc = conv(np.transpose(np.asarray(x), (0, 2, 3, 1)), x_zp)
+        acc = conv(nchw_to_nhwc(x, backend=backend), x_zp)
         y = req(acc, out=np.empty(acc.shape, out_dtype))
-        return np.ascontiguousarray(np.transpose(y, (0, 3, 1, 2)))
+        return nhwc_to_nchw(y, backend=backend)
 
     return layer

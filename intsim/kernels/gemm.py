@@ -36,6 +36,7 @@ from numba import prange
 from intsim._jit import check_backend, helper, kernel
 from intsim.fixedpoint import wrap_int32
 from intsim.kernels import vnni
+from intsim.kernels.layout import swap_last_two
 from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport, worst_case_bound
 
 MICROKERNELS = ("vnni", "portable")
@@ -171,27 +172,6 @@ def _tiles(m_total: int, n_total: int, k_total: int, threads: int) -> tuple[int,
 
 
 @kernel
-def _transpose_kernel(b, bt):
-    """bt = b.T, in 32 x 32 tiles through a local buffer (one tile per parallel iteration)."""
-    k_total, n_total = b.shape
-    size = 32
-    tiles_k = (k_total + size - 1) // size
-    tiles_n = (n_total + size - 1) // size
-    for t in prange(tiles_k * tiles_n):
-        k0 = (t // tiles_n) * size
-        n0 = (t % tiles_n) * size
-        k1 = min(k0 + size, k_total)
-        n1 = min(n0 + size, n_total)
-        tile = np.empty((size, size), b.dtype)
-        for k in range(k0, k1):
-            for n in range(n0, n1):
-                tile[n - n0, k - k0] = b[k, n]
-        for n in range(n0, n1):
-            for k in range(k0, k1):
-                bt[n, k] = tile[n - n0, k - k0]
-
-
-@kernel
 def _row_sums_kernel(x, sums):
     for r in prange(x.shape[0]):
         s = np.int64(0)
@@ -246,12 +226,7 @@ def pack_weights(b, backend: str = "jit") -> PackedWeights:
     if isinstance(b, PackedWeights):
         return b
     b = _as_int_matrix("b", b)
-    bt = np.empty((b.shape[1], b.shape[0]), b.dtype)
-    if backend == "reference":
-        bt[:] = b.T
-    else:
-        _transpose_kernel.build(backend)(np.ascontiguousarray(b), bt)
-    return PackedWeights.from_rows(bt, backend)
+    return PackedWeights.from_rows(swap_last_two(b, backend=backend), backend)
 
 
 @kernel

@@ -49,3 +49,21 @@ def swap_last_two(a, *, backend: str = "jit") -> np.ndarray:
     src = np.ascontiguousarray(a).reshape(-1, a.shape[-2], a.shape[-1])
     _swap_kernel.build(backend)(src, out.reshape(-1, shape[-2], shape[-1]))
     return out
+
+
+def nchw_to_nhwc(x, *, backend: str = "jit") -> np.ndarray:
+    """(N, C, H, W) -> (N, H, W, C), C-contiguous."""
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise ValueError(f"expected an NCHW tensor (4 dimensions), got shape {x.shape}")
+    n, c, h, w = x.shape
+    return swap_last_two(x.reshape(n, c, h * w), backend=backend).reshape(n, h, w, c)
+
+
+def nhwc_to_nchw(y, *, backend: str = "jit") -> np.ndarray:
+    """(N, H, W, C) -> (N, C, H, W), C-contiguous."""
+    y = np.asarray(y)
+    if y.ndim != 4:
+        raise ValueError(f"expected an NHWC tensor (4 dimensions), got shape {y.shape}")
+    n, h, w, c = y.shape
+    return swap_last_two(y.reshape(n, h * w, c), backend=backend).reshape(n, c, h, w)
