@@ -34,6 +34,14 @@ def test_swap_last_two_backends_agree(batch, rows, cols, dtype, seed):
     np.testing.assert_array_equal(layout.swap_last_two(strided), np.swapaxes(strided, 1, 2))
 
 
+@pytest.mark.parametrize("shape, dtype", [((1, 1024, 65), np.int8), ((2, 70, 256), np.int32), ((300, 2048), np.uint8)])
+def test_rows_a_multiple_of_1kib_apart_take_the_buffered_path(shape, dtype):
+    a = np.random.default_rng(0).integers(0, 100, shape).astype(dtype)
+    want = np.swapaxes(a, -1, -2)
+    for backend in ("jit", "jit-serial"):
+        np.testing.assert_array_equal(layout.swap_last_two(a, backend=backend), want)
+
+
 def test_nchw_nhwc_round_trip():
     x = np.arange(2 * 5 * 7 * 3, dtype=np.int32).reshape(2, 5, 7, 3)  # NCHW, C=5
     nhwc = layout.nchw_to_nhwc(x)
