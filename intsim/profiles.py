@@ -149,6 +149,7 @@ class Requantizer:
         self.zp = np.ascontiguousarray(np.broadcast_to(zp.astype(np.int64), (self.channels,)))
         m = np.ascontiguousarray(np.broadcast_to(m, (self.channels,)))
         self._repeat_cache = (0, None, None)
+        self._holds_cache: dict = {}
         self.kernel = None  # None: the general path (the int64 rule of int16x8, the reference backend)
         if backend == "reference":
             pass
@@ -159,6 +160,14 @@ class Requantizer:
             fxp.check_quantized_multiplier(q, shift, self.rule)
             self.kernel = fxp.mbqm_kernel(self.rule, backend)
             self.p1, self.p2 = np.asarray(q, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
+
+    def _holds(self, dtype) -> bool:
+        """Whether integer ``dtype`` holds [qmin, qmax] (kept per dtype: np.iinfo costs 2 us)."""
+        ok = self._holds_cache.get(dtype)
+        if ok is None:
+            ok = dtype.kind in "iu" and np.iinfo(dtype).min <= self.qmin and np.iinfo(dtype).max >= self.qmax
+            self._holds_cache[dtype] = ok
+        return ok
 
     def _repeated(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The per-tensor parameters repeated ``n`` times (kept for the last ``n`` asked)."""
@@ -171,8 +180,7 @@ class Requantizer:
         shape, an integer dtype holding ``[qmin, qmax]``, e.g. the layer's output type) and
         returned: the float rules' kernel then stores the final values without a cast pass."""
         acc = np.asarray(acc)
-        if out is not None and (out.shape != acc.shape or not out.flags.c_contiguous or out.dtype.kind not in "iu"
-                                or np.iinfo(out.dtype).min > self.qmin or np.iinfo(out.dtype).max < self.qmax):  # fmt: skip
+        if out is not None and (out.shape != acc.shape or not out.flags.c_contiguous or not self._holds(out.dtype)):
             raise ValueError(f"out must be a C-contiguous integer array of shape {acc.shape} holding "
                              f"[{self.qmin}, {self.qmax}], got {out.dtype} {out.shape}")  # fmt: skip
         result = np.empty(acc.shape, np.int32) if out is None else out

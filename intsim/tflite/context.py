@@ -92,6 +92,8 @@ class Context:
 
 def qparams(t: Tensor, op: Operator | None = None) -> tuple[np.float32, int]:
     """Per-tensor (scale, zero point) of an activation tensor."""
+    if t.checked_qparams is not None:
+        return t.checked_qparams
     where = f"{op.describe()}: " if op is not None else ""
     if not t.quantized:
         raise ModelError(f"{where}{t.describe()} has no quantization parameters")
@@ -100,7 +102,8 @@ def qparams(t: Tensor, op: Operator | None = None) -> tuple[np.float32, int]:
     scale = np.float32(t.scale[0])
     if not np.isfinite(scale) or scale <= 0:
         raise ModelError(f"{where}{t.describe()} has scale {scale}; scales must be finite and positive")
-    return scale, int(t.zero_point[0])
+    t.checked_qparams = (scale, int(t.zero_point[0]))
+    return t.checked_qparams
 
 
 def type_range(dtype) -> tuple[int, int]:

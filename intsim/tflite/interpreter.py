@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 
 from intsim import profiles as _profiles
@@ -82,7 +84,7 @@ def execute(ctx: Context, op: Operator) -> list[np.ndarray]:
         if t.dtype is not None and y.dtype != t.dtype:
             raise ModelError(f"{op.describe()}: produced {y.dtype} for {t.describe()}")
         if t.shape and y.shape != t.shape:
-            if y.size != int(np.prod(t.shape)):
+            if y.size != math.prod(t.shape):
                 raise ModelError(f"{op.describe()}: produced shape {y.shape} for {t.describe()}")
             y = y.reshape(t.shape)
         ctx.values[k] = y

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from intsim import fixedpoint as fxp
+from intsim.kernels import softmax as _softmax
 from intsim.rounding import round_half_away
 from intsim.tflite import gemmlowp as g
 from intsim.tflite.context import check_types, kernel, qparams
@@ -34,6 +35,7 @@ def _input_radius(integer_bits: int, left_shift: int, total_bits: int = 31) -> i
     return math.floor(((1 << integer_bits) - 1) * float(1 << (total_bits - integer_bits)) / float(1 << left_shift))
 
 
+@functools.lru_cache(maxsize=256)
 def softmax_int8_params(beta: float, input_scale, single_rounding: bool):
     """``PreprocessSoftmaxScaling(beta, s_in, 5)`` and ``diff_min``: (multiplier, shift, diff_min)."""
     max_real = float((1 << 30) - 1) if single_rounding else float((1 << 31) - 1)
@@ -55,28 +57,41 @@ def softmax(ctx, op):
     if dtype == np.int8:
         if zo != -128 or abs(so - 1 / 256) > 0.001 / 256:
             raise ModelError(f"{op.describe()}: int8 SOFTMAX output must have scale 1/256 and zero point -128")
-        return [softmax_int8(x, beta, si, ctx.rounding)]
+        return [softmax_int8(ctx.input(op, 0), beta, si, ctx.rounding, backend=ctx.backend)]
     if zo != 0 or abs(so - 1 / 32768) > 0.001 / 32768:
         raise ModelError(f"{op.describe()}: int16 SOFTMAX output must have scale 1/32768 and zero point 0")
     return [softmax_int16(x, beta, si, ctx)]
 
 
-def softmax_int8(x, beta, input_scale, rounding: str = "double") -> np.ndarray:
-    """``reference_ops::Softmax<int8_t, int8_t>`` over the last axis."""
+def softmax_int8(x, beta, input_scale, rounding: str = "double", backend: str = "jit") -> np.ndarray:
+    """``reference_ops::Softmax<int8_t, int8_t>`` over the last axis: the numpy code below is the
+    reference (``backend="reference"``) of ``kernels.softmax``'s two jitted passes."""
     q, shift, diff_min = softmax_int8_params(beta, input_scale, rounding == "single")
+    table = _softmax_exp_table(q, shift, rounding)
+    if backend != "reference":
+        rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+        sums = np.empty(rows.shape[0], np.int64)
+        _softmax.softmax_sums.build(backend)(rows, table, diff_min, sums)
+        scale, bits = _reciprocals(sums)
+        out = np.empty(rows.shape, np.int8)
+        _softmax.softmax_outputs.build(backend)(rows, table, diff_min, scale, bits, out)
+        return out.reshape(x.shape)
     diff = x.astype(np.int64) - x.max(axis=-1, keepdims=True)
     keep = diff >= diff_min
-    exps = _softmax_exp_table(q, shift, rounding)[-diff]  # diff = x - max lies in [-255, 0]
+    exps = table[-diff]  # diff = x - max lies in [-255, 0]
     sum_of_exps = g.wrap32(np.where(keep, g.rescale(exps, 0, 12), 0).sum(axis=-1, keepdims=True))
-    if sum_of_exps.size <= 64:  # a few rows (a classifier's output): one cached scalar each
-        pairs = [_reciprocal(int(v)) for v in sum_of_exps.reshape(-1)]
-        shifted_scale = np.array([p[0] for p in pairs], np.int64).reshape(sum_of_exps.shape)
-        bits_over_unit = np.array([p[1] for p in pairs], np.int64).reshape(sum_of_exps.shape)
-    else:
-        shifted_scale, bits_over_unit = g.get_reciprocal(sum_of_exps, 12)
+    shifted_scale, bits_over_unit = (v.reshape(sum_of_exps.shape) for v in _reciprocals(sum_of_exps.reshape(-1)))
     exponent = bits_over_unit + 31 - 8
     out = g.rdbpot(g.srdhm(shifted_scale, exps), exponent) - 128
     return np.where(keep, np.clip(out, -128, 127), -128).astype(np.int8)
+
+
+def _reciprocals(sums) -> tuple[np.ndarray, np.ndarray]:
+    """``GetReciprocal(sum, 12)`` of each row's sum: (shifted_scale, num_bits_over_unit)."""
+    if sums.size <= 64:  # a few rows (a classifier's output): one cached scalar each
+        pairs = [_reciprocal(int(v)) for v in sums]
+        return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
+    return g.get_reciprocal(sums, 12)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -5,6 +5,8 @@ the input's (LiteRT refuses the cases that would need rescaling) and move intege
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from intsim.tflite.context import act_range, kernel, qparams
@@ -25,11 +27,11 @@ def _resolve_shape(op, size, shape):
     if shape.count(-1) > 1:
         raise ModelError(f"{op.describe()}: shape {shape} has more than one -1")
     if -1 in shape:
-        known = int(np.prod([d for d in shape if d != -1]))
+        known = math.prod(d for d in shape if d != -1)
         if known == 0 or size % known:
             raise ModelError(f"{op.describe()}: cannot reshape {size} elements to {shape}")
         shape[shape.index(-1)] = size // known
-    if int(np.prod(shape)) != size:
+    if math.prod(shape) != size:
         raise ModelError(f"{op.describe()}: cannot reshape {size} elements to {shape}")
     return tuple(shape)
 

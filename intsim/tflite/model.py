@@ -43,6 +43,8 @@ class Tensor:
     scale: np.ndarray  # float32, empty when not quantized
     zero_point: np.ndarray  # int64
     quantized_dimension: int = 0
+    # context.qparams' checked (scale, zero point), kept after the first call
+    checked_qparams: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def quantized(self) -> bool:
