@@ -53,14 +53,13 @@ def softmax(ctx, op):
     si, _ = qparams(it, op)
     so, zo = qparams(ot, op)
     beta = op.options.get("beta", 1.0)
-    x = ctx.input(op, 0).astype(np.int64)
     if dtype == np.int8:
         if zo != -128 or abs(so - 1 / 256) > 0.001 / 256:
             raise ModelError(f"{op.describe()}: int8 SOFTMAX output must have scale 1/256 and zero point -128")
         return [softmax_int8(ctx.input(op, 0), beta, si, ctx.rounding, backend=ctx.backend)]
     if zo != 0 or abs(so - 1 / 32768) > 0.001 / 32768:
         raise ModelError(f"{op.describe()}: int16 SOFTMAX output must have scale 1/32768 and zero point 0")
-    return [softmax_int16(x, beta, si, ctx)]
+    return [softmax_int16(ctx.input(op, 0).astype(np.int64), beta, si, ctx)]
 
 
 def softmax_int8(x, beta, input_scale, rounding: str = "double", backend: str = "jit") -> np.ndarray:

@@ -161,6 +161,8 @@ class Program:
         self._cf_size = 0
         self._init: list[tuple[int, np.ndarray]] = []
         self.rows: list[int] = []
+        if not model.inputs or not model.outputs:
+            raise NotEligible("the model has no inputs or no outputs")
         for t in model.input_details():
             self._check_activation(t)
             self._slot(t.index)
@@ -343,7 +345,7 @@ class Program:
         xs = (inputs,) if type(inputs) is np.ndarray else inputs
         if type(xs) in (list, tuple) and len(xs) == len(self.inputs):
             flat = []
-            for x, (dtype, shape) in zip(xs, self.inputs):  # noqa: B905 (lengths checked)
+            for x, (dtype, shape) in zip(xs, self.inputs, strict=True):
                 if type(x) is not np.ndarray or x.dtype != dtype or x.shape != shape:
                     break
                 flat.append(x.reshape(-1))
