@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from benchmarks._timing import best_time, best_times, table
 from intsim import formats, ops
 from intsim.kernels import pack_weights
+from intsim.kernels.layout import swap_last_two
 
 try:  # optional peer
     import torch
@@ -135,6 +136,24 @@ def conv_rows():
     return rows
 
 
+def layout_rows():
+    """The transposes behind NCHW <-> NHWC (the depthwise layer's input and output) and behind
+    packing B (4096 x 4096): intsim.kernels.layout against numpy's copy of the swapped view."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for shape in ((1, 128, 3136), (1, 3136, 128), (4096, 4096)):
+        a = rng.integers(-128, 128, shape).astype(np.int8)
+        assert np.array_equal(swap_last_two(a), np.swapaxes(a, -1, -2))
+        # timed one after another, not interleaved: a parallel kernel called between serial work
+        # stalls now and then for milliseconds on this machine (the worker threads' wake-up)
+        t = {"intsim": best_time(lambda a=a: swap_last_two(a), repeat=20),
+             "serial": best_time(lambda a=a: swap_last_two(a, backend="jit-serial")),
+             "numpy": best_time(lambda a=a: np.ascontiguousarray(np.swapaxes(a, -1, -2)))}  # fmt: skip
+        rows.append([f"int8 {'x'.join(map(str, shape))}", f"{t['intsim'] * 1e3:.3f}", f"{t['serial'] * 1e3:.3f}",
+                     f"{t['numpy'] * 1e3:.3f}", f"{t['numpy'] / t['intsim']:.1f}x"])  # fmt: skip
+    return rows
+
+
 def run() -> str:
     threads = numba.get_num_threads()
     out = [f"integer GEMM (GOPS = 2*M*N*K / s), {threads} threads; torch: {'present' if torch else 'not installed'}"]
@@ -145,6 +164,9 @@ def run() -> str:
     out.append(table(["case", "intsim prepared QLinearConv", "intsim qlinear_conv (one call)", "intsim conv_integer",
                       "onnxruntime QLinearConv", "onnxruntime ConvInteger", "prepared / QLinearConv",
                       "conv_integer / ConvInteger"], conv_rows()))  # fmt: skip
+    out.append("")
+    out.append("swap the last two axes (ms, best of 10)")
+    out.append(table(["case", "intsim", "intsim serial", "numpy", "numpy / intsim"], layout_rows()))
     return "\n".join(out)
 
 

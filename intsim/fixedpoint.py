@@ -307,10 +307,11 @@ def float_requant_kernel(backend: str):
 
 
 def mbqm_kernel(rounding: str, backend: str):
-    """The jit build of ``MultiplyByQuantizedMultiplier`` (``rounding`` "double" or "single"),
-    ``kernel(acc (outer, C, inner), multiplier[C], shift[C], out)``."""
-    if rounding not in ROUNDINGS:
-        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    """The jit build of ``MultiplyByQuantizedMultiplier`` (``rounding`` "double" or "single", or
+    "int64" for the int64-accumulator rule of int16x8), ``kernel(acc (outer, C, inner),
+    multiplier[C], shift[C], out)``."""
+    if rounding not in _MBQM_KERNELS:
+        raise ValueError(f"rounding must be one of {tuple(_MBQM_KERNELS)}, got {rounding!r}")
     return _MBQM_KERNELS[rounding].build(backend)
 
 

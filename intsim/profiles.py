@@ -150,16 +150,25 @@ class Requantizer:
         m = np.ascontiguousarray(np.broadcast_to(m, (self.channels,)))
         self._repeat_cache = (0, None, None)
         self._holds_cache: dict = {}
-        self.kernel = None  # None: the general path (the int64 rule of int16x8, the reference backend)
+        # the accumulators the rule accepts: int32, or [-2**47, 2**47) held in int64 for "int64"
+        self.acc_limit = 1 << 47 if self.rule == "int64" else 1 << 31
+        self.kernel = None  # None: the general path (the reference backend)
         if backend == "reference":
             pass
         elif self.rule in fxp.FLOAT_RULES:
             self.kernel, self.p1, self.p2 = fxp.float_requant_kernel(backend), m, self.zp
-        elif self.rule in fxp.ROUNDINGS:
+        else:
             q, shift = fxp.quantize_multiplier(m, single_rounding=self.rule == "single")
             fxp.check_quantized_multiplier(q, shift, self.rule)
             self.kernel = fxp.mbqm_kernel(self.rule, backend)
             self.p1, self.p2 = np.asarray(q, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
+
+    def _kernel_takes(self, acc) -> bool:
+        """int32 accumulators, or int64 ones (int16x8) within ``acc_limit``; the general path
+        reports the others with its error."""
+        if acc.dtype == np.int32:
+            return True
+        return acc.dtype == np.int64 and (acc.size == 0 or (-self.acc_limit <= acc.min() and acc.max() < self.acc_limit))
 
     def _holds(self, dtype) -> bool:
         """Whether integer ``dtype`` holds [qmin, qmax] (kept per dtype: np.iinfo costs 2 us)."""
@@ -185,7 +194,7 @@ class Requantizer:
                              f"[{self.qmin}, {self.qmax}], got {out.dtype} {out.shape}")  # fmt: skip
         result = np.empty(acc.shape, np.int32) if out is None else out
         c = self.channels
-        if self.kernel is None or acc.dtype != np.int32 or (c > 1 and acc.shape[-1] != c):
+        if (self.kernel is None or (c > 1 and acc.shape[-1] != c) or not self._kernel_takes(acc)):
             result[...] = self.profile.requantize(acc, *self.args, qmin=self.qmin, qmax=self.qmax, op=self.op,
                                                   axis=-1, backend=self.backend)  # fmt: skip
             return result

@@ -64,6 +64,29 @@ def test_custom_profile():
 
 
 @pytest.mark.parametrize("name", sorted(P.PROFILES))
+@pytest.mark.parametrize("op", ["int16", "int16-fc"])
+def test_requantizer_int16x8_equals_profile_requantize(name, op):
+    """int16x8 layers: int64 accumulators (the int64 rule's kernel takes [-2**47, 2**47); the
+    float rules int32 values), per tensor and per channel, equal Profile.requantize's Python-int
+    reference; accumulators out of a rule's range raise as Profile.requantize does."""
+    profile = P.get(name)
+    rule, _ = profile.rules(op)
+    limit = 2**47 if rule == "int64" else 2**31
+    rng = np.random.default_rng(12)
+    acc = rng.integers(-limit, limit, (3, 5, 7), dtype=np.int64)
+    acc[0, 0, :] = [-limit, limit - 1, 0, 1, -1, 2**20, -(2**20)]
+    for s_w in (np.float32(0.003), rng.uniform(1e-4, 1e-2, 7).astype(np.float32)):
+        args = (np.float32(1e-4), s_w, np.float32(0.5), np.asarray(np.int16(0)))
+        want = profile.requantize(acc, *args, qmin=-32768, qmax=32767, op=op, axis=-1, backend="reference")
+        req = P.Requantizer(profile, *args, qmin=-32768, qmax=32767, op=op)
+        np.testing.assert_array_equal(req(acc), want)
+        out = np.empty(acc.shape, np.int16)
+        np.testing.assert_array_equal(req(acc, out=out), want)
+    with pytest.raises(ValueError, match="acc"):
+        req(np.full((2, 7), limit, np.int64))
+
+
+@pytest.mark.parametrize("name", sorted(P.PROFILES))
 @pytest.mark.parametrize("op", ["conv", "fc"])
 def test_requantizer_equals_profile_requantize_and_writes_into_out(name, op):
     """A layer's fixed Requantizer (the vectorized paths: per-channel, and per-tensor repeated

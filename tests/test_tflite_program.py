@@ -36,6 +36,17 @@ def _assert_same(*runs):
             np.testing.assert_array_equal(a, b)
 
 
+def _check_draws(data, model, profile, rng, draws):
+    """On ``draws`` random edge-heavy inputs: program == op path (jit) == op path (reference),
+    and == LiteRT's BUILTIN_REF for the tflite-reference profile."""
+    for _ in range(draws):
+        xs = [random_int(rng, t.shape, t.dtype) for t in model.input_details()]
+        runs = _all_paths(model, xs, profile)
+        _assert_same(*runs)
+        if profile == "tflite-reference":
+            _assert_same(runs[0], reference(data, xs))
+
+
 def test_program_covers_these_cases():
     # FULLY_CONNECTED (int8 per tensor / per channel, int4 weights, int16x8), ADD, SUB, RESHAPE, SQUEEZE;
     # the broadcasting ADD is the one that falls back to the op path
@@ -51,12 +62,7 @@ def test_single_op_program_equals_op_path_and_litert(case, profile):
     if isinstance(program.program_for(model, profiles.get(profile)), str):
         assert case == "add_int8_broadcast_relu"  # broadcasting runs op by op
         return
-    for _ in range(10):
-        xs = [random_int(rng, t.shape, t.dtype) for t in model.input_details()]
-        runs = _all_paths(model, xs, profile)
-        _assert_same(*runs)
-        if profile == "tflite-reference":
-            _assert_same(runs[0], reference(data, xs))
+    _check_draws(data, model, profile, rng, 10)
 
 
 SHARED_MODELS = ("tflite/hello_world_int8.tflite", *(f"tflm-seanet/add/add{i}.tflite" for i in (0, 1, 5, 10)))
@@ -68,12 +74,7 @@ def test_real_models_program_equals_op_path(shared_dir, path):
     model = itf.load(data)
     rng = np.random.default_rng(7)
     for profile in PROFILES:
-        for _ in range(20):
-            xs = [random_int(rng, t.shape, t.dtype) for t in model.input_details()]
-            runs = _all_paths(model, xs, profile)
-            _assert_same(*runs)
-            if profile == "tflite-reference":
-                _assert_same(runs[0], reference(data, xs))
+        _check_draws(data, model, profile, rng, 20)
 
 
 # ---- property tests: random layers, edge-heavy parameters -----------------------------------------

@@ -20,13 +20,15 @@ from intsim.fixedpoint import rounding_divide_by_pot_scalar, srdhm_scalar, wrap_
 
 
 @kernel
-def softmax_sums(x, table, diff_min, sums):
-    """``sums[r]``: the Q12.19 sum of exponentials of row ``r`` of ``x`` (rows, n)."""
+def softmax_sums(x, table, diff_min, tops, sums):
+    """``tops[r]``, ``sums[r]``: the maximum and the Q12.19 sum of exponentials of row ``r`` of
+    ``x`` (rows, n)."""
     for r in prange(x.shape[0]):
         row = x[r]
         top = np.int64(row[0])
         for i in range(row.size):
             top = max(top, np.int64(row[i]))
+        tops[r] = top
         total = np.int64(0)
         for i in range(row.size):
             diff = np.int64(row[i]) - top
@@ -36,13 +38,11 @@ def softmax_sums(x, table, diff_min, sums):
 
 
 @kernel
-def softmax_outputs(x, table, diff_min, scale, bits, out):
-    """``out`` (rows, n) int8 from the rows' reciprocals ``scale``/``bits`` (``GetReciprocal``)."""
+def softmax_outputs(x, table, diff_min, tops, scale, bits, out):
+    """``out`` (rows, n) int8 from the rows' maxima and reciprocals ``scale``/``bits``
+    (``GetReciprocal``)."""
     for r in prange(x.shape[0]):
-        row, dst = x[r], out[r]
-        top = np.int64(row[0])
-        for i in range(row.size):
-            top = max(top, np.int64(row[i]))
+        row, dst, top = x[r], out[r], tops[r]
         exponent = bits[r] + 31 - 8
         for i in range(row.size):
             diff = np.int64(row[i]) - top

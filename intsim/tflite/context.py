@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,18 @@ def kernel(*names):
         return fn
 
     return register
+
+
+@contextlib.contextmanager
+def reported(model: Model, op: Operator):
+    """Errors of ``op``'s kernel (or of compiling it into a program) as ``ModelError`` naming the
+    model and the operator."""
+    try:
+        yield
+    except ModelError:
+        raise
+    except (ValueError, IndexError, KeyError) as e:
+        raise ModelError(f"{model.source}: {op.describe()}: {e}") from e
 
 
 @dataclass

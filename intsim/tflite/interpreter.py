@@ -9,7 +9,7 @@ import numpy as np
 
 from intsim import profiles as _profiles
 from intsim.tflite import kernels_activation, kernels_elementwise, kernels_nn, kernels_shape  # noqa: F401 (registration)
-from intsim.tflite.context import KERNELS, Context
+from intsim.tflite.context import KERNELS, Context, reported
 from intsim.tflite.model import Model, ModelError, Operator, parse
 from intsim.tflite.program import Program, program_for
 
@@ -72,12 +72,8 @@ def _bind_inputs(model: Model, inputs) -> dict:
 
 def execute(ctx: Context, op: Operator) -> list[np.ndarray]:
     """Run one operator on ``ctx.values``; checks the results against the model's tensors."""
-    try:
+    with reported(ctx.model, op):
         outs = KERNELS[op.op](ctx, op)
-    except ModelError:
-        raise
-    except (ValueError, IndexError, KeyError) as e:
-        raise ModelError(f"{ctx.model.source}: {op.describe()}: {e}") from e
     for k, y in zip(op.outputs, outs, strict=True):
         t = ctx.tensor(k)
         if t.dtype is not None and y.dtype != t.dtype:

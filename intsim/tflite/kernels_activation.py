@@ -69,11 +69,11 @@ def softmax_int8(x, beta, input_scale, rounding: str = "double", backend: str = 
     table = _softmax_exp_table(q, shift, rounding)
     if backend != "reference":
         rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
-        sums = np.empty(rows.shape[0], np.int64)
-        _softmax.softmax_sums.build(backend)(rows, table, diff_min, sums)
+        tops, sums = np.empty(rows.shape[0], np.int64), np.empty(rows.shape[0], np.int64)
+        _softmax.softmax_sums.build(backend)(rows, table, diff_min, tops, sums)
         scale, bits = _reciprocals(sums)
         out = np.empty(rows.shape, np.int8)
-        _softmax.softmax_outputs.build(backend)(rows, table, diff_min, scale, bits, out)
+        _softmax.softmax_outputs.build(backend)(rows, table, diff_min, tops, scale, bits, out)
         return out.reshape(x.shape)
     diff = x.astype(np.int64) - x.max(axis=-1, keepdims=True)
     keep = diff >= diff_min

@@ -24,10 +24,10 @@ ACT_TYPES = (np.int8, np.int16)
 
 def _conv_args(ctx, op):
     x = ctx.input(op, 0)
-    return (x, *conv_params(ctx, op))
+    return (x, *_conv_params(ctx, op))
 
 
-def conv_params(ctx, op):
+def _conv_params(ctx, op):
     """(filter, bias, op keywords) of a CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED: everything
     but the input value, checked."""
     xt, wt, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
@@ -87,14 +87,8 @@ def depthwise_conv_2d(ctx, op):
 
 @kernel("FULLY_CONNECTED")
 def fully_connected(ctx, op):
-    x, w, bias, q = _conv_args(ctx, op)
-    if w.ndim != 2:
-        raise ModelError(f"{op.describe()}: filter must be 2-D (units, depth), got {w.shape}")
-    if x.size % w.shape[1]:
-        raise ModelError(f"{op.describe()}: input of {x.size} elements is not a multiple of depth {w.shape[1]}")
-    filter_zp = fc_filter_zero_point(ctx, op)
-    layer = _prepared(ctx, op, lambda: ops.prepare_fully_connected(
-        w, bias, input_dtype=x.dtype, filter_zero_point=filter_zp, **q))  # fmt: skip
+    x = ctx.input(op, 0)
+    w, bias, q, filter_zp, layer = fc_parts(ctx, op, x.size, x.dtype)
     if layer is not None:
         y = layer(x.reshape(-1, w.shape[1]))
     else:
@@ -104,10 +98,21 @@ def fully_connected(ctx, op):
     return [y]
 
 
-def fc_filter_zero_point(ctx, op) -> int:
-    """FULLY_CONNECTED's filter zero point (0 when the filter is quantized per channel)."""
+def fc_parts(ctx, op, x_size: int, x_dtype):
+    """FULLY_CONNECTED's checked (filter, bias, op keywords, filter zero point, prepared layer)
+    for an input of ``x_size`` elements; the layer (``ops.prepare_fully_connected``, kept on the
+    model) is None when the filter or bias is not constant.  The whole-model program reads its
+    parameters from the same layer."""
+    w, bias, q = _conv_params(ctx, op)
+    if w.ndim != 2:
+        raise ModelError(f"{op.describe()}: filter must be 2-D (units, depth), got {w.shape}")
+    if x_size % w.shape[1]:
+        raise ModelError(f"{op.describe()}: input of {x_size} elements is not a multiple of depth {w.shape[1]}")
     wt = ctx.in_tensor(op, 1)
-    return int(wt.zero_point[0]) if wt.scale.size == 1 else 0
+    filter_zp = int(wt.zero_point[0]) if wt.scale.size == 1 else 0  # 0 for per-channel filters
+    layer = _prepared(ctx, op, lambda: ops.prepare_fully_connected(
+        w, bias, input_dtype=x_dtype, filter_zero_point=filter_zp, **q))  # fmt: skip
+    return w, bias, q, filter_zp, layer
 
 
 @kernel("TRANSPOSE_CONV")

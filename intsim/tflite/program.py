@@ -30,16 +30,17 @@ The program's reference is the op path: tests assert program == op path (jit) ==
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import literal_unroll
 
 from intsim import fixedpoint as fxp
-from intsim import ops
 from intsim._jit import entry_point, helper, sequential
 from intsim.kernels.elementwise import quantized_add_scalar
-from intsim.tflite.context import Context, ModelError
+from intsim.tflite.context import Context, ModelError, reported
 from intsim.tflite.kernels_elementwise import _add_sub_params
-from intsim.tflite.kernels_nn import conv_params, fc_filter_zero_point
+from intsim.tflite.kernels_nn import fc_parts
 from intsim.tflite.kernels_shape import _same_quantization
 
 PROGRAM_OPS = ("FULLY_CONNECTED", "ADD", "SUB", "RESHAPE", "SQUEEZE")
@@ -49,7 +50,6 @@ _FC, _ADD, _COPY = 0, 1, 2
 _WIDTH = 20  # fields per row
 # requantization rule codes: 0..2 = fixedpoint.FLOAT_RULES order, then the fixed-point rules
 _RULES = {**{r: i for i, r in enumerate(fxp.FLOAT_RULES)}, "double": 3, "single": 4, "int64": 5}
-_INT64_ACC_LIMIT = 1 << 47  # multiply_by_quantized_multiplier_int64's accumulator range
 
 
 # ---- the compiled program ------------------------------------------------------------------------
@@ -71,9 +71,9 @@ def _requant(acc, rule, p, u, units, ci, cf, zo, lo, hi):
 
 @helper
 def _fully_connected(row, ci, cf, arena):
-    """Returns False when an int16x8 accumulator leaves the int64 rule's range."""
+    """Returns False when an int16x8 accumulator leaves its requantization rule's range."""
     x_off, y_off, batch, depth, units, w_off, x_zp, b_off = row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8]
-    rule, p, zo, lo, hi, wide = row[9], row[10], row[11], row[12], row[13], row[14]
+    rule, p, zo, lo, hi, limit = row[9], row[10], row[11], row[12], row[13], row[14]
     for b in range(batch):
         x = arena[x_off + b * depth : x_off + (b + 1) * depth]  # slices: indices LLVM sees are >= 0
         for u in range(units):
@@ -83,8 +83,8 @@ def _fully_connected(row, ci, cf, arena):
                 acc += (x[k] - x_zp) * w[k]
             if b_off >= 0:
                 acc += ci[b_off + u]
-            if wide:
-                if acc < -_INT64_ACC_LIMIT or acc >= _INT64_ACC_LIMIT:
+            if limit:  # int16x8: int64 accumulators, within the requantization rule's range
+                if acc < -limit or acc >= limit:
                     return False
             else:
                 acc = fxp.wrap_int32(acc)
@@ -160,7 +160,7 @@ class Program:
         self._consts_f: list[np.ndarray] = []
         self._cf_size = 0
         self._init: list[tuple[int, np.ndarray]] = []
-        self.rows: list[int] = []
+        self._rows: list[int] = []
         if not model.inputs or not model.outputs:
             raise NotEligible("the model has no inputs or no outputs")
         for t in model.input_details():
@@ -170,21 +170,22 @@ class Program:
         for op in model.operators:
             if op.op not in PROGRAM_OPS:
                 raise NotEligible(f"{op.describe()} is not one of the program's operators {PROGRAM_OPS}")
-            if op.op == "FULLY_CONNECTED":
-                macs += self._fully_connected(ctx, op)
-                if macs > MAX_MACS:
-                    raise NotEligible(f"more than {MAX_MACS} multiply-adds (the op path's GEMM is faster)")
-            elif op.op in ("ADD", "SUB"):
-                self._add(ctx, op)
-            else:
-                self._copy(ctx, op)
+            with reported(model, op):  # the op path's checks fail here as they do there
+                if op.op == "FULLY_CONNECTED":
+                    macs += self._fully_connected(ctx, op)
+                elif op.op in ("ADD", "SUB"):
+                    self._add(ctx, op)
+                else:
+                    self._copy(ctx, op)
+            if macs > MAX_MACS:
+                raise NotEligible(f"more than {MAX_MACS} multiply-adds (the op path's GEMM is faster)")
         for t in model.output_details():
             if t.index not in self._slots or t.data is not None:
                 raise NotEligible(f"output {t.describe()} is not computed by an operator")
         init = np.zeros(self._size, np.int64)
         for off, data in self._init:
             init[off : off + data.size] = data.reshape(-1)
-        rows = np.array(self.rows, np.int64)
+        rows = np.array(self._rows, np.int64)
         offsets = np.array([self._slots[i] for i in (*model.inputs, *model.outputs)], np.int64)
         parts = [rows, offsets, init, *self._consts_i]
         starts = np.cumsum([_HEADER] + [a.size for a in parts[:3]])
@@ -192,7 +193,7 @@ class Program:
         self.code = np.concatenate([np.array(header, np.int64), *parts])  # one array: one argument to unbox
         self.cf = np.concatenate([np.zeros(0, np.float64), *self._consts_f])
         self.inputs = [(t.dtype, t.shape) for t in model.input_details()]
-        self.outputs = [(t.dtype, t.shape, int(np.prod(t.shape))) for t in model.output_details()]
+        self.outputs = [(t.dtype, t.shape, math.prod(t.shape)) for t in model.output_details()]
         self._single_output = len(self.outputs) == 1
         self._out_dtype, self._out_shape, self._out_size = self.outputs[0]
         self._call = None
@@ -210,7 +211,7 @@ class Program:
             self._slots[index] = self._size
             if t.data is not None:
                 self._init.append((self._size, np.asarray(t.data, np.int64)))
-            self._size += int(np.prod(t.shape))
+            self._size += math.prod(t.shape)
         return self._slots[index]
 
     def _const_i(self, values) -> int:
@@ -226,7 +227,7 @@ class Program:
         return self._cf_size - a.size
 
     def _row(self, *fields):
-        self.rows.extend([*fields, *([0] * (_WIDTH - len(fields)))])
+        self._rows.extend([*fields, *([0] * (_WIDTH - len(fields)))])
 
     def _out(self, op):
         t = self.model.tensors[op.outputs[0]]
@@ -243,46 +244,29 @@ class Program:
     # -- operators --
 
     def _fully_connected(self, ctx, op) -> int:
-        w, bias, q = conv_params(ctx, op)
+        """A row from the op path's own prepared layer: its checks, its requantizer's rule and
+        parameters."""
         xt, x_off = self._in(op, 0)
+        w, bias, _, filter_zp, layer = fc_parts(ctx, op, math.prod(xt.shape), xt.dtype)
         ot, y_off = self._out(op)
-        if any(i >= 0 and self.model.tensors[i].data is None for i in op.inputs[1:3]):
+        if layer is None:
             raise NotEligible(f"{op.describe()}: the filter and bias are not constant")
-        if w.ndim != 2:
-            raise ModelError(f"{op.describe()}: filter must be 2-D (units, depth), got {w.shape}")
         units, depth = w.shape
-        size = int(np.prod(xt.shape))
-        if size % depth:
-            raise ModelError(f"{op.describe()}: input of {size} elements is not a multiple of depth {depth}")
-        batch = size // depth
-        if int(np.prod(ot.shape)) != batch * units:
+        batch = math.prod(xt.shape) // depth
+        if math.prod(ot.shape) != batch * units:
             raise ModelError(f"{op.describe()}: output {ot.describe()} does not hold {batch} x {units} values")
         wide = xt.dtype == np.int16
         if not wide and (self.profile.accumulator_bits, self.profile.accumulator_overflow) != (32, "wrap"):
             raise NotEligible(f"profile {self.profile.name!r} models a {self.profile.accumulator_bits}-bit accumulator")
-        bias = ops._tflite_bias(bias, wide)
-        x_info = np.iinfo(xt.dtype)
-        if not x_info.min <= q["input_zero_point"] <= x_info.max or (wide and (q["input_zero_point"] or q["output_zero_point"])):
-            raise ModelError(f"{op.describe()}: zero points {q['input_zero_point']}, {q['output_zero_point']} "
-                             f"do not suit {xt.dtype} (int16x8 kernels take zero points of 0)")  # fmt: skip
-        op_name = "int16-fc" if wide else "fc"
-        rule, _ = self.profile.rules(op_name)
-        info = np.iinfo(ot.dtype)
-        lo, hi = ops.activation_range(q["activation"], q["output_scale"], q["output_zero_point"], info.min, info.max)
-        m, _ = fxp.check_requant_params(
-            self.profile.real_multiplier(q["input_scale"], np.asarray(q["filter_scale"]).reshape(-1),
-                                         q["output_scale"], op_name), q["output_zero_point"], lo, hi)  # fmt: skip
-        m = np.broadcast_to(m.reshape(-1), (units,))
-        if rule in fxp.FLOAT_RULES:
-            p = self._const_f(m)
+        req = layer.requantize
+        if req.rule in fxp.FLOAT_RULES:
+            p = self._const_f(np.broadcast_to(req.p1, (units,)))
         else:
-            qm, shift = fxp.quantize_multiplier(m, single_rounding=rule == "single")
-            fxp.check_quantized_multiplier(qm, shift, rule)
-            p = self._const_i(np.concatenate([np.reshape(qm, -1), np.reshape(shift, -1)]))
-        w_off = self._const_i(w.astype(np.int64) - fc_filter_zero_point(ctx, op))
+            p = self._const_i(np.concatenate([np.broadcast_to(req.p1, (units,)), np.broadcast_to(req.p2, (units,))]))
+        w_off = self._const_i(w.astype(np.int64) - filter_zp)
         b_off = -1 if bias is None else self._const_i(np.broadcast_to(np.asarray(bias, np.int64), (units,)))
-        self._row(_FC, x_off, y_off, batch, depth, units, w_off, q["input_zero_point"], b_off, _RULES[rule], p,
-                  q["output_zero_point"], lo, hi, int(wide))  # fmt: skip
+        self._row(_FC, x_off, y_off, batch, depth, units, w_off, layer.input_zero_point, b_off, _RULES[req.rule], p,
+                  int(req.zp[0]), req.qmin, req.qmax, req.acc_limit if wide else 0)  # fmt: skip
         return batch * depth * units
 
     def _add(self, ctx, op):
@@ -293,7 +277,7 @@ class Program:
         if not t1.shape == t2.shape == ot.shape:
             raise NotEligible(f"{op.describe()} broadcasts {t1.shape} and {t2.shape} (the op path does)")
         (q1, qa, qo), (e1, ea, eo) = params["multipliers"], params["shifts"]
-        self._row(_ADD, x1, x2, y, int(np.prod(ot.shape)), *params["zero_points"], params["left_shift"], q1, e1, qa,
+        self._row(_ADD, x1, x2, y, math.prod(ot.shape), *params["zero_points"], params["left_shift"], q1, e1, qa,
                   ea, qo, eo, params["output_zero_point"], *params["clamp"], int(params["subtract"]),
                   int(params["rounding"] == "single"))  # fmt: skip
 
@@ -301,9 +285,9 @@ class Program:
         it, x = self._in(op, 0)
         ot, y = self._out(op)
         _same_quantization(op, [it], ot)
-        if int(np.prod(it.shape)) != int(np.prod(ot.shape)):
+        if math.prod(it.shape) != math.prod(ot.shape):
             raise ModelError(f"{op.describe()}: cannot reshape {it.describe()} to {ot.describe()}")
-        self._row(_COPY, x, y, int(np.prod(ot.shape)))
+        self._row(_COPY, x, y, math.prod(ot.shape))
 
     # -- running --
 
@@ -358,19 +342,17 @@ class Program:
 
     def _raise_overflow(self, status: int):
         op = self.model.operators[status - 1]
-        raise ModelError(f"{self.model.source}: {op.describe()}: an int16x8 accumulator left [-2**47, 2**47), "
-                         "the range of MultiplyByQuantizedMultiplier(int64)")  # fmt: skip
+        raise ModelError(f"{self.model.source}: {op.describe()}: an int16x8 accumulator left the range its "
+                         f"requantization rule ({self.profile.rules('int16-fc')[0]}) accepts")  # fmt: skip
 
 
 def program_for(model, profile) -> Program | str:
     """The model's program for ``profile`` (built once, kept on the model), or the reason it
     has none."""
-    key = ("program", profile.name)
-    entry = model.prepared.get(key)
-    if entry is None or (entry[0] is not profile and entry[0] != profile):  # a custom profile may reuse a name
+    key = ("program", profile)  # the Profile itself: custom ones may share a name
+    if key not in model.prepared:
         try:
-            entry = (profile, Program(model, profile))
+            model.prepared[key] = Program(model, profile)
         except NotEligible as e:
-            entry = (profile, f"{model.source}: {e}")
-        model.prepared[key] = entry
-    return entry[1]
+            model.prepared[key] = f"{model.source}: {e}"
+    return model.prepared[key]
