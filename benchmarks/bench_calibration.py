@@ -22,14 +22,14 @@ from intsim.calibrate import sweep
 from intsim.calibrate.groups import grid_for, make_groups
 from intsim.calibrate.mse import empirical_mse
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models" / "tflite"
+MODELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "models" / "tflite"
 
 
 def model_weights() -> dict[str, np.ndarray]:
     """Float weights (int8 values times their per-channel scales) of every constant int8 tensor
     with at least 2 dimensions in the shared TFLite models."""
     out = {}
-    for path in sorted(SHARED.glob("*.tflite")):
+    for path in sorted(MODELS.glob("*.tflite")):
         model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)
         graph = model.Subgraphs(0)
         for i in range(graph.TensorsLength()):

@@ -15,14 +15,14 @@ from intsim import profiles
 from intsim.tflite.program import Program, program_for
 from intsim.tflite.builder import example_cnn
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+MODELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "models"
 
 
 def _models():
-    yield "hello_world_int8", (SHARED / "tflite" / "hello_world_int8.tflite").read_bytes()
-    yield "micro_speech_quantized", (SHARED / "tflite" / "micro_speech_quantized.tflite").read_bytes()
-    yield "seanet conv0 (int16x8)", (SHARED / "tflm-seanet" / "conv" / "conv0.tflite").read_bytes()
-    yield "seanet add0 (int16)", (SHARED / "tflm-seanet" / "add" / "add0.tflite").read_bytes()
+    yield "hello_world_int8", (MODELS / "tflite" / "hello_world_int8.tflite").read_bytes()
+    yield "micro_speech_quantized", (MODELS / "tflite" / "micro_speech_quantized.tflite").read_bytes()
+    yield "seanet conv0 (int16x8)", (MODELS / "tflm-seanet" / "conv" / "conv0.tflite").read_bytes()
+    yield "seanet add0 (int16)", (MODELS / "tflm-seanet" / "add" / "add0.tflite").read_bytes()
     yield "example CNN 32x32x8", example_cnn()
     yield "example CNN 96x96x8", example_cnn(size=96, channels=32)
 

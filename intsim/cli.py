@@ -140,12 +140,13 @@ def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: in
         print("  " + row.line(), file=out)
 
 
-def report_command(model, float_model, inputs_path, profile="onnxruntime-cpu", qdq="fused", out=None) -> None:
+def report_command(model, float_model, inputs_path, profile=None, qdq="fused", out=None) -> None:
     """Per-layer SQNR and max abs error of a quantized ONNX model against its float model, and
     where its integer tensors differ from onnxruntime's."""
     out = out or sys.stdout
     from intsim.onnx import load
     from intsim.onnx.compare import compare, format_report
+    from intsim.profiles import onnxruntime_cpu
 
     graph = load(model)
     if inputs_path:
@@ -156,7 +157,7 @@ def report_command(model, float_model, inputs_path, profile="onnxruntime-cpu", q
         inputs = {v.name: rng.normal(0, 1, [d or 1 for d in v.shape]).astype(v.dtype) for v in graph.inputs}
         print("no --inputs given: one standard-normal input, seed 0", file=out)
     rows = compare(graph, float_model, inputs, profile=profile, qdq=qdq)
-    print(f"{graph.source} against {float_model}, profile {profile}, QDQ groups {qdq}:", file=out)
+    print(f"{graph.source} against {float_model}, profile {profile or onnxruntime_cpu()}, QDQ groups {qdq}:", file=out)
     print(format_report(rows), file=out)
 
 
@@ -182,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("model", help="quantized .onnx model (QDQ or QOperator)")
     rep.add_argument("--float", dest="float_model", required=True, help="the float .onnx model it came from")
     rep.add_argument("--inputs", help=".npz file of input arrays by name (default: one random input)")
-    rep.add_argument("--profile", default="onnxruntime-cpu", help="target profile")
+    rep.add_argument("--profile", default=None,
+                     help="target profile (default: onnxruntime's CPU EP on this machine, onnxruntime-cpu or onnxruntime-cpu-avx2)")
     rep.add_argument("--qdq", default="fused", choices=("fused", "float"), help="how QDQ groups run")
     args = parser.parse_args(argv)
     if args.command == "demo":

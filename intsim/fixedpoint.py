@@ -27,8 +27,12 @@ Float rules (``requantize_float``), for an int32 accumulator ``acc`` and real mu
 ``"float64-onnx"``  the ONNX reference QLinearMatMul/QLinearConv:
                     ``rint(float64(acc) * float64(float32(M)) + zp)``, clipped (the zero point
                     is added before rounding, so ties go to even *after* the offset)
-``"float64-away"``  LiteRT BUILTIN_REF FullyConnected (LiteRT commit 9213607, 2025):
-                    ``round_half_away(float64(acc) * M) + zp``, clamped (``M`` a float64)
+``"float64-away"``  LiteRT BUILTIN_REF FullyConnected (LiteRT commit 9213607, 2025,
+                    ``tflite/kernels/internal/reference/integer_ops/fully_connected.h``):
+                    ``static_cast<int32_t>(round(double(acc) * M)) + zp``, clamped (``M`` a
+                    float64).  A product outside int32 converts as x86-64's ``cvttsd2si``
+                    does, to ``INT32_MIN`` (C++ leaves it undefined; ai-edge-litert's x86-64
+                    wheels compute this), and ``+ zp`` wraps in int32 before the clamp
 
 Every public function takes numpy arrays (broadcast against each other) and a ``backend``:
 ``"jit"``, ``"jit-serial"`` or ``"reference"`` (the Python-int scalar rules below).
@@ -54,8 +58,8 @@ FLOAT_RULES = ("float32", "float64-onnx", "float64-away")
 
 
 def _quantize_multiplier_scalar(real: float, single_rounding: bool) -> tuple[int, int]:
-    if not math.isfinite(real):
-        raise ValueError(f"multiplier must be finite, got {real!r}")
+    if not math.isfinite(real) or real < 0:
+        raise ValueError(f"multiplier must be finite and non-negative, got {real!r}")
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
@@ -79,12 +83,14 @@ def quantize_multiplier(real, *, single_rounding: bool = False):
     A scalar gives two Python ints; an array gives two int32 arrays of its shape.
     ``single_rounding=True`` reproduces builds with ``TFLITE_SINGLE_ROUNDING`` (and CMSIS-NN's
     ``CMSIS_NN_USE_SINGLE_ROUNDING``), which clamp shifts above 30 to ``(2**31 - 1, 30)``.
+    A real multiplier is a ratio of scales: a negative or non-finite one raises ``ValueError``.
     """
     if np.ndim(real) == 0:
         return _quantize_multiplier_scalar(float(real), single_rounding)
     m = np.asarray(real, dtype=np.float64)
-    if not np.all(np.isfinite(m)):
-        raise ValueError(f"multiplier must be finite, got {m[~np.isfinite(m)].reshape(-1)[0]!r}")
+    bad = ~np.isfinite(m) | (m < 0)
+    if np.any(bad):
+        raise ValueError(f"multiplier must be finite and non-negative, got {m[bad].reshape(-1)[0]!r}")
     q, shift = np.frexp(m)
     # q * 2**31 is exact and below 2**31, so floor(|v| + 0.5) is C's std::round, exactly
     q_fixed = np.copysign(np.floor(np.abs(q) * 2.0**31 + 0.5), q)
@@ -156,8 +162,9 @@ def requantize_float_reference(acc: int, multiplier: float, zero_point: int, qmi
         v = float(acc) * float(np.float32(multiplier)) + zero_point
         return int(min(max(np.rint(v), qmin), qmax))
     if rule == "float64-away":
-        v = int(round_half_away(float(acc) * float(multiplier)))
-        return min(max(v + zero_point, qmin), qmax)
+        r = float(round_half_away(float(acc) * float(multiplier)))
+        v = int(r) if -(2.0**31) <= r < 2.0**31 else INT32_MIN  # x86-64 cvttsd2si out of range
+        return min(max(wrap32(v + zero_point), qmin), qmax)
     raise ValueError(f"rule must be one of {FLOAT_RULES}, got {rule!r}")
 
 
@@ -223,7 +230,8 @@ def requantize_float_scalar(acc, multiplier, zero_point, qmin, qmax, rule):
     r = np.trunc(v)
     if abs(v - r) >= 0.5:
         r += 1.0 if v > 0 else -1.0
-    return min(max(np.int64(r) + zero_point, qmin), qmax)
+    i = np.int64(r) if -2147483648.0 <= r < 2147483648.0 else np.int64(-2147483648)  # cvttsd2si
+    return min(max(wrap_int32(i + zero_point), qmin), qmax)
 
 
 # ---- elementwise kernels over (outer, channel, inner) views --------------------------------------

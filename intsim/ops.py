@@ -15,6 +15,8 @@ return the output array; ``*_integer`` ops return int32 accumulators.  Pass
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from intsim import formats
@@ -29,15 +31,18 @@ from intsim.rounding import mode_id
 ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
 
 
-def _accumulator(profile, accumulator, wide: bool) -> Accumulator:
+def profile_accumulator(profile, accumulator=None, wide: bool = False) -> Accumulator:
+    """``accumulator`` if given, else int64 for int16x8 (``wide``), else ``profile``'s."""
     if accumulator is not None:
         return accumulator
     if wide:
         return INT64
     p = _profiles.get(profile)
-    if (p.accumulator_bits, p.accumulator_overflow) == (32, "wrap"):
+    if (p.accumulator_bits, p.accumulator_overflow, p.int16_pairs) == (32, "wrap", False):
         return INT32
-    return Accumulator(p.accumulator_bits, p.accumulator_overflow)
+    return Accumulator(p.accumulator_bits, p.accumulator_overflow, p.int16_pairs)
+
+
 
 
 def _finish(out, report, return_report):
@@ -166,12 +171,15 @@ def conv_integer(
     x, w, x_zero_point=None, w_zero_point=None, *, auto_pad="NOTSET", dilations=None, group=1,
     kernel_shape=None, pads=None, strides=None, accumulator=None, backend="jit", return_report=False,
 ):  # fmt: skip
-    """ONNX ConvInteger (2-D): int32 accumulators, NCHW, padding with the input zero point."""
+    """ONNX ConvInteger (2-D): int32 accumulators, NCHW, padding with the input zero point.
+    onnxruntime's kernel (``conv_integer.cc``) is exact for uint8 x int8 on every CPU, so an
+    accumulator's ``int16_pairs`` does not act here (checked against onnxruntime 1.32, AVX2)."""
     _zero_point_dtype("x_zero_point", x_zero_point, x)
     _zero_point_dtype("w_zero_point", w_zero_point, w)
     out, report = _onnx_conv_accumulate(
         x, w, 0 if x_zero_point is None else x_zero_point, 0 if w_zero_point is None else w_zero_point,
-        None, auto_pad, dilations, group, kernel_shape, pads, strides, accumulator or INT32, backend,
+        None, auto_pad, dilations, group, kernel_shape, pads, strides,
+        replace(accumulator or INT32, int16_pairs=False), backend,
     )  # fmt: skip
     return _finish(out, report, return_report)
 
@@ -200,7 +208,7 @@ def qlinear_matmul(
     _zero_point_dtype("b_zero_point", b_zero_point, b)
     out_dtype = np.asarray(y_zero_point).dtype
     acc, report = matmul_integer(
-        a, b, a_zero_point, b_zero_point, accumulator=_accumulator(profile, accumulator, False),
+        a, b, a_zero_point, b_zero_point, accumulator=profile_accumulator(profile, accumulator, False),
         backend=backend, return_report=True,
     )  # fmt: skip
     y = _requantize(acc, a_scale, np.asarray(b_scale).reshape(-1), y_scale, y_zero_point, out_dtype,
@@ -219,7 +227,7 @@ def qlinear_conv(
     out_dtype = np.asarray(y_zero_point).dtype
     acc, report = _onnx_conv_accumulate(
         x, w, x_zero_point, w_zero_point, B, auto_pad, dilations, group, kernel_shape, pads, strides,
-        _accumulator(profile, accumulator, False), backend,
+        profile_accumulator(profile, accumulator, False), backend,
     )  # fmt: skip
     y = _requantize(acc, x_scale, np.asarray(w_scale).reshape(-1), y_scale, y_zero_point, out_dtype,
                     profile, "conv", 1, backend)  # fmt: skip
@@ -287,7 +295,7 @@ def fully_connected(
     x2 = x.reshape(-1, w.shape[1])
     acc, report = accumulate_matmul(
         x2, PackedWeights.from_rows(w, backend), _int_value("input_zero_point", input_zero_point, x.dtype), filter_zero_point,
-        _tflite_bias(bias, int16x8), accumulator=_accumulator(profile, accumulator, int16x8), backend=backend,
+        _tflite_bias(bias, int16x8), accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend,
     )  # fmt: skip
     info = np.iinfo(out_dtype)
     clamp = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
@@ -313,7 +321,7 @@ def conv2d(
     acc, report = accumulate_conv2d(
         x, w, _int_value("input_zero_point", input_zero_point, x.dtype), 0, _tflite_bias(bias, int16x8),
         strides=strides, dilations=dilations, padding=padding, groups=x.shape[3] // w.shape[3],
-        accumulator=_accumulator(profile, accumulator, int16x8), backend=backend,
+        accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend,
     )  # fmt: skip
     info = np.iinfo(out_dtype)
     clamp = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
@@ -393,7 +401,7 @@ def prepare_fully_connected(
     if w.ndim != 2:
         raise ValueError(f"filter must be 2-D (units, depth), got {w.shape}")
     gemm = PreparedGemm(w, filter_zero_point, _tflite_bias(bias, int16x8), input_dtype=x_dtype,
-                        accumulator=_accumulator(profile, accumulator, int16x8), backend=backend)  # fmt: skip
+                        accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend)  # fmt: skip
     req = _prepared_requantizer(profile, "int16-fc" if int16x8 else "fc", input_scale, filter_scale, output_scale,
                                 output_zero_point, activation, out_dtype, backend)  # fmt: skip
     return PreparedLayer(gemm, req, _int_value("input_zero_point", input_zero_point, x_dtype), out_dtype, (w.shape[0],))
@@ -419,7 +427,7 @@ def prepare_conv2d(
     conv = PreparedConv(
         w, 0, _tflite_bias(bias, int16x8), input_shape=input_shape, input_dtype=x_dtype, strides=strides,
         dilations=dilations, padding=padding, groups=input_shape[3] // w.shape[3],
-        accumulator=_accumulator(profile, accumulator, int16x8), backend=backend,
+        accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend,
     )  # fmt: skip
     req = _prepared_requantizer(profile, "int16" if int16x8 else "conv", input_scale, filter_scale, output_scale,
                                 output_zero_point, activation, out_dtype, backend)  # fmt: skip
@@ -440,7 +448,7 @@ def prepare_qlinear_conv(
     conv = PreparedConv(
         np.transpose(w, (0, 2, 3, 1)), w_zero_point if w_zero_point is not None else 0, B,
         input_shape=(n, h, w_, c), input_dtype=x_dtype, strides=strides or (1, 1), dilations=dilations or (1, 1),
-        padding=_onnx_padding(auto_pad, pads), groups=group, accumulator=_accumulator(profile, None, False),
+        padding=_onnx_padding(auto_pad, pads), groups=group, accumulator=profile_accumulator(profile, None, False),
         backend=backend,
     )  # fmt: skip
     out_dtype = np.asarray(y_zero_point).dtype

@@ -45,6 +45,7 @@ class Profile:
     activation_impl: str = "lut"  # TFLite int8 LOGISTIC/TANH: float-built table or gemmlowp fixed point
     accumulator_bits: int = 32
     accumulator_overflow: str = "wrap"
+    int16_pairs: bool = False  # uint8 x int8 products summed in saturating int16 pairs (x86 vpmaddubsw)
     quantize_rounding: str = "nearest_even"  # QuantizeLinear / QUANTIZE and activation bounds
 
     def __post_init__(self):
@@ -251,6 +252,15 @@ PROFILES = {
             requant="float32", multiplier="float32", fc_requant="float32", fc_multiplier="float32",
         ),
         Profile(
+            "onnxruntime-cpu-avx2",
+            "onnxruntime CPU EP on an x86 CPU without VNNI (AVX2 or AVX512BW): as onnxruntime-cpu, "
+            "but uint8 x int8 GEMMs and convolutions use vpmaddubsw (onnxruntime/core/mlas/lib/"
+            "qgemm_kernel_avx2.cpp), whose adjacent product pairs saturate to int16 "
+            "(intsim.kernels.pairs); the depthwise kernel does not",
+            requant="float32", multiplier="float32", fc_requant="float32", fc_multiplier="float32",
+            int16_pairs=True,
+        ),
+        Profile(
             "onnx-reference",
             "the onnx package's reference evaluator (onnx/reference/ops/op_qlinear_*.py): "
             "rint(float64(acc) * float32(s_a*s_b/s_y) + zero point), clip",
@@ -275,6 +285,27 @@ def get(profile) -> Profile:
         return PROFILES[profile]
     except (KeyError, TypeError):
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}") from None
+
+
+def cpu_flags() -> set[str]:
+    """The x86 feature flags of this CPU (``/proc/cpuinfo``; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def onnxruntime_cpu(flags: set[str] | None = None) -> str:
+    """The profile of onnxruntime's CPU EP on this machine, as MLAS dispatches its uint8 x int8
+    kernels (``platform.cpp``): ``"onnxruntime-cpu-avx2"`` on x86 with AVX2 but neither
+    AVX512-VNNI nor AVX-VNNI (or AMX), ``"onnxruntime-cpu"`` elsewhere."""
+    flags = cpu_flags() if flags is None else flags
+    vnni = {"avx512_vnni", "avx_vnni", "amx_int8"} & flags
+    return "onnxruntime-cpu-avx2" if "avx2" in flags and not vnni else "onnxruntime-cpu"
 
 
 def custom(base, name: str, **changes) -> Profile:

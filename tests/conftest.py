@@ -1,4 +1,4 @@
-"""Shared test configuration: reproducible hypothesis, the shared/ directory, backends."""
+"""Shared test configuration: reproducible hypothesis, the model files in tests/data, backends."""
 
 from __future__ import annotations
 
@@ -19,13 +19,12 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("INTSIM_HYPOTHESIS_PROFILE", "intsim"))
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# Real models and TFLite Micro goldens, copied unchanged from tensorflow/tflite-micro (see its README)
+MODELS = Path(__file__).resolve().parent / "data" / "models"
 JIT_BACKENDS = ("jit", "jit-serial")
 ALL_BACKENDS = ("reference", "jit", "jit-serial")
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        raise RuntimeError(f"the shared/ directory is expected beside the project at {SHARED}")
-    return SHARED
+def models_dir() -> Path:
+    return MODELS

@@ -38,9 +38,9 @@ def test_error_sweep_table_and_plot(tmp_path):
     assert np.isfinite([r["sqnr"] for r in rows]).all()
 
 
-def test_tflite_command_prints_outputs_and_per_layer_diff(shared_dir):
+def test_tflite_command_prints_outputs_and_per_layer_diff(models_dir):
     out = io.StringIO()
-    cli.tflite_command(shared_dir / "models" / "tflite" / "micro_speech_quantized.tflite", seed=2, out=out)
+    cli.tflite_command(models_dir / "tflite" / "micro_speech_quantized.tflite", seed=2, out=out)
     text = out.getvalue()
     assert "4 operators" in text and text.count("output: [") == 2
     for op in ("RESHAPE", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"):

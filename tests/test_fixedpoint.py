@@ -155,6 +155,13 @@ def test_quantize_multiplier_rejects_non_finite():
         fxp.quantize_multiplier(float("nan"))
 
 
+@pytest.mark.parametrize("real", [-0.1, np.array([0.5, -0.1]), -(2.0**-40)])
+def test_quantize_multiplier_rejects_negative(real):
+    """A real multiplier is a ratio of scales; a negative one gave a negative Q31 multiplier."""
+    with pytest.raises(ValueError, match="non-negative"):
+        fxp.quantize_multiplier(real)
+
+
 # ---- SRDHM, RDBPOT, MBQM ------------------------------------------------------------------------
 
 
@@ -277,8 +284,13 @@ def onnx_reference_requantize(acc, scale, zp, qmin, qmax):
 
 
 def litert_fc_requantize(acc, multiplier, zp, qmin, qmax):
-    """LiteRT reference FullyConnected: TfLiteRound(double(acc) * double multiplier)."""
-    return min(max(std_round(float(acc) * multiplier) + zp, qmin), qmax)
+    """LiteRT reference FullyConnected (reference/integer_ops/fully_connected.h):
+    ``int32_t acc_scaled = static_cast<int32_t>(round(double(acc) * multiplier));
+    acc_scaled += output_offset;`` then the clamp.  A double outside int32 converts as x86-64's
+    cvttsd2si does, to INT32_MIN."""
+    r = std_round(float(acc) * multiplier)
+    v = r if INT32_MIN <= r <= INT32_MAX else INT32_MIN
+    return min(max(int32_cast(v + zp), qmin), qmax)
 
 
 FLOAT_CASES = [("float32", mlas_requantize), ("float64-onnx", onnx_reference_requantize),
@@ -318,7 +330,6 @@ def test_float32_rule_differs_from_onnx_reference_beyond_2_24():
 
 @given(st.lists(st.one_of(
     st.floats(0, 2.0**40, allow_nan=False, allow_infinity=False),
-    st.floats(-(2.0**40), 0, allow_nan=False, allow_infinity=False),
     st.sampled_from([0.0, 2.0**-32, 2.0**-31, 2.0**-33, 1.0, 0.5, 2.0**31, 1 - 2.0**-33, 1 - 2.0**-32, 2.0**30 * (1 - 2.0**-40)]),
 ), min_size=1, max_size=40), st.booleans())
 def test_quantize_multiplier_array_equals_scalar(values, single):

@@ -14,10 +14,12 @@ import onnxruntime as ort
 import pytest
 
 from intsim import cli
+from intsim import profiles as P
 from intsim.onnx import ModelError, examples, load, run
 from intsim.onnx.compare import compare, quantized_tensors
 
 logging.getLogger().setLevel(logging.ERROR)  # quantize_static's advice about pre-processing
+ORT = P.onnxruntime_cpu()  # the profile of onnxruntime's CPU EP on this machine
 
 
 def ort_session(model, level=ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
@@ -54,7 +56,7 @@ def test_quantize_static_pipelines_are_bit_exact(build, fmt, act, per_channel):
     for feeds in examples.calibration_inputs(float_model, 12, seed=11):
         feeds = {k: v * np.float32(1.5) for k, v in feeds.items()}  # beyond the calibrated range too
         want = dict(zip(names, sess.run(None, feeds)))
-        got = run(graph, feeds, return_intermediates=True).values
+        got = run(graph, feeds, profile=ORT, return_intermediates=True).values
         for name in names:
             assert got[name].dtype == want[name].dtype, name
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)
@@ -63,26 +65,31 @@ def test_quantize_static_pipelines_are_bit_exact(build, fmt, act, per_channel):
 def test_qdq_groups_onnxruntime_leaves_unfused_stay_within_one_step():
     """Where onnxruntime runs float Conv between DQ and Q, intsim's fused integer result and
     its float result may differ only where the float product sits on a rounding boundary:
-    at most one quantization step of the output, on a small fraction of elements."""
+    at most one quantization step, on a small fraction of elements.  Checked on the first such
+    group, whose input both compute exactly (its producer is a fused QLinearConv); after it
+    the one-step differences travel and grow with the float kernels' summation order, which
+    depends on the CPU (seen: 4 output steps on an AVX2 CPU, 1 with AVX512)."""
     float_model = examples.cnn()
     model = examples.quantize(float_model, fmt="qdq", per_channel=True, activation="int8")
-    sess = ort_session(model)
-    scale = float(load(model).initializers["output_scale"])
-    differing = 0
+    sess = ort_session(with_int_outputs(model))
+    names = [o.name for o in sess.get_outputs()]
+    differing = total = 0
     for feeds in examples.calibration_inputs(float_model, 12, seed=11):
-        want = sess.run(None, feeds)[0]
-        got = run(model, feeds)["output"]
-        steps = np.abs(got.astype(np.float64) - want) / scale
-        assert steps.max() <= 1.0 + 1e-4  # the output is float: one step up to float32 rounding
-        differing += int(np.count_nonzero(steps > 0.5))
-    assert differing <= 12 * 10 // 4
+        want = dict(zip(names, sess.run(None, feeds)))
+        got = run(model, feeds, profile=ORT, return_intermediates=True).values
+        np.testing.assert_array_equal(got["r1_QuantizeLinear_Output"], want["r1_QuantizeLinear_Output"])
+        steps = np.abs(got["r2_QuantizeLinear_Output"].astype(int) - want["r2_QuantizeLinear_Output"])
+        assert steps.max() <= 1
+        differing += int(np.count_nonzero(steps))
+        total += steps.size
+    assert differing <= total // 100
 
 
 def test_fused_and_float_qdq_modes_are_reported():
     model = examples.quantize(examples.mlp(), fmt="qdq", activation="uint8")
     feeds = examples.calibration_inputs(examples.mlp(), 1)[0]
-    fused = run(model, feeds, return_intermediates=True)
-    literal = run(model, feeds, qdq="float", return_intermediates=True)
+    fused = run(model, feeds, profile=ORT, return_intermediates=True)
+    literal = run(model, feeds, profile=ORT, qdq="float", return_intermediates=True)
     assert fused.qdq == "fused" and literal.qdq == "float" and literal.fused == []
     assert {line.split(" run as ")[1] for line in fused.fused} == {"QGemm", "QLinearMatMul", "QLinearAdd"}
     # the literal graph runs float Gemm/MatMul between DQ and Q: the same values within one step

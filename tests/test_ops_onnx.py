@@ -1,17 +1,21 @@
-"""ONNX-shaped integer ops bit-exact against onnxruntime (profile onnxruntime-cpu) and the onnx
-reference implementation (profile onnx-reference) on randomized cases."""
+"""ONNX-shaped integer ops bit-exact against onnxruntime (the profile of its CPU EP on this
+machine, ``profiles.onnxruntime_cpu()``) and the onnx reference implementation (profile
+onnx-reference) on randomized cases."""
 
 import numpy as np
 import pytest
 from _onnx_ops import run_ort, run_ref
 
 from intsim import ops
+from intsim import profiles as P
 from intsim.kernels import Accumulator, accumulate_matmul
 
 CONST = ("w", "w_scale", "w_zero_point", "x_scale", "x_zero_point", "y_scale", "y_zero_point", "B",
          "b", "b_scale", "b_zero_point", "a_scale", "a_zero_point")  # fmt: skip
 # (activation dtype, weight dtype) pairs onnxruntime's CPU kernels implement
 TYPE_PAIRS = [(np.uint8, np.int8), (np.uint8, np.uint8), (np.int8, np.int8)]
+ORT = P.onnxruntime_cpu()  # on x86 without VNNI, uint8 x int8 products saturate in int16 pairs
+ORT_ACC = ops.profile_accumulator(ORT)
 
 
 def rand(rng, dtype, shape):
@@ -46,11 +50,12 @@ def test_matmul_integer(xt, wt):
         a, b = rand(rng, xt, (m, k)), rand(rng, wt, (k, n))
         az, bz = zp_of(rng, xt), zp_of(rng, wt)
         inputs = {"A": a, "B": b, "a_zero_point": az, "b_zero_point": bz}
-        got = ops.matmul_integer(a, b, az, bz)
-        np.testing.assert_array_equal(got, run_ort("MatMulInteger", inputs, np.int32))
-        np.testing.assert_array_equal(got, run_ref("MatMulInteger", inputs, np.int32))
+        np.testing.assert_array_equal(ops.matmul_integer(a, b, az, bz, accumulator=ORT_ACC),
+                                      run_ort("MatMulInteger", inputs, np.int32))
+        np.testing.assert_array_equal(ops.matmul_integer(a, b, az, bz), run_ref("MatMulInteger", inputs, np.int32))
     a3, b2 = rand(rng, xt, (2, 3, 5, 7)), rand(rng, wt, (7, 4))  # batched broadcasting
-    np.testing.assert_array_equal(ops.matmul_integer(a3, b2), run_ort("MatMulInteger", {"A": a3, "B": b2}, np.int32))
+    np.testing.assert_array_equal(ops.matmul_integer(a3, b2, accumulator=ORT_ACC),
+                                  run_ort("MatMulInteger", {"A": a3, "B": b2}, np.int32))
 
 
 def test_matmul_integer_per_column_b_zero_point():
@@ -69,9 +74,9 @@ def test_conv_integer(xt, wt):
         x, w, attrs = conv_case(rng, xt, wt)
         xz, wz = zp_of(rng, xt), zp_of(rng, wt)
         inputs = {"x": x, "w": w, "x_zero_point": xz, "w_zero_point": wz}
-        got = ops.conv_integer(x, w, xz, wz, **attrs)
-        np.testing.assert_array_equal(got, run_ort("ConvInteger", inputs, np.int32, attrs))
-        np.testing.assert_array_equal(got, run_ref("ConvInteger", inputs, np.int32, attrs))
+        np.testing.assert_array_equal(ops.conv_integer(x, w, xz, wz, accumulator=ORT_ACC, **attrs),
+                                      run_ort("ConvInteger", inputs, np.int32, attrs))
+        np.testing.assert_array_equal(ops.conv_integer(x, w, xz, wz, **attrs), run_ref("ConvInteger", inputs, np.int32, attrs))
 
 
 def test_conv_integer_auto_pad():
@@ -103,7 +108,7 @@ def test_qlinear_matmul(xt, wt, per_channel):
         args = (a, a_s, az, b, b_s, bz, y_s, yz)
         want_ort = run_ort("QLinearMatMul", inputs, xt, initializers=CONST)
         want_ref = run_ref("QLinearMatMul", inputs, xt, initializers=CONST)
-        np.testing.assert_array_equal(ops.qlinear_matmul(*args, profile="onnxruntime-cpu"), want_ort)
+        np.testing.assert_array_equal(ops.qlinear_matmul(*args, profile=ORT), want_ort)
         np.testing.assert_array_equal(ops.qlinear_matmul(*args, profile="onnx-reference"), want_ref)
 
 
@@ -126,7 +131,7 @@ def test_qlinear_conv(xt, wt, per_channel):
         args = (x, x_s, xz, w, w_s, wz, y_s, yz, bias)
         want_ort = run_ort("QLinearConv", inputs, xt, attrs, initializers=CONST)
         want_ref = run_ref("QLinearConv", inputs, xt, attrs, initializers=CONST)
-        np.testing.assert_array_equal(ops.qlinear_conv(*args, profile="onnxruntime-cpu", **attrs), want_ort)
+        np.testing.assert_array_equal(ops.qlinear_conv(*args, profile=ORT, **attrs), want_ort)
         np.testing.assert_array_equal(ops.qlinear_conv(*args, profile="onnx-reference", **attrs), want_ref)
 
 

@@ -13,9 +13,9 @@ from intsim.tflite.context import PADDING
 CONV_MODELS = sorted(range(22))
 
 
-def load_conv_case(shared_dir, n):
+def load_conv_case(models_dir, n):
     """A seanet conv layer read with intsim.tflite (the whole models run in test_tflite_models)."""
-    base = shared_dir / "models" / "tflm-seanet" / "conv"
+    base = models_dir / "tflm-seanet" / "conv"
     model = parse(base / f"conv{n}.tflite")
     (op,) = model.operators
     x_t, w_t, b_t = (model.tensors[i] for i in op.inputs)
@@ -33,8 +33,8 @@ def _csv(path):
 
 
 @pytest.mark.parametrize("backend", ["jit-serial", "reference"])
-def test_seanet_conv_backends_agree(shared_dir, backend):
-    x, w_t, b_t, x_t, y_t, opts, golden = load_conv_case(shared_dir, 0)
+def test_seanet_conv_backends_agree(models_dir, backend):
+    x, w_t, b_t, x_t, y_t, opts, golden = load_conv_case(models_dir, 0)
     x = x[:, :, :20]  # the reference backend is slow: a slice keeps the test short
     kwargs = dict(strides=opts["strides"], padding=opts["padding"], dilations=opts["dilations"],
                   input_scale=x_t.scale[0], filter_scale=w_t.scale, output_scale=y_t.scale[0], profile="tflm")  # fmt: skip

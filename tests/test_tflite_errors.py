@@ -10,8 +10,8 @@ import intsim.tflite as itf
 
 
 @pytest.fixture
-def hello(shared_dir):
-    return shared_dir / "models" / "tflite" / "hello_world_int8.tflite"
+def hello(models_dir):
+    return models_dir / "tflite" / "hello_world_int8.tflite"
 
 
 def test_truncated_file(hello, tmp_path):

@@ -1,5 +1,5 @@
 """Real TFLite models: intsim.tflite against the LiteRT reference interpreter and the TFLite
-Micro goldens of ../shared/models."""
+Micro goldens in tests/data/models."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def _draws(model, seed):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_reference_profile_is_bit_exact_to_builtin_ref(shared_dir, name):
-    path = shared_dir / "models" / "tflite" / name
+def test_reference_profile_is_bit_exact_to_builtin_ref(models_dir, name):
+    path = models_dir / "tflite" / name
     model = itf.load(path)
     inputs = _draws(model, 1)
     want = _reference_outputs(path, inputs)
@@ -46,12 +46,12 @@ def test_reference_profile_is_bit_exact_to_builtin_ref(shared_dir, name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_tflm_differs_from_builtin_ref_only_through_fully_connected(shared_dir, name):
+def test_tflm_differs_from_builtin_ref_only_through_fully_connected(models_dir, name):
     """TFLite Micro requantizes FULLY_CONNECTED with MBQM (multiplier from a float32 product)
     where LiteRT's reference kernel rounds ``double(acc) * M`` half away from zero.  Giving the
     tflm profile LiteRT's FC rule must remove every difference; and ``diff`` must place the
     origin of every disagreement in a FULLY_CONNECTED layer."""
-    path = shared_dir / "models" / "tflite" / name
+    path = models_dir / "tflite" / name
     model = itf.load(path)
     inputs = _draws(model, 2)
     want = _reference_outputs(path, inputs)
@@ -72,8 +72,8 @@ def test_tflm_differs_from_builtin_ref_only_through_fully_connected(shared_dir, 
         assert differing > 0  # the rules do disagree on this model's tiny FC layers
 
 
-def _seanet(shared_dir, kind):
-    folder = shared_dir / "models" / "tflm-seanet" / kind
+def _seanet(models_dir, kind):
+    folder = models_dir / "tflm-seanet" / kind
     return sorted(folder.glob(f"{kind}*.tflite"), key=lambda p: int(p.stem[len(kind):]))
 
 
@@ -83,8 +83,8 @@ def _csv(path):
 
 @pytest.mark.parametrize("kind", ["conv", "add"])
 @pytest.mark.parametrize("profile", ["tflm", "tflite-reference"])
-def test_seanet_goldens(shared_dir, kind, profile):
-    paths = _seanet(shared_dir, kind)
+def test_seanet_goldens(models_dir, kind, profile):
+    paths = _seanet(models_dir, kind)
     assert len(paths) == {"conv": 22, "add": 17}[kind]
     for path in paths:
         model = itf.load(path)
@@ -96,8 +96,8 @@ def test_seanet_goldens(shared_dir, kind, profile):
             np.testing.assert_array_equal(got.reshape(-1), golden, err_msg=path.name)
 
 
-def test_intermediates_and_diff_report(shared_dir):
-    path = shared_dir / "models" / "tflite" / "micro_speech_quantized.tflite"
+def test_intermediates_and_diff_report(models_dir):
+    path = models_dir / "tflite" / "micro_speech_quantized.tflite"
     model = itf.load(path)
     x = _draws(model, 3)[0]
     outputs, tensors = itf.run(model, x, return_intermediates=True)

@@ -65,12 +65,12 @@ def test_single_op_program_equals_op_path_and_litert(case, profile):
     _check_draws(data, model, profile, rng, 10)
 
 
-SHARED_MODELS = ("tflite/hello_world_int8.tflite", *(f"tflm-seanet/add/add{i}.tflite" for i in (0, 1, 5, 10)))
+REAL_MODELS = ("tflite/hello_world_int8.tflite", *(f"tflm-seanet/add/add{i}.tflite" for i in (0, 1, 5, 10)))
 
 
-@pytest.mark.parametrize("path", SHARED_MODELS)
-def test_real_models_program_equals_op_path(shared_dir, path):
-    data = (shared_dir / "models" / path).read_bytes()
+@pytest.mark.parametrize("path", REAL_MODELS)
+def test_real_models_program_equals_op_path(models_dir, path):
+    data = (models_dir / path).read_bytes()
     model = itf.load(data)
     rng = np.random.default_rng(7)
     for profile in PROFILES:
@@ -185,8 +185,8 @@ def test_int16x8_accumulator_out_of_range_is_reported():
 # ---- which models run as programs, and errors ----------------------------------------------------
 
 
-def test_models_outside_the_program_say_why(shared_dir):
-    model = itf.load(shared_dir / "models" / "tflite" / "micro_speech_quantized.tflite")
+def test_models_outside_the_program_say_why(models_dir):
+    model = itf.load(models_dir / "tflite" / "micro_speech_quantized.tflite")
     why = program.program_for(model, profiles.get("tflite-reference"))
     assert isinstance(why, str) and "operator 1 (DEPTHWISE_CONV_2D)" in why
     x = np.zeros(model.input_details()[0].shape, np.int8)
@@ -212,8 +212,8 @@ def test_large_layers_and_custom_accumulators_run_op_by_op():
     _assert_same(itf.run(small, xs, profile=acc16), itf.run(small, xs, profile=acc16, backend="reference"))
 
 
-def test_program_checks_inputs_like_the_op_path(shared_dir):
-    model = itf.load(shared_dir / "models" / "tflite" / "hello_world_int8.tflite")
+def test_program_checks_inputs_like_the_op_path(models_dir):
+    model = itf.load(models_dir / "tflite" / "hello_world_int8.tflite")
     good = np.zeros((1, 1), np.int8)
     for bad, message in ((good.astype(np.int16), "needs dtype int8"), (np.zeros((1, 2), np.int8), "needs shape"),
                          ([good, good], "takes 1 input")):  # fmt: skip
@@ -227,8 +227,8 @@ def test_program_checks_inputs_like_the_op_path(shared_dir):
     _assert_same(itf.run(model, strided), itf.run(model, strided.copy(), whole_model=False))
 
 
-def test_custom_profile_with_a_reused_name_gets_its_own_program(shared_dir):
-    model = itf.load(shared_dir / "models" / "tflite" / "hello_world_int8.tflite")
+def test_custom_profile_with_a_reused_name_gets_its_own_program(models_dir):
+    model = itf.load(models_dir / "tflite" / "hello_world_int8.tflite")
     a = profiles.custom("tflm", "same-name")
     b = profiles.custom("tflite-reference", "same-name")
     xs = [np.array([[v]], np.int8) for v in range(-128, 128)]

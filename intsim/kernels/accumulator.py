@@ -9,6 +9,13 @@ Saturation is not associative, so the model fixes the order: terms are added one
 increasing reduction index, clamping after every addition.  For a matrix product that is
 ``k = 0 .. K-1``; for a convolution it is filter row, then filter column, then input channel
 (TFLite's loop order).  Bias is added after the reduction (then wrapped or clamped once more).
+
+``int16_pairs=True`` models x86's ``vpmaddubsw``, which onnxruntime's MLAS uses for uint8 x
+int8 products on CPUs without VNNI (``onnxruntime/core/mlas/lib/qgemm_kernel_avx2.cpp``,
+``MlasGemmU8S8KernelAvx2``; the AVX512BW kernel likewise): the raw products (before zero
+points) are summed in adjacent pairs ``a[k]*b[k] + a[k+1]*b[k+1]`` (k even in the reduction
+order) that saturate to int16 before the int32 sum (``intsim.kernels.pairs``).  It applies to
+uint8 x int8 operands only; others accumulate as without it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ class Accumulator:
 
     bits: int = 32
     overflow: str = "wrap"
+    int16_pairs: bool = False  # uint8 x int8 products summed in saturating int16 pairs first
 
     def __post_init__(self):
         if not 8 <= self.bits <= 64:
@@ -42,9 +50,14 @@ class Accumulator:
         return (1 << (self.bits - 1)) - 1
 
     @property
-    def is_native_int32(self) -> bool:
-        """int32 wrapping: the fast path (exact via the zero-point identity modulo 2**32)."""
+    def wraps_int32(self) -> bool:
+        """int32 wrapping (with or without int16 pairs): the int32 GEMM computes it."""
         return self.bits == 32 and self.overflow == "wrap"
+
+    @property
+    def is_native_int32(self) -> bool:
+        """Plain int32 wrapping: the fast path (exact via the zero-point identity modulo 2**32)."""
+        return self.wraps_int32 and not self.int16_pairs
 
     def wrap(self, v: int) -> int:
         span = 1 << self.bits

@@ -17,12 +17,13 @@ Python ints.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numba import prange
 
 from intsim._jit import check_backend, kernel
+from intsim.kernels import pairs as _pairs
 from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport, worst_case_bound
 from intsim.kernels.gemm import PackedWeights, accumulate_matmul, gemm_int32
 
@@ -137,7 +138,7 @@ def _depthwise_int32_kernel(x, w, x_zp, w_zp, bias, sh, sw, dh, dw, pt, pl, mult
 
 
 def _reference(x, w, x_zp, w_zp, bias, strides, dilations, pads, groups, oh, ow, accumulator):
-    batch, height, width, _ = x.shape
+    batch, height, width, cin = x.shape
     cout, kh, kw, cg = w.shape
     per_group = cout // groups
     out = np.zeros((batch, oh, ow, cout), np.int64)
@@ -155,7 +156,26 @@ def _reference(x, w, x_zp, w_zp, bias, strides, dilations, pads, groups, oh, ow,
 
     for b, oy, ox, o in np.ndindex(*out.shape):
         out[b, oy, ox, o], mask[b, oy, ox, o] = accumulator.reduce(taps(b, oy, ox, o), int(bias[o]))
+    if _pairs_apply(x.dtype, cin, w, groups, accumulator):
+        for g in range(groups):  # every tap, those in the padding too (they hold x_zp), raw
+            rows = [[int(x[b, iy, ix, g * cg + i]) if 0 <= iy < height and 0 <= ix < width else x_zp
+                     for ky in range(kh) for kx in range(kw)
+                     for iy, ix in [(oy * strides[0] - pads[0] + ky * dilations[0],
+                                     ox * strides[1] - pads[1] + kx * dilations[1])]
+                     for i in range(cg)] for b, oy, ox in np.ndindex(batch, oh, ow)]  # fmt: skip
+            sl = slice(g * per_group, (g + 1) * per_group)
+            wt = w[sl].reshape(per_group, -1)
+            acc = out[..., sl].reshape(-1, per_group)
+            out[..., sl] = _pairs.saturate_pairs(acc, np.array(rows, np.uint8), wt, "reference").reshape(out[..., sl].shape)
     return out, mask
+
+
+def _pairs_apply(x_dtype, cin: int, w, groups: int, accumulator: Accumulator) -> bool:
+    """Whether ``accumulator``'s int16 pairs act on this convolution: uint8 input, int8 filters,
+    and not MLAS's depthwise kernel (groups = input channels = output channels), which widens
+    to 16 bits before multiplying (``intsim.kernels.pairs``)."""
+    depthwise = groups == cin == w.shape[0] and w.shape[3] == 1
+    return accumulator.int16_pairs and _pairs.applies(x_dtype, w.dtype) and not depthwise
 
 
 def _cannot_overflow(x, w, x_zp, w_zp, bias, accumulator) -> bool:
@@ -249,7 +269,9 @@ def accumulate_conv2d(
         return acc.astype(out_dtype), OverflowReport(accumulator, acc.size, int(mask.sum()), mask)
 
     per_group = cout // groups
-    depthwise = groups == cin and cg == 1 and accumulator.is_native_int32
+    # int8 input is re-biased to uint8 below: the GEMM must not see int16 pairs where none act
+    acc_model = accumulator if _pairs_apply(x.dtype, cin, w, groups, accumulator) else replace(accumulator, int16_pairs=False)
+    depthwise = groups == cin and cg == 1 and acc_model.is_native_int32
     if depthwise and _cannot_overflow(x, w, x_zp, w_zp, bias_v, accumulator):
         out = _depthwise(x, _depthwise_filter(w), x_zp, geo, backend)
         return out, OverflowReport(accumulator, out.size, 0, None, checked=False)
@@ -263,7 +285,7 @@ def accumulate_conv2d(
         sl = slice(g * per_group, (g + 1) * per_group)
         w_g = PackedWeights.from_rows(np.ascontiguousarray(w[sl]).reshape(per_group, -1), backend)
         acc, rep = accumulate_matmul(
-            cols, w_g, patch_zp, w_zp[sl], bias_v[sl], accumulator=accumulator, backend=backend
+            cols, w_g, patch_zp, w_zp[sl], bias_v[sl], accumulator=acc_model, backend=backend
         )
         out[:, sl] = acc
         count += rep.count
@@ -327,9 +349,10 @@ class PreparedConv:
         cout, kh, kw, cg = geo.w.shape
         max_w = int(np.abs(geo.w.reshape(cout, -1).astype(np.int64) - geo.w_zp[:, None]).max(initial=0))
         bound = worst_case_bound(255, max_w, kh * kw * cg) + int(np.abs(geo.bias).max(initial=0))
-        self.fast = (backend != "reference" and accumulator.is_native_int32 and self.input_dtype.itemsize == 1
-                     and bound <= INT32.max)  # fmt: skip
-        self.depthwise = groups == self.input_shape[3] and cg == 1
+        self.pairs = _pairs_apply(self.input_dtype, self.input_shape[3], geo.w, groups, accumulator)
+        self.fast = (backend != "reference" and accumulator.wraps_int32 and self.input_dtype.itemsize == 1
+                     and bound <= INT32.max and (self.pairs or not accumulator.int16_pairs))  # fmt: skip
+        self.depthwise = groups == self.input_shape[3] and cg == 1 and not self.pairs
         if self.fast and self.depthwise:
             self.w_dw = _depthwise_filter(geo.w)
         elif self.fast:
@@ -356,14 +379,15 @@ class PreparedConv:
         cout, kh, kw, cg = geo.w.shape
         xc, patch_zp = _rebiased(x, x_zp)
         cols = np.empty((batch * geo.oh * geo.ow, kh * kw * cg), xc.dtype)
-        if geo.groups == 1:
-            _patches(xc, 0, geo, patch_zp, cols, self.backend)
-            out = gemm_int32(cols, self.packed[0], patch_zp, geo.w_zp, geo.bias, self.backend)[0]
-            return out.reshape(batch, geo.oh, geo.ow, cout)
-        out = np.empty((batch * geo.oh * geo.ow, cout), np.int32)
         per_group = cout // geo.groups
+        out = None if geo.groups == 1 else np.empty((batch * geo.oh * geo.ow, cout), np.int32)
         for g, packed in enumerate(self.packed):
             _patches(xc, g, geo, patch_zp, cols, self.backend)
             sl = slice(g * per_group, (g + 1) * per_group)
-            out[:, sl] = gemm_int32(cols, packed, patch_zp, geo.w_zp[sl], geo.bias[sl], self.backend)[0]
+            acc = gemm_int32(cols, packed, patch_zp, geo.w_zp[sl], geo.bias[sl], self.backend)[0]
+            if self.pairs:
+                acc = _pairs.saturate_pairs(acc, cols, packed.bt, self.backend)
+            if out is None:
+                return acc.reshape(batch, geo.oh, geo.ow, cout)
+            out[:, sl] = acc
         return out.reshape(batch, geo.oh, geo.ow, cout)

@@ -35,6 +35,7 @@ from numba import prange
 
 from intsim._jit import check_backend, helper, kernel
 from intsim.fixedpoint import wrap_int32
+from intsim.kernels import pairs as _pairs
 from intsim.kernels import vnni
 from intsim.kernels.layout import swap_last_two
 from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport, worst_case_bound
@@ -350,16 +351,21 @@ def accumulate_matmul(
     out_dtype = np.int32 if accumulator.bits <= 32 else np.int64
     total = m_total * n_total
 
+    pairs = accumulator.int16_pairs and _pairs.applies(a.dtype, b.dtype)
     if backend == "reference":
-        b_matrix = packed.bt.T if packed is not None else b
-        acc, mask = _reference(a, b_matrix, za, zb, bias_v, accumulator)
+        bt = packed.bt if packed is not None else np.ascontiguousarray(b.T)
+        acc, mask = _reference(a, bt.T, za, zb, bias_v, accumulator)
+        if pairs:
+            acc = _pairs.saturate_pairs(acc, a, bt, backend)
         return acc.astype(out_dtype), OverflowReport(accumulator, total, int(mask.sum()), mask)
 
     ac = np.ascontiguousarray(a)
     packed = packed or pack_weights(b, backend)
     bt = packed.bt
-    if accumulator.is_native_int32:
+    if accumulator.wraps_int32:
         out, ac, za_kernel = gemm_int32(ac, packed, za, zb, bias_v, backend)
+        if pairs:
+            out = _pairs.saturate_pairs(out, a, bt, backend)
         max_a = max(abs(int(a.min(initial=0)) - za), abs(int(a.max(initial=0)) - za))
         b_lo, b_hi = int(bt.min(initial=0)), int(bt.max(initial=0))
         max_b = int(max(np.abs(b_lo - zb).max(initial=0), np.abs(b_hi - zb).max(initial=0)))
@@ -404,7 +410,8 @@ class PreparedGemm:
         self.input_dtype, self.accumulator, self.backend = np.dtype(input_dtype), accumulator, backend
         max_w = int(np.abs(self.packed.bt.astype(np.int64) - self.zb[:, None]).max(initial=0))
         bound = worst_case_bound(255, max_w, k_total) + int(np.abs(self.bias).max(initial=0))
-        self.fast = (backend != "reference" and accumulator.is_native_int32 and self.input_dtype.itemsize == 1
+        self.pairs = accumulator.int16_pairs and _pairs.applies(self.input_dtype, self.packed.dtype)
+        self.fast = (backend != "reference" and accumulator.wraps_int32 and self.input_dtype.itemsize == 1
                      and bound <= INT32.max)  # fmt: skip
 
     def __call__(self, a, a_zero_point=0) -> np.ndarray:
@@ -417,4 +424,6 @@ class PreparedGemm:
         za = np.asarray(a_zero_point)
         if za.size != 1 or za.dtype.kind not in "iu":
             raise ValueError("a_zero_point must be one integer (per-tensor activations)")
-        return gemm_int32(np.ascontiguousarray(a), self.packed, int(za.reshape(())), self.zb, self.bias, self.backend)[0]
+        a = np.ascontiguousarray(a)
+        out = gemm_int32(a, self.packed, int(za.reshape(())), self.zb, self.bias, self.backend)[0]
+        return _pairs.saturate_pairs(out, a, self.packed.bt, self.backend) if self.pairs else out

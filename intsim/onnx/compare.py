@@ -17,6 +17,7 @@ import onnx
 
 from intsim.onnx.graph import MS_DOMAIN, Graph
 from intsim.onnx.interpreter import load, run
+from intsim.profiles import onnxruntime_cpu
 
 # producer op type -> positions of (scale, zero point) of its output
 OUTPUT_PARAMS = {
@@ -89,9 +90,12 @@ def _onnxruntime_values(graph: Graph, names, inputs):
     return {o.name: v for o, v in zip(sess.get_outputs(), outs)}
 
 
-def compare(quantized_model, float_model, inputs: dict, *, profile="onnxruntime-cpu",
+def compare(quantized_model, float_model, inputs: dict, *, profile=None,
             qdq: str = "fused") -> list[LayerError]:  # fmt: skip
-    """Per-layer errors (see the module docstring), in graph order."""
+    """Per-layer errors (see the module docstring), in graph order.  ``profile=None`` takes the
+    profile of onnxruntime's CPU EP on this machine (``profiles.onnxruntime_cpu()``), the peer
+    the integer tensors are compared with."""
+    profile = profile or onnxruntime_cpu()
     q = load(quantized_model)
     f = load(float_model)
     qres = run(q, inputs, profile=profile, qdq=qdq, return_intermediates=True)

@@ -23,6 +23,15 @@ A group is fused only when every float input comes from a DequantizeLinear of an
 tensor with per-tensor parameters (weights of Conv/MatMul/Gemm may be per channel), the op's
 output feeds exactly one QuantizeLinear and nothing else, and that output is not a graph
 output.  Anything else runs as written, in float.
+
+The fused operator takes a bias as int32 with scale ``x_scale * w_scale`` and zero point 0,
+and the bias DequantizeLinear's own parameters are dropped.  onnxruntime (1.32, the peer in
+the tests; ``qdq_selectors.cc`` ``ConvNodeGroupSelector``, PR 28229) fuses a Conv only when
+its bias DQ has zero point 0 and, channel by channel, ``|b_scale - x_scale * w_scale| <=
+1e-6 + 0.01 * x_scale * w_scale`` (the tolerance measured against onnxruntime 1.32); a Conv
+outside that runs as written.  It checks nothing of the kind for Gemm: a Gemm whose bias DQ
+departs is still fused there, and so here, with a note saying that the result then differs
+from the graph as written (``qdq="float"`` runs it so).
 """
 
 from __future__ import annotations
@@ -86,8 +95,22 @@ def _triple(dq):
     return list(dq.inputs[:3])
 
 
+def _bias_departs(ix: _Index, x: Node, w: Node, b: Node) -> bool:
+    """Whether the bias DQ ``b`` has a zero point other than 0, or a scale outside onnxruntime's
+    tolerance of ``x_scale * w_scale`` (see the module docstring), per output channel."""
+    if np.any(ix.const(b.inputs[2]) != 0):
+        return True
+    xs, ws, bs = (ix.const(d.inputs[1]).astype(np.float32).reshape(-1) for d in (x, w, b))
+    want = xs * ws
+    if bs.size not in (1, want.size) and want.size != 1:
+        return True
+    with np.errstate(invalid="ignore", over="ignore"):
+        close = np.abs(bs - want) <= np.float32(1e-6) + np.float32(0.01) * np.abs(want)  # NaN: False
+    return not bool(np.all(close))
+
+
 def _rewrite(ix: _Index, node: Node):
-    """(new node, removed Q node, description) for a fusable group, else None."""
+    """(new node, removed Q node, warning) for a fusable group, else None."""
     op = node.op_type
     if node.domain not in ("", "ai.onnx"):
         return None
@@ -96,43 +119,48 @@ def _rewrite(ix: _Index, node: Node):
         return None
     yq = list(q.inputs[1:3])
 
-    def make(op_type, inputs, attrs=None, domain=""):
-        return Node(node.index, op_type, domain, node.name, inputs, [q.outputs[0]], dict(attrs or node.attrs))
+    def make(op_type, inputs, attrs=None, domain="", warning=""):
+        return Node(node.index, op_type, domain, node.name, inputs, [q.outputs[0]], dict(attrs or node.attrs)), q, warning
 
     if op == "Conv":
         x, w = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
         b = ix.dq(node.inputs[2], per_channel_ok="bias") if len(node.inputs) > 2 and node.inputs[2] else None
         if not x or not w or (len(node.inputs) > 2 and node.inputs[2] and not b):
             return None
+        if b and _bias_departs(ix, x, w, b):
+            return None
         inputs = _triple(x) + _triple(w) + yq + ([b.inputs[0]] if b else [])
-        return make("QLinearConv", inputs), q
+        return make("QLinearConv", inputs)
     if op == "MatMul":
         a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
         if not a or not b:
             return None
-        return make("QLinearMatMul", _triple(a) + _triple(b) + yq, {}), q
+        return make("QLinearMatMul", _triple(a) + _triple(b) + yq, {})
     if op == "Gemm":
         a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
         c = ix.dq(node.inputs[2], per_channel_ok="bias") if len(node.inputs) > 2 and node.inputs[2] else None
         if not a or not b or (len(node.inputs) > 2 and node.inputs[2] and not c) or node.attr("beta", 1.0) != 1.0:
             return None
         attrs = {k: node.attrs[k] for k in ("alpha", "transA", "transB") if k in node.attrs}
-        return make("QGemm", _triple(a) + _triple(b) + [c.inputs[0] if c else ""] + yq, attrs, MS_DOMAIN), q
+        warning = " (its bias DequantizeLinear's scale or zero point departs from a_scale * b_scale " \
+            "and 0, which QGemm drops: onnxruntime's result differs from the graph as written)"
+        return make("QGemm", _triple(a) + _triple(b) + [c.inputs[0] if c else ""] + yq, attrs, MS_DOMAIN,
+                    warning if c and _bias_departs(ix, a, b, c) else "")
     if op in BINARY:
         a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1])
         if not a or not b:
             return None
-        return make(BINARY[op], _triple(a) + _triple(b) + yq, {}, MS_DOMAIN), q
+        return make(BINARY[op], _triple(a) + _triple(b) + yq, {}, MS_DOMAIN)
     if op in UNARY:
         x = ix.dq(node.inputs[0])
         if not x:
             return None
-        return make(UNARY[op], _triple(x) + yq, None, MS_DOMAIN), q
+        return make(UNARY[op], _triple(x) + yq, None, MS_DOMAIN)
     if op == "Concat":
         dqs = [ix.dq(i) for i in node.inputs]
         if not all(dqs):
             return None
-        return make("QLinearConcat", yq + [t for d in dqs for t in _triple(d)], None, MS_DOMAIN), q
+        return make("QLinearConcat", yq + [t for d in dqs for t in _triple(d)], None, MS_DOMAIN)
     if op in DROP:
         x = ix.dq(node.inputs[0])
         if not x:
@@ -141,7 +169,7 @@ def _rewrite(ix: _Index, node: Node):
                    for a, b in zip(x.inputs[1:3], q.inputs[1:3]))  # fmt: skip
         if not same:
             return None
-        return make(op, [x.inputs[0]] + node.inputs[1:]), q
+        return make(op, [x.inputs[0]] + node.inputs[1:])
     return None
 
 
@@ -154,10 +182,10 @@ def fuse(graph: Graph) -> tuple[list[Node], list[str]]:
         r = _rewrite(ix, node)
         if r is None:
             continue
-        new, q = r
+        new, q, warning = r
         replaced[node.index] = new
         removed.add(id(q))
-        notes.append(f"{node.label()}: DequantizeLinear -> {node.op_type} -> QuantizeLinear run as {new.op_type}")
+        notes.append(f"{node.label()}: DequantizeLinear -> {node.op_type} -> QuantizeLinear run as {new.op_type}{warning}")
     out = [replaced.get(n.index, n) for n in nodes if id(n) not in removed]
     return _prune(graph, out), notes
 

@@ -155,7 +155,8 @@ def cast(ctx, node, x, like=None):
 def matmul_integer(ctx, node, A, B, a_zero_point=None, b_zero_point=None):
     """ONNX MatMulInteger: int32 ``(A - a_zp) @ (B - b_zp)``, b_zp per column allowed."""
     try:
-        return [ops.matmul_integer(A, B, a_zero_point, b_zero_point, backend=ctx.backend)]
+        return [ops.matmul_integer(A, B, a_zero_point, b_zero_point, backend=ctx.backend,
+                                   accumulator=ops.profile_accumulator(ctx.profile))]
     except ValueError as e:
         raise ModelError(f"{node.label()}: {e}") from None
 
@@ -170,7 +171,8 @@ def _conv_attrs(node):
 def conv_integer(ctx, node, x, w, x_zero_point=None, w_zero_point=None):
     """ONNX ConvInteger (2-D): int32 accumulators, padding with the input zero point."""
     try:
-        return [ops.conv_integer(x, w, x_zero_point, w_zero_point, backend=ctx.backend, **_conv_attrs(node))]
+        return [ops.conv_integer(x, w, x_zero_point, w_zero_point, backend=ctx.backend,
+                                 accumulator=ops.profile_accumulator(ctx.profile), **_conv_attrs(node))]
     except ValueError as e:
         raise ModelError(f"{node.label()}: {e}") from None
 
@@ -219,14 +221,14 @@ def _mlas_requantize(acc, multiplier, zero_point, dtype):
     return _profiles.requantize(acc, m, zero_point, "float32", qmin=lo, qmax=hi, axis=-1).astype(dtype)
 
 
-def _prepared_qgemm(node, a_dtype, alpha, a_scale, B, b_scale, b_zp, C, y_scale, y_zp, backend):
+def _prepared_qgemm(node, a_dtype, alpha, a_scale, B, b_scale, b_zp, C, y_scale, y_zp, profile, backend):
     """QGemm with constant B, C and scales: ``PreparedGemm`` (C, added modulo 2**32 like MLAS's
     int32 add, is the bias) and a ``Requantizer`` with onnxruntime's float32 rule, whose
     multiplier ``float32(float32(s_in * b_scale) / y_scale)`` with ``s_in = alpha * a_scale`` is
     the kernel's scale."""
     try:
         gemm = PreparedGemm(np.ascontiguousarray(B.T), np.asarray(b_zp), None if C is None else np.asarray(C).reshape(-1),
-                            input_dtype=a_dtype, backend=backend)  # fmt: skip
+                            input_dtype=a_dtype, accumulator=ops.profile_accumulator(profile), backend=backend)  # fmt: skip
     except ValueError as e:
         raise ModelError(f"{node.label()}: {e}") from None
     lo, hi = _range(np.asarray(y_zp).dtype)
@@ -252,11 +254,12 @@ def qgemm(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, C=None, y_scale=None, y
     alpha = F32(node.attr("alpha", 1.0))
     if y_scale is not None and A.ndim == B.ndim == 2 and (C is None or np.size(C) == B.shape[1]):
         layer = ctx.prepared_layer(node, A.dtype, lambda: _prepared_qgemm(
-            node, A.dtype, alpha, a_scale, B, b_scale, b_zp, C, y_scale, y_zp, ctx.backend))  # fmt: skip
+            node, A.dtype, alpha, a_scale, B, b_scale, b_zp, C, y_scale, y_zp, ctx.profile, ctx.backend))  # fmt: skip
         if layer is not None:
             return [layer(A, a_zp)]
     try:
-        acc = ops.matmul_integer(A, B, np.asarray(a_zp), np.asarray(b_zp), backend=ctx.backend)
+        acc = ops.matmul_integer(A, B, np.asarray(a_zp), np.asarray(b_zp), backend=ctx.backend,
+                                 accumulator=ops.profile_accumulator(ctx.profile))
     except ValueError as e:
         raise ModelError(f"{node.label()}: {e}") from None
     if C is not None:

@@ -204,6 +204,8 @@ def dequantize(
     z = np.asarray(zero_point)
     if z.dtype.kind not in "iuf":
         raise ValueError(f"zero_point must be numeric, got dtype {z.dtype}")
+    if fmt is None and qa.dtype.kind in "iu" and qa.dtype.itemsize <= 4:
+        fmt = resolve_format(qa.dtype.name)  # the zero point lies in q's type, as ONNX requires
     if fmt is not None and isinstance(fmt, IntFormat):
         z = check_zero_point(z, fmt)
     s_full = expand(s, qa.shape, axis, block_size, "scale")
