@@ -342,6 +342,46 @@ def check_quantized_multiplier(multiplier, shift, rounding: str) -> None:
     _check_multiplier(multiplier, shift, -31, 30 if single else 31, nonnegative=single)
 
 
+def check_layer_multiplier(real, shift, rule: str) -> None:
+    """Raise unless a layer's real multiplier stays where ``rule``'s C source defines a result.
+    The double-rounding MultiplyByQuantizedMultiplier computes ``x * (1 << shift)`` in int32
+    (``tensorflow/lite/kernels/internal/common.cc``): beyond a shift of 30 (a real multiplier
+    of 2**30 or more) that shift itself is undefined; the int64 rule DCHECKs ``shift < 8``."""
+    limit = 7 if rule == "int64" else 30
+    s = np.asarray(shift).reshape(-1)
+    if s.size and s.max() > limit:
+        i = int(np.argmax(s))
+        r = np.broadcast_to(np.asarray(real, np.float64).reshape(-1), s.shape)[i]
+        raise ValueError(f"the real multiplier {r:.6g} (s_in * s_w / s_out) needs a left shift of {s[i]} "
+                         f"bits; the {rule!r} MultiplyByQuantizedMultiplier defines at most {limit}")  # fmt: skip
+
+
+def check_single_rounding_range(acc, multiplier, shift, real, axis=None) -> None:
+    """Raise if single-rounding MultiplyByQuantizedMultiplier leaves int32 on ``acc``: TFLite
+    DCHECKs that its result fits (``common.cc``), so the result is undefined (a release build
+    wraps, flipping signs).  Only a positive shift can get there; the check reads each
+    channel's smallest and largest accumulator (the rule is monotonic in ``x``)."""
+    s = np.asarray(shift, np.int64).reshape(-1)
+    a = np.asarray(acc)
+    if not s.size or s.max() <= 0 or a.size == 0:
+        return
+    if s.size == 1:
+        rows = a.reshape(-1, 1).astype(np.int64)
+    else:
+        rows = np.moveaxis(a, -1 if axis is None else axis, -1).reshape(-1, s.size).astype(np.int64)
+    q = np.broadcast_to(np.asarray(multiplier, np.int64).reshape(-1), s.shape)
+    total = 31 - s
+    for x in (rows.min(axis=0), rows.max(axis=0)):
+        r = (x * q + (np.int64(1) << (total - 1))) >> total
+        bad = (r < INT32_MIN) | (r > INT32_MAX)
+        if np.any(bad):
+            i = int(np.argmax(bad))
+            m = float(np.broadcast_to(np.asarray(real, np.float64).reshape(-1), s.shape)[i])
+            raise ValueError(f"requantization overflows int32: accumulator {x[i]} times the real multiplier "
+                             f"{m:.6g} is {x[i] * m:.6g}; single-rounding MultiplyByQuantizedMultiplier "
+                             "leaves that undefined (a TFLITE_DCHECK)")  # fmt: skip
+
+
 # ---- argument handling ----------------------------------------------------------------------------
 
 

@@ -59,6 +59,18 @@ def _int_value(name, v, dtype=None) -> int:
     return value
 
 
+def _output_dtype(y_zero_point) -> np.dtype:
+    """The output type, which ONNX's QLinear ops take from ``y_zero_point``: a numpy uint8 or
+    int8 value (a Python int carries no type)."""
+    if not isinstance(y_zero_point, np.ndarray | np.generic):
+        raise ValueError(f"y_zero_point must be a numpy uint8 or int8 value (its type is the output type), "
+                         f"got {y_zero_point!r} of type {type(y_zero_point).__name__}")  # fmt: skip
+    dtype = np.asarray(y_zero_point).dtype
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.int8)):
+        raise ValueError(f"y_zero_point must be uint8 or int8 (its type is the output type), got {dtype}")
+    return dtype
+
+
 def _zero_point_dtype(name, zp, data) -> None:
     dtype = data.dtype if isinstance(data, PackedWeights) else np.asarray(data).dtype
     if zp is not None and np.asarray(zp).dtype != dtype:
@@ -206,7 +218,7 @@ def qlinear_matmul(
     _check_scales(a_scale=a_scale, b_scale=b_scale, y_scale=y_scale)
     _zero_point_dtype("a_zero_point", a_zero_point, a)
     _zero_point_dtype("b_zero_point", b_zero_point, b)
-    out_dtype = np.asarray(y_zero_point).dtype
+    out_dtype = _output_dtype(y_zero_point)
     acc, report = matmul_integer(
         a, b, a_zero_point, b_zero_point, accumulator=profile_accumulator(profile, accumulator, False),
         backend=backend, return_report=True,
@@ -224,7 +236,7 @@ def qlinear_conv(
     """ONNX QLinearConv (2-D, NCHW): int32 accumulators plus int32 bias ``B``, requantized by
     ``profile``'s conv rule with per-output-channel ``w_scale`` allowed."""
     _check_qlinear_conv(np.asarray(x).dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, B)
-    out_dtype = np.asarray(y_zero_point).dtype
+    out_dtype = _output_dtype(y_zero_point)
     acc, report = _onnx_conv_accumulate(
         x, w, x_zero_point, w_zero_point, B, auto_pad, dilations, group, kernel_shape, pads, strides,
         profile_accumulator(profile, accumulator, False), backend,
@@ -451,7 +463,7 @@ def prepare_qlinear_conv(
         padding=_onnx_padding(auto_pad, pads), groups=group, accumulator=profile_accumulator(profile, None, False),
         backend=backend,
     )  # fmt: skip
-    out_dtype = np.asarray(y_zero_point).dtype
+    out_dtype = _output_dtype(y_zero_point)
     info = np.iinfo(out_dtype)
     req = _profiles.Requantizer(_profiles.get(profile), x_scale, np.asarray(w_scale).reshape(-1), y_scale,
                                 np.asarray(y_zero_point), qmin=info.min, qmax=info.max, op="conv", backend=backend)  # fmt: skip

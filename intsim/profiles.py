@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from intsim import fixedpoint as fxp
+from intsim.quant.affine import check_scale
 from intsim.rounding import MODES
 
 REQUANT_RULES = ("double", "single", "int64") + fxp.FLOAT_RULES
@@ -94,11 +95,10 @@ class Profile:
 
 
 def real_multiplier(s_in, s_w, s_out, rule: str) -> np.ndarray:
-    """``s_in * s_w / s_out`` by ``rule`` (see the module docstring), from float32 scales."""
+    """``s_in * s_w / s_out`` by ``rule`` (see the module docstring), from float32 scales, each
+    finite and positive."""
     f32 = np.float32
-    a = np.asarray(s_in, dtype=f32)
-    w = np.asarray(s_w, dtype=f32)
-    o = np.asarray(s_out, dtype=f32)
+    a, w, o = (check_scale(s, name).astype(f32) for s, name in ((s_in, "s_in"), (s_w, "s_w"), (s_out, "s_out")))
     if rule == "float64":
         return a.astype(np.float64) * w.astype(np.float64) / o.astype(np.float64)
     if rule == "float32-product":
@@ -116,9 +116,13 @@ def requantize(acc, multiplier, zero_point, rule: str, *, qmin: int, qmax: int, 
         )
     if rule == "int64":
         q, shift = fxp.quantize_multiplier(np.asarray(multiplier, np.float64))
+        fxp.check_layer_multiplier(multiplier, shift, rule)
         scaled = fxp.multiply_by_quantized_multiplier_int64(acc, q, shift, axis=axis, backend=backend)
     elif rule in fxp.ROUNDINGS:
         q, shift = fxp.quantize_multiplier(np.asarray(multiplier, np.float64), single_rounding=rule == "single")
+        fxp.check_layer_multiplier(multiplier, shift, rule)
+        if rule == "single":
+            fxp.check_single_rounding_range(acc, q, shift, multiplier, axis)
         scaled = fxp.multiply_by_quantized_multiplier(acc, q, shift, rounding=rule, axis=axis, backend=backend)
     else:
         raise ValueError(f"requantization rule must be one of {REQUANT_RULES}, got {rule!r}")
@@ -153,6 +157,8 @@ class Requantizer:
         self._holds_cache: dict = {}
         # the accumulators the rule accepts: int32, or [-2**47, 2**47) held in int64 for "int64"
         self.acc_limit = 1 << 47 if self.rule == "int64" else 1 << 31
+        self.real = m
+        self.single_check = False  # single rounding with a left shift: results may leave int32
         self.kernel = None  # None: the general path (the reference backend)
         if backend == "reference":
             pass
@@ -160,9 +166,11 @@ class Requantizer:
             self.kernel, self.p1, self.p2 = fxp.float_requant_kernel(backend), m, self.zp
         else:
             q, shift = fxp.quantize_multiplier(m, single_rounding=self.rule == "single")
+            fxp.check_layer_multiplier(m, shift, self.rule)
             fxp.check_quantized_multiplier(q, shift, self.rule)
             self.kernel = fxp.mbqm_kernel(self.rule, backend)
             self.p1, self.p2 = np.asarray(q, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
+            self.single_check = self.rule == "single" and bool(np.any(self.p2 > 0))
 
     def _kernel_takes(self, acc) -> bool:
         """int32 accumulators, or int64 ones (int16x8) within ``acc_limit``; the general path
@@ -207,6 +215,8 @@ class Requantizer:
         if self.rule in fxp.FLOAT_RULES:  # clamps and adds the zero point: stores final values
             self.kernel(view, p1, p2, self.qmin, self.qmax, fxp.FLOAT_RULES.index(self.rule), result.reshape(view.shape))
             return result
+        if self.single_check:
+            fxp.check_single_rounding_range(acc, self.p1, self.p2, self.real, -1)
         scaled = np.empty(view.shape, np.int32)
         self.kernel(view, p1, p2, scaled)
         result[...] = np.clip(scaled.reshape(-1, c).astype(np.int64) + self.zp, self.qmin, self.qmax).reshape(acc.shape)

@@ -99,8 +99,10 @@ def _tensor_bytes(t: TensorSpec) -> bytes:
 
 
 def build(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int], outputs: list[int],
-          description: str = "intsim.tflite.builder") -> bytes:  # fmt: skip
-    """The bytes of a one-subgraph ``.tflite`` model."""
+          description: str = "intsim.tflite.builder", legacy_opcodes: bool = False) -> bytes:  # fmt: skip
+    """The bytes of a one-subgraph ``.tflite`` model.  Operator codes go in both schema fields
+    (``deprecated_builtin_code``, capped at 127, and ``builtin_code``); ``legacy_opcodes=True``
+    writes only the deprecated one, as models from before schema 3a do."""
     b = flatbuffers.Builder(1024)
     buffers = [(None)] + [t for t in tensors if t.data is not None]
     buffer_offsets = []
@@ -141,7 +143,8 @@ def build(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int], outpu
         code = getattr(tflite.BuiltinOperator, name)
         _mod("OperatorCode").OperatorCodeStart(b)
         _mod("OperatorCode").OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
-        _mod("OperatorCode").OperatorCodeAddBuiltinCode(b, code)
+        if not legacy_opcodes:
+            _mod("OperatorCode").OperatorCodeAddBuiltinCode(b, code)
         _mod("OperatorCode").OperatorCodeAddVersion(b, version)
         code_offsets.append(_mod("OperatorCode").OperatorCodeEnd(b))
     op_offsets = []
