@@ -27,7 +27,7 @@ MODELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "models" / "tf
 
 def model_weights() -> dict[str, np.ndarray]:
     """Float weights (int8 values times their per-channel scales) of every constant int8 tensor
-    with at least 2 dimensions in the shared TFLite models."""
+    with at least 2 dimensions in the TFLite models of tests/data."""
     out = {}
     for path in sorted(MODELS.glob("*.tflite")):
         model = tflite.Model.GetRootAsModel(path.read_bytes(), 0)

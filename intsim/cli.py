@@ -26,7 +26,8 @@ def _fmt_value(v: float) -> str:
     return "nan" if np.isnan(v) else f"{v:.6g}"
 
 
-def demo(out=sys.stdout) -> None:
+def demo(out=None) -> None:
+    out = out or sys.stdout
     print("intsim demo: each input rounded once (nearest even) to each format, then decoded.", file=out)
     print(
         "Default overflow rule: non-saturating for floats (ml_dtypes), saturating for integers.\n"
@@ -57,7 +58,8 @@ def demo(out=sys.stdout) -> None:
           f"{[hex(b) for b in F.pack(codes, 4).tolist()]}", file=out)
 
 
-def demo_requantization(out=sys.stdout) -> None:
+def demo_requantization(out=None) -> None:
+    out = out or sys.stdout
     from intsim import fixedpoint as fxp
     from intsim import profiles
 
@@ -77,7 +79,8 @@ def demo_requantization(out=sys.stdout) -> None:
         print(f"  {name:<22} FullyConnected rule {rule:<13} {got.tolist()}", file=out)
 
 
-def demo_conv_layer(out=sys.stdout) -> None:
+def demo_conv_layer(out=None) -> None:
+    out = out or sys.stdout
     import time
 
     from intsim import ops, profiles
@@ -105,12 +108,13 @@ def demo_conv_layer(out=sys.stdout) -> None:
     print(f"  with a 16-bit saturating accumulator: {report}", file=out)
 
 
-def error_sweep_command(args, out=sys.stdout) -> None:
+def error_sweep_command(args, out=None) -> None:
+    out = out or sys.stdout
     from pathlib import Path
 
     from intsim.calibrate import sweep
 
-    lo, hi = (int(v) for v in args.bits.split("-"))
+    lo, hi = args.bits
     rows = sweep.error_sweep(sweep.synthetic(args.n), bits=range(lo, hi + 1))
     table = sweep.markdown(rows)
     print(f"Quantization error by calibration method ({args.n} samples per distribution):\n", file=out)
@@ -123,10 +127,15 @@ def error_sweep_command(args, out=sys.stdout) -> None:
         print(f"\nwrote {folder / 'error_sweep.md'} and {folder / 'j_curve_gaussian_4bit.png'}", file=out)
 
 
-def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: int = 0, out=sys.stdout) -> None:
-    """Run a TFLite model on one random input under two profiles and print where they differ."""
+def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: int = 0, out=None) -> None:
+    """Run a TFLite model on one random input under one or more profiles; print each output
+    and, per layer, where each profile differs from the first."""
+    out = out or sys.stdout
     import intsim.tflite as itf
+    from intsim import profiles as P
 
+    for p in profiles:
+        P.get(p)  # an unknown name fails here, before any work
     model = itf.load(model_source)
     xs = model.random_inputs(np.random.default_rng(seed))
     print(f"{model.source}: {len(model.operators)} operators "
@@ -134,10 +143,11 @@ def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: in
     for p in profiles:
         outputs = itf.run(model, xs, profile=p)
         print(f"  {p:<22} output: {np.array2string(outputs[0].reshape(-1)[:12], separator=' ')}", file=out)
-    print(f"\nper layer, {profiles[1]} against {profiles[0]} (differing elements, max LSB, and how many "
-          "originate in the layer):", file=out)  # fmt: skip
-    for row in itf.diff(model, xs, profiles):
-        print("  " + row.line(), file=out)
+    for other in profiles[1:]:
+        print(f"\nper layer, {other} against {profiles[0]} (differing elements, max LSB, and how many "
+              "originate in the layer):", file=out)  # fmt: skip
+        for row in itf.diff(model, xs, (profiles[0], other)):
+            print("  " + row.line(), file=out)
 
 
 def report_command(model, float_model, inputs_path, profile=None, qdq="fused", out=None) -> None:
@@ -161,23 +171,63 @@ def report_command(model, float_model, inputs_path, profile=None, qdq="fused", o
     print(format_report(rows), file=out)
 
 
-def list_formats(out=sys.stdout) -> None:
+def list_formats(out=None) -> None:
+    out = out or sys.stdout
     for fmt in F.REGISTRY.values():
         print(fmt.describe(), file=out)
 
 
+def _bit_range(text: str) -> tuple[int, int]:
+    """``--bits LO-HI`` with 2 <= LO <= HI <= 16."""
+    try:
+        lo, hi = (int(v) for v in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO-HI such as 3-8, got {text!r}") from None
+    if not 2 <= lo <= hi <= 16:
+        raise argparse.ArgumentTypeError(f"need 2 <= LO <= HI <= 16, got {text!r}")
+    return lo, hi
+
+
+def _profile_list(text: str) -> tuple[str, ...]:
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one profile")
+    return names
+
+
+class _Progress:
+    """Says on stderr that work is under way when a command runs for more than ``after``
+    seconds (first runs compile numba kernels for about 20 s; later runs load them cached)."""
+
+    def __init__(self, after: float = 2.0):
+        import threading
+
+        self.timer = threading.Timer(after, lambda: print(
+            "intsim: working... (the first run compiles numba kernels, about 20 s; later runs load them "
+            "from the cache)", file=sys.stderr, flush=True))  # fmt: skip
+        self.timer.daemon = True
+
+    def __enter__(self):
+        self.timer.start()
+
+    def __exit__(self, *exc):
+        self.timer.cancel()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line; errors print one line naming what is wrong and return 2."""
     parser = argparse.ArgumentParser(prog="intsim", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="show the number formats at work on a few values")
     sub.add_parser("formats", help="list every named format")
     sweep_parser = sub.add_parser("error-sweep", help="SQNR of every calibration method, 2 to 8 bits")
     sweep_parser.add_argument("--n", type=int, default=100_000, help="samples per distribution")
-    sweep_parser.add_argument("--bits", default="2-8", help="bit range, e.g. 3-8")
+    sweep_parser.add_argument("--bits", default=(2, 8), type=_bit_range, help="bit range LO-HI, e.g. 3-8")
     sweep_parser.add_argument("--out", help="folder for the markdown table and the J(s) plot")
     tfl = sub.add_parser("tflite", help="run a .tflite model under two profiles and show where they differ")
     tfl.add_argument("model", help="path of an int8 or int16x8 .tflite model")
-    tfl.add_argument("--profiles", default="tflite-reference,tflm", help="two profiles, comma separated")
+    tfl.add_argument("--profiles", default=("tflite-reference", "tflm"), type=_profile_list,
+                     help="one or more profiles, comma separated; each is compared with the first")
     tfl.add_argument("--seed", type=int, default=0, help="seed of the random input")
     rep = sub.add_parser("report", help="per-layer error of a quantized ONNX model against its float model")
     rep.add_argument("model", help="quantized .onnx model (QDQ or QOperator)")
@@ -187,6 +237,17 @@ def main(argv: list[str] | None = None) -> int:
                      help="target profile (default: onnxruntime's CPU EP on this machine, onnxruntime-cpu or onnxruntime-cpu-avx2)")
     rep.add_argument("--qdq", default="fused", choices=("fused", "float"), help="how QDQ groups run")
     args = parser.parse_args(argv)
+    try:
+        with _Progress():
+            _dispatch(args)
+    except (ValueError, OSError, KeyError) as e:  # ModelError is a ValueError
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"intsim {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _dispatch(args) -> None:
     if args.command == "demo":
         demo()
         demo_requantization()
@@ -198,14 +259,13 @@ def main(argv: list[str] | None = None) -> int:
               "kernels against a single-rounding TFLite Micro build:", file=sys.stdout)  # fmt: skip
         tflite_command(itf.parse(example_cnn(), "example-cnn.tflite"), ("tflite-reference", "tflm-single-rounding"), seed=1)
     elif args.command == "tflite":
-        tflite_command(args.model, tuple(args.profiles.split(",")), args.seed)
+        tflite_command(args.model, args.profiles, args.seed)
     elif args.command == "report":
         report_command(args.model, args.float_model, args.inputs, args.profile, args.qdq)
     elif args.command == "formats":
         list_formats()
     elif args.command == "error-sweep":
         error_sweep_command(args)
-    return 0
 
 
 if __name__ == "__main__":

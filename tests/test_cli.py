@@ -3,6 +3,7 @@
 import io
 
 import numpy as np
+import pytest
 
 from intsim import cli
 from intsim.calibrate import sweep
@@ -46,3 +47,31 @@ def test_tflite_command_prints_outputs_and_per_layer_diff(models_dir):
     for op in ("RESHAPE", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"):
         assert f" {op} " in text
     assert "/4000" in text  # the depthwise layer's 25 x 20 x 8 outputs
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["tflite", "no-such-model.tflite"], "cannot read no-such-model.tflite"),
+    (["tflite", "MODELS/tflite/hello_world_int8.tflite", "--profiles", "tflm,bogus"], "unknown profile 'bogus'"),
+    (["tflite", "MODELS/tflite/micro_speech_lstm.tflite"], "UNIDIRECTIONAL_SEQUENCE_LSTM"),
+    (["report", "MODELS/none.onnx", "--float", "f.onnx", "--inputs", "nope.npz"], "none.onnx"),
+    (["error-sweep", "--bits", "9-3"], "--bits: need 2 <= LO <= HI <= 16"),
+    (["error-sweep", "--bits", "x"], "--bits: expected LO-HI"),
+])  # fmt: skip
+def test_errors_are_one_line_and_exit_2(models_dir, capsys, argv, message):
+    argv = [a.replace("MODELS", str(models_dir)) for a in argv]
+    try:
+        code = cli.main(argv)
+    except SystemExit as e:  # argparse's own usage errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if not line.startswith("usage:")]) == 1
+
+
+@pytest.mark.parametrize("profiles", ["tflm", "tflite-reference,tflm,tflm-single-rounding"])
+def test_tflite_command_takes_any_number_of_profiles(models_dir, capsys, profiles):
+    assert cli.main(["tflite", str(models_dir / "tflite" / "micro_speech_quantized.tflite"), "--profiles", profiles]) == 0
+    out = capsys.readouterr().out
+    names = profiles.split(",")
+    assert all(f"  {p} " in out for p in names)
+    assert out.count("per layer,") == len(names) - 1

@@ -6,7 +6,8 @@ error against the float model; ``Backend`` is an ``onnx.backend.base.Backend`` f
 conformance tests.
 """
 
+from intsim.onnx.backend import Backend
 from intsim.onnx.graph import Graph, ModelError
 from intsim.onnx.interpreter import QDQ_MODES, Result, load, run
 
-__all__ = ["QDQ_MODES", "Graph", "ModelError", "Result", "load", "run"]
+__all__ = ["QDQ_MODES", "Backend", "Graph", "ModelError", "Result", "load", "run"]
