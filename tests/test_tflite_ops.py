@@ -152,8 +152,8 @@ def quantize_float():
     return single_op("QUANTIZE", [x], [T("y", (4, 50), I8, scale=0.037, zero_point=-6)])
 
 
-def requantize(kind_in=I8, kind_out=I8):
-    x = T("x", (4, 50), kind_in, scale=0.037, zero_point=-6 if kind_in == I8 else 0)
+def requantize(kind_in=I8, kind_out=I8, in_scale=0.037):
+    x = T("x", (4, 50), kind_in, scale=in_scale, zero_point=-6 if kind_in == I8 else 0)
     return single_op("QUANTIZE", [x], [T("y", (4, 50), kind_out, scale=0.05, zero_point=4 if kind_out == I8 else 0)])
 
 
@@ -207,6 +207,9 @@ CASES = {
     "quantize_float_to_int8": lambda r: quantize_float(),
     "requantize_int8": lambda r: requantize(),
     "requantize_int16_to_int8": lambda r: requantize(I16, I8),
+    "requantize_int16_to_int32": lambda r: requantize(I16, "INT32"),
+    "requantize_int32_to_int16": lambda r: requantize("INT32", I16, in_scale=3e-6),
+    "requantize_int32_to_int8": lambda r: requantize("INT32", I8, in_scale=2e-7),
     "dequantize_int8": lambda r: dequantize(),
     **{f"{op.lower()}_int8": (lambda o: lambda r: shape_op(r, o))(op)
        for op in ("RESHAPE", "TRANSPOSE", "SQUEEZE", "PAD", "PADV2", "CONCATENATION", "STRIDED_SLICE")},

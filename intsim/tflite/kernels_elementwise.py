@@ -167,20 +167,25 @@ def _int16_multiplier(real) -> tuple[int, int]:
 @kernel("QUANTIZE")
 def quantize_op(ctx, op):
     """float32 -> int: ``reference_ops::AffineQuantize`` (``round_half_away(x / float32(scale)) +
-    zp``, per tensor or per channel); int -> int: ``reference_ops::Requantize`` (MBQM of
-    ``x - zp_in`` by ``double(s_in) / double(s_out)``, then ``+ zp_out``)."""
+    zp``, per tensor or per channel); int -> int: ``reference_ops::Requantize``
+    (``tensorflow/lite/kernels/internal/reference/requantize.h``: MBQM of ``x - zp_in`` by
+    ``double(s_in) / double(s_out)``, then ``+ zp_out`` in int32, clamped to the output type).
+    Integer pairs: int8, uint8 and int16 to each other, int8 and int16 to int32 (int16 -> int32
+    in LiteRT too; int8 -> int32 in TFLite Micro only), int32 to int8 and int16."""
     it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     x = ctx.input(op, 0)
-    if ot.dtype not in (np.int8, np.uint8, np.int16):
+    if ot.dtype not in (np.int8, np.uint8, np.int16, np.int32) or (it.dtype == np.float32 and ot.dtype == np.int32):
         raise ModelError(f"{op.describe()}: QUANTIZE to {ot.describe()} is not supported")
     if it.dtype == np.float32:
         axis = ot.quantized_dimension if ot.scale.size > 1 else None
         return [quant.quantize(x, ot.scale if axis is not None else ot.scale[0],
                                ot.zero_point.astype(ot.dtype) if axis is not None else ot.dtype.type(ot.zero_point[0]),
                                dtype=ot.dtype.name, axis=axis, rounding="nearest_away")]  # fmt: skip
-    check_types(op, [it], (np.int8, np.uint8, np.int16))
+    check_types(op, [it], (np.int8, np.uint8, np.int16, np.int32))
+    if it.dtype == np.int32 and ot.dtype not in (np.int8, np.int16):
+        raise ModelError(f"{op.describe()}: QUANTIZE from int32 to {ot.describe()} is not supported")
     (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
-    y = ctx.mbqm(x.astype(np.int64) - zi, f64(si) / f64(so)) + zo
+    y = fxp.wrap32(ctx.mbqm(fxp.wrap32(x.astype(np.int64) - zi), f64(si) / f64(so)).astype(np.int64) + zo)
     lo, hi = type_range(ot.dtype)
     return [np.clip(y, lo, hi).astype(ot.dtype)]
 
