@@ -7,7 +7,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_calibration, bench_formats, bench_kernels, bench_onnx, bench_requant, bench_tflite  # noqa: E402
+from benchmarks import (  # noqa: E402
+    bench_calibration, bench_contention, bench_formats, bench_kernels, bench_onnx, bench_requant, bench_tflite,
+)  # fmt: skip
 
 SUITES = {
     "formats": bench_formats.run,
@@ -16,11 +18,15 @@ SUITES = {
     "calibration": bench_calibration.run,
     "tflite": bench_tflite.run,
     "onnx": bench_onnx.run,
+    "contention": bench_contention.run,
 }
 
 
 def main(argv: list[str]) -> None:
     names = argv or list(SUITES)
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise SystemExit(f"run.py: unknown suite {unknown[0]!r}; suites: {', '.join(SUITES)}")
     for name in names:
         print(SUITES[name]())
         print()

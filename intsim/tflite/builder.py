@@ -236,3 +236,52 @@ def example_cnn(seed: int = 0, size: int = 32, channels: int = 16) -> bytes:
         OpSpec("SOFTMAX", [19], [20], dict(beta=1.0)),
     ]  # fmt: skip
     return build(t, ops, inputs=[0], outputs=[20], description="intsim example CNN")
+
+
+def example_mobilenet(seed: int = 0, size: int = 96, width: int = 8) -> bytes:
+    """A 31-operator int8 MobileNet v1 (width 0.25 at ``width=8``) on a ``size`` x ``size``
+    grayscale image, shaped like TFLite Micro's person detector (conv, 13 depthwise/pointwise
+    pairs, average pool, 1x1 conv classifier, reshape, softmax), with random weights: the
+    contention benchmark's model."""
+    rng = np.random.default_rng(seed)
+    tensors: list[TensorSpec] = []
+    ops: list[OpSpec] = []
+
+    def add(t: TensorSpec) -> int:
+        tensors.append(t)
+        return len(tensors) - 1
+
+    def act(shape, scale=0.05, zp=-128):
+        return add(TensorSpec(f"t{len(tensors)}", shape, "INT8", scale=scale, zero_point=zp))
+
+    def layer(op, x, shape_in, cout, k, stride, options, depthwise=False, out_q=(0.05, -128), act_fn=3):
+        cin = shape_in[3]
+        w_shape = (1, k, k, cin) if depthwise else (cout, k, k, cin)
+        axis = 3 if depthwise else 0
+        w = add(TensorSpec(f"w{len(tensors)}", w_shape, "INT8", data=rng.integers(-127, 128, w_shape).astype(np.int8),
+                           scale=rng.uniform(0.002, 0.02, cout), zero_point=np.zeros(cout, np.int64),
+                           quantized_dimension=axis))  # fmt: skip
+        b = add(TensorSpec(f"b{len(tensors)}", (cout,), "INT32", data=rng.integers(-500, 500, cout).astype(np.int32)))
+        hw = -(-shape_in[1] // stride)
+        shape = (1, hw, hw, cout)
+        y = act(shape, *out_q)
+        ops.append(OpSpec(op, [x, w, b], [y], dict(padding=0, stride_h=stride, stride_w=stride,
+                                                   fused_activation_function=act_fn, **options)))  # fmt: skip
+        return y, shape
+
+    x = act((1, size, size, 1), 1 / 255, -128)
+    y, shape = layer("CONV_2D", x, (1, size, size, 1), width, 3, 2, {})
+    plan = [(1, 2), (2, 2), (1, 4), (2, 4), (1, 8), (2, 8), (1, 16), (1, 16), (1, 16), (1, 16), (1, 16), (2, 32), (1, 32)]
+    for stride, mult in plan:
+        y, shape = layer("DEPTHWISE_CONV_2D", y, shape, shape[3], 3, stride, dict(depth_multiplier=1), depthwise=True)
+        y, shape = layer("CONV_2D", y, shape, width * mult, 1, 1, {})
+    pooled = act((1, 1, 1, shape[3]))
+    ops.append(OpSpec("AVERAGE_POOL_2D", [y], [pooled], dict(padding=1, stride_h=shape[1], stride_w=shape[2],
+                                                             filter_height=shape[1], filter_width=shape[2])))  # fmt: skip
+    logits4, _ = layer("CONV_2D", pooled, (1, 1, 1, shape[3]), 2, 1, 1, {}, out_q=(0.1, 0), act_fn=0)
+    new_shape = add(TensorSpec("shape", (2,), "INT32", data=np.array([1, 2], np.int32)))
+    logits = act((1, 2), 0.1, 0)
+    ops.append(OpSpec("RESHAPE", [logits4, new_shape], [logits]))
+    probs = act((1, 2), 1 / 256, -128)
+    ops.append(OpSpec("SOFTMAX", [logits], [probs], dict(beta=1.0)))
+    return build(tensors, ops, inputs=[x], outputs=[probs], description="intsim example MobileNet")

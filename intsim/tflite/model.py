@@ -17,6 +17,7 @@ import numpy as np
 import tflite
 
 from intsim.formats.packing import unpack
+from intsim.tflite.verify import verify_model
 
 # schema.fbs TensorType -> numpy dtype (INT4 is stored packed, two per byte, and unpacked here)
 DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 6: np.bool_,
@@ -174,6 +175,10 @@ def _tensor(model, graph, buf: bytes, i: int) -> Tensor:
 def _parse(buf: bytes, source: str) -> Model:
     if len(buf) < 8 or buf[4:8] != b"TFL3":
         raise ModelError(f"{source}: not a TFLite flatbuffer (no 'TFL3' file identifier)")
+    try:
+        verify_model(buf)
+    except (ValueError, struct.error) as e:
+        raise ModelError(f"{source}: malformed TFLite flatbuffer, which LiteRT's verifier rejects ({e})") from None
     model = tflite.Model.GetRootAsModel(buf, 0)
     if model.SubgraphsLength() < 1:
         raise ModelError(f"{source}: the model has no subgraph")
