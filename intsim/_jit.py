@@ -5,12 +5,18 @@ Rules (see ``shared/reference/style.md``):
 * fast-math compilation is never enabled: every kernel must be bit-exact.
 * Parallel kernels use ``prange`` over independent outputs only, so a result never depends on
   the thread count or on the order in which threads finish.
-* Every jitted kernel exists twice, compiled from the same Python function: a serial build and a
-  parallel build.  Only the parallel build is cached on disk: numba's cache index is keyed by the
-  function and its signature, not by its flags, so caching both builds of one function could hand
-  one build the other's machine code.  Kernels made by a factory (closures) are not cached at
-  all: numba keys them by their pickled closure, which differs in every process, so each run
-  would only add files.
+* Every jitted kernel exists twice, compiled from the same Python code: a serial build and a
+  parallel build, both cached on disk.  numba keys its cache by the function's qualified name
+  and signature, not by its flags, so the serial build is compiled from a copy of the function
+  renamed ``<name>__serial``: each build has its own cache entry.  Kernels made by a factory
+  (closures) are not cached at all: numba keys them by their pickled closure, which differs in
+  every process, so each run would only add files.
+* Small work runs serially even under ``backend="jit"``: a kernel told its ``work`` (multiply-
+  adds or elements) below ``PARALLEL_MIN_WORK`` runs its serial build.  A parallel region costs
+  microseconds to wake its threads, and OpenMP's threads spin between regions, which starves
+  other processes on a shared machine: three processes running a 31-operator int8 model on two
+  cores ran up to 34x slower than one alone (``benchmarks/run.py contention``), while the model
+  ran no faster on two threads than on one.
 
 Backends, selectable at run time by every public function that calls a kernel:
 
@@ -21,9 +27,12 @@ Backends, selectable at run time by every public function that calls a kernel:
 
 from __future__ import annotations
 
+import types
+
 import numba
 
 BACKENDS = ("jit", "jit-serial", "reference")
+PARALLEL_MIN_WORK = 1 << 20
 
 # Scalar helpers called from kernels; never called from Python.  Inlined by numba into each
 # caller (inline="always"): left to LLVM they stayed calls through function pointers (numba links
@@ -54,18 +63,27 @@ class Kernel:
 
     def __init__(self, fn, cache: bool = True):
         self.py_func = fn
-        self.serial = numba.njit(fn, cache=False, nogil=True, parallel=False)
+        self.serial = numba.njit(_renamed(fn, "__serial"), cache=cache, nogil=True, parallel=False)
         self.parallel = numba.njit(fn, cache=cache, nogil=True, parallel=True)
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
 
-    def build(self, backend: str):
-        """The compiled function for ``backend`` ("jit" or "jit-serial")."""
+    def build(self, backend: str, work: int | None = None):
+        """The compiled function for ``backend`` ("jit" or "jit-serial"); under "jit", the serial
+        build when ``work`` is given and below ``PARALLEL_MIN_WORK``."""
         if backend == "jit":
-            return self.parallel
+            return self.serial if work is not None and work < PARALLEL_MIN_WORK else self.parallel
         if backend == "jit-serial":
             return self.serial
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def _renamed(fn, suffix: str):
+    """A copy of ``fn`` whose qualified name ends in ``suffix`` (its own numba cache entry)."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix, fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__module__, copy.__doc__ = fn.__module__, fn.__doc__
+    return copy
 
 
 def kernel(fn) -> Kernel:

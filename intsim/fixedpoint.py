@@ -307,20 +307,20 @@ def _float_requant_kernel(acc, multiplier, zero_point, qmin, qmax, rule, out):
                     out[o, c, i] = requantize_float_scalar(np.int64(acc[o, c, i]), m, zp, qmin, qmax, rule)
 
 
-def float_requant_kernel(backend: str):
+def float_requant_kernel(backend: str, work: int | None = None):
     """The jit build of the float-rule requantization kernel, ``kernel(acc (outer, C, inner),
     multiplier[C], zero_point[C], qmin, qmax, FLOAT_RULES.index(rule), out)``, for callers that
     checked their arguments once (``profiles.Requantizer``)."""
-    return _float_requant_kernel.build(backend)
+    return _float_requant_kernel.build(backend, work)
 
 
-def mbqm_kernel(rounding: str, backend: str):
+def mbqm_kernel(rounding: str, backend: str, work: int | None = None):
     """The jit build of ``MultiplyByQuantizedMultiplier`` (``rounding`` "double" or "single", or
     "int64" for the int64-accumulator rule of int16x8), ``kernel(acc (outer, C, inner),
     multiplier[C], shift[C], out)``."""
     if rounding not in _MBQM_KERNELS:
         raise ValueError(f"rounding must be one of {tuple(_MBQM_KERNELS)}, got {rounding!r}")
-    return _MBQM_KERNELS[rounding].build(backend)
+    return _MBQM_KERNELS[rounding].build(backend, work)
 
 
 def check_requant_params(multiplier, zero_point, qmin: int, qmax: int) -> tuple[np.ndarray, np.ndarray]:
@@ -432,7 +432,7 @@ def _run_fixed_point(kernel_, acc, p1, p2, axis, backend: str, acc_bits: int, re
         for o, c, i in np.ndindex(*view.shape):
             out[o, c, i] = reference_fn(int(view[o, c, i]), int(v1[c]), int(v2[c]))
     else:
-        kernel_.build(backend)(view, v1, v2, out)
+        kernel_.build(backend, view.size)(view, v1, v2, out)
     return out.reshape(shape)
 
 
@@ -518,7 +518,7 @@ def requantize_float(
                 int(view[o, c, i]), float(mv[c]), int(zv[c]), qmin, qmax, rule
             )
     else:
-        _float_requant_kernel.build(backend)(
+        _float_requant_kernel.build(backend, view.size)(
             view, mv, zv, qmin, qmax, FLOAT_RULES.index(rule), out
         )
     return out.reshape(shape)

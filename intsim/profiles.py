@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from intsim import fixedpoint as fxp
+from intsim._jit import PARALLEL_MIN_WORK
 from intsim.quant.affine import check_scale
 from intsim.rounding import MODES
 
@@ -164,11 +165,13 @@ class Requantizer:
             pass
         elif self.rule in fxp.FLOAT_RULES:
             self.kernel, self.p1, self.p2 = fxp.float_requant_kernel(backend), m, self.zp
+            self.small_kernel = fxp.float_requant_kernel(backend, work=0)
         else:
             q, shift = fxp.quantize_multiplier(m, single_rounding=self.rule == "single")
             fxp.check_layer_multiplier(m, shift, self.rule)
             fxp.check_quantized_multiplier(q, shift, self.rule)
             self.kernel = fxp.mbqm_kernel(self.rule, backend)
+            self.small_kernel = fxp.mbqm_kernel(self.rule, backend, work=0)
             self.p1, self.p2 = np.asarray(q, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
             self.single_check = self.rule == "single" and bool(np.any(self.p2 > 0))
 
@@ -212,13 +215,14 @@ class Requantizer:
             c = acc.shape[-1]  # the last axis, whose loop vectorizes
             p1, p2 = self._repeated(c)
         view = np.ascontiguousarray(acc).reshape(-1, c, 1)
+        kernel = self.kernel if view.size >= PARALLEL_MIN_WORK else self.small_kernel
         if self.rule in fxp.FLOAT_RULES:  # clamps and adds the zero point: stores final values
-            self.kernel(view, p1, p2, self.qmin, self.qmax, fxp.FLOAT_RULES.index(self.rule), result.reshape(view.shape))
+            kernel(view, p1, p2, self.qmin, self.qmax, fxp.FLOAT_RULES.index(self.rule), result.reshape(view.shape))
             return result
         if self.single_check:
             fxp.check_single_rounding_range(acc, self.p1, self.p2, self.real, -1)
         scaled = np.empty(view.shape, np.int32)
-        self.kernel(view, p1, p2, scaled)
+        kernel(view, p1, p2, scaled)
         result[...] = np.clip(scaled.reshape(-1, c).astype(np.int64) + self.zp, self.qmin, self.qmax).reshape(acc.shape)
         return result
 

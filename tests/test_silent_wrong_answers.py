@@ -172,3 +172,26 @@ def test_legacy_opcode_field_is_read_as_litert_reads_it():
     assert [op.op for op in model.operators] == ["RELU"]
     xs = [np.array([[-5, 0, 3, 127]], np.int8)]
     np.testing.assert_array_equal(itf.run(model, xs)[0], reference(data, xs)[0])
+
+
+# ---- rough edges -----------------------------------------------------------------------------
+
+
+def test_onnx_backend_is_exported():
+    from intsim.onnx import Backend
+    from intsim.onnx.backend import Backend as Defined
+
+    assert Backend is Defined
+
+
+def test_cli_progress_line_on_long_commands(capsys):
+    import time
+
+    from intsim import cli
+
+    with cli._Progress(after=0.01):
+        time.sleep(0.2)
+    assert "compiles numba kernels" in capsys.readouterr().err
+    with cli._Progress(after=5.0):
+        pass
+    assert capsys.readouterr().err == ""

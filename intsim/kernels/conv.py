@@ -303,7 +303,7 @@ def _depthwise_filter(w: np.ndarray) -> np.ndarray:
 
 def _depthwise(x, w_dw, x_zp: int, geo: ConvGeometry, backend: str) -> np.ndarray:
     out = np.empty((x.shape[0], geo.oh, geo.ow, w_dw.shape[2]), np.int32)
-    _depthwise_int32_kernel.build(backend)(
+    _depthwise_int32_kernel.build(backend, out.size * w_dw.shape[0] * w_dw.shape[1])(
         np.ascontiguousarray(x), w_dw, np.int64(x_zp), geo.w_zp, geo.bias, geo.strides[0], geo.strides[1],
         geo.dilations[0], geo.dilations[1], geo.pads[0], geo.pads[1], w_dw.shape[2] // x.shape[3], out,
     )  # fmt: skip
@@ -322,7 +322,7 @@ def _rebiased(x, x_zp: int):
 def _patches(xc, g: int, geo: ConvGeometry, patch_zp: int, cols, backend: str) -> None:
     """im2col of group ``g`` into ``cols`` (one row of taps per output pixel)."""
     _, kh, kw, cg = geo.w.shape
-    _im2col_kernel.build(backend)(
+    _im2col_kernel.build(backend, cols.size)(
         xc, g * cg, cg, kh, kw, geo.strides[0], geo.strides[1], geo.dilations[0], geo.dilations[1],
         geo.pads[0], geo.pads[1], geo.oh, geo.ow, xc.dtype.type(patch_zp), cols,
     )  # fmt: skip

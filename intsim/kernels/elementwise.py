@@ -78,7 +78,7 @@ def quantized_add(x1, x2, *, zero_points, left_shift: int, multipliers, shifts, 
         raw = wrap32(a - b if subtract else a + b)
         return np.clip(mbqm(raw, 2) + output_zero_point, lo, hi)
     out = np.empty(x1.shape, np.int64)
-    _add_kernel.build(backend)(np.ascontiguousarray(x1).reshape(-1), np.ascontiguousarray(x2).reshape(-1), z1, z2,
+    _add_kernel.build(backend, out.size)(np.ascontiguousarray(x1).reshape(-1), np.ascontiguousarray(x2).reshape(-1), z1, z2,
                                int(left_shift), mult, shift, int(output_zero_point), lo, hi, bool(subtract),
                                rounding == "single", out.reshape(-1))  # fmt: skip
     return out

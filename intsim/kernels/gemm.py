@@ -207,7 +207,7 @@ class PackedWeights:
         if backend == "reference":
             colsum[:] = bt.sum(axis=1, dtype=np.int64)
         else:
-            _row_sums_kernel.build(backend)(bt, colsum)
+            _row_sums_kernel.build(backend, bt.size)(bt, colsum)
         return cls(bt, colsum)
 
     @cached_property
@@ -288,7 +288,7 @@ def gemm_int32(ac: np.ndarray, packed: PackedWeights, za: int, zb: np.ndarray, b
         ac = ac.view(np.uint8) ^ np.uint8(0x80)
         za += 128
     rowsum = np.empty(m_total, np.int64)
-    _row_sums_kernel.build(backend)(ac, rowsum)  # numpy's widening row sum is ~15x slower
+    _row_sums_kernel.build(backend, ac.size)(ac, rowsum)  # numpy's widening row sum is ~15x slower
     if _microkernel == "vnni" and ac.dtype == np.uint8 and packed.vnni_panels is not None:
         panels, shift = packed.vnni_panels  # b - zb == (b - shift) - (zb - shift)
         zb_k = zb - shift
@@ -297,7 +297,7 @@ def gemm_int32(ac: np.ndarray, packed: PackedWeights, za: int, zb: np.ndarray, b
         out = vnni.gemm(ac, panels, n_total, col_term, zb_k, rowsum, threads, backend)
         return out, ac, za
     tile_m, tile_n = _tiles(m_total, n_total, k_total, numba.get_num_threads())
-    _gemm_int32_kernel.build(backend)(
+    _gemm_int32_kernel.build(backend, m_total * n_total * k_total)(
         ac, packed.bt, np.int64(za), zb, rowsum, packed.colsum, bias, tile_m, tile_n, out
     )
     return out, ac, za
@@ -373,12 +373,12 @@ def accumulate_matmul(
             return out, OverflowReport(accumulator, total, 0, None, checked=False)
         exact = np.empty((m_total, n_total), np.int64)
         flags = np.empty((m_total, n_total), np.bool_)
-        _gemm_model_kernel.build(backend)(ac, bt, np.int64(za_kernel), zb, bias_v, 32, False, exact, flags)
+        _gemm_model_kernel.build(backend, total * k_total)(ac, bt, np.int64(za_kernel), zb, bias_v, 32, False, exact, flags)
         return out, OverflowReport(accumulator, total, int(flags.sum()), flags)
 
     out = np.empty((m_total, n_total), np.int64)
     flags = np.empty((m_total, n_total), np.bool_)
-    _gemm_model_kernel.build(backend)(
+    _gemm_model_kernel.build(backend, total * k_total)(
         ac, bt, np.int64(za), zb, bias_v, accumulator.bits, accumulator.overflow == "saturate", out, flags
     )
     return out.astype(out_dtype), OverflowReport(accumulator, total, int(flags.sum()), flags)

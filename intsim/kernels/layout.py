@@ -62,7 +62,7 @@ def swap_last_two(a, *, backend: str = "jit") -> np.ndarray:
     src = np.ascontiguousarray(a).reshape(-1, a.shape[-2], a.shape[-1])
     row_bytes = (a.shape[-1] * a.itemsize, a.shape[-2] * a.itemsize)  # source and destination rows
     buffered = any(n % 1024 == 0 for n in row_bytes)
-    _swap_kernel.build(backend)(src, out.reshape(-1, shape[-2], shape[-1]), buffered)
+    _swap_kernel.build(backend, src.size)(src, out.reshape(-1, shape[-2], shape[-1]), buffered)
     return out
 
 

@@ -73,7 +73,7 @@ def saturate_pairs(acc: np.ndarray, a: np.ndarray, bt: np.ndarray, backend: str 
         loss = loss_reference(a, bt)
     else:
         loss = np.empty(acc.shape, np.int64)
-        _loss_kernel.build(backend)(np.ascontiguousarray(a), np.ascontiguousarray(bt), loss)
+        _loss_kernel.build(backend, acc.size * a.shape[1])(np.ascontiguousarray(a), np.ascontiguousarray(bt), loss)
     if not loss.any():
         return acc
     return (((acc.astype(np.int64) - loss + 2**31) & 0xFFFFFFFF) - 2**31).astype(acc.dtype)

@@ -74,7 +74,7 @@ def average_pool(x, *, filter_hw, stride_hw, pad_tl, out_hw, clamp, backend: str
                         acc = sum(int(x[b, iy, ix, ch]) for iy, ix in taps)
                         out[b, oy, ox, ch] = min(max(_round_div(acc, len(taps)), lo), hi)
     else:
-        empty = _average_pool_kernel.build(backend)(np.ascontiguousarray(x), kh, kw, sh, sw, pad_t, pad_l, lo, hi, out)
+        empty = _average_pool_kernel.build(backend, out.size * kh * kw)(np.ascontiguousarray(x), kh, kw, sh, sw, pad_t, pad_l, lo, hi, out)
     if empty:
         raise ValueError("a pooling window lies wholly outside the input")
     return out

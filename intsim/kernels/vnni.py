@@ -122,7 +122,7 @@ def pack_panels(bt: np.ndarray, backend: str = "jit") -> np.ndarray:
     """``bt`` (N, K) int8 -> panels (ceil(N/64), ceil(K/4), 64, 4), zero-padded."""
     n_total, k_total = bt.shape
     panels = np.empty((-(-n_total // NR), -(-k_total // 4), NR, 4), np.int8)
-    _pack_panels_kernel.build(backend)(bt, panels)
+    _pack_panels_kernel.build(backend, bt.size)(bt, panels)
     return panels
 
 
@@ -169,5 +169,5 @@ def gemm(a: np.ndarray, panels: np.ndarray, n_total: int, col_term, zb, rowsum, 
     m_blocks = -(-m_total // MR)
     blocks_per_task = max(1, min(16, m_blocks * panels.shape[0] // (8 * threads)))
     out = np.empty((m_total, n_total), np.int32)
-    _gemm_vnni_kernel.build(backend)(a, panels, n_total, col_term, zb, rowsum, blocks_per_task, out)
+    _gemm_vnni_kernel.build(backend, m_total * n_total * k_total)(a, panels, n_total, col_term, zb, rowsum, blocks_per_task, out)
     return out

@@ -70,10 +70,10 @@ def softmax_int8(x, beta, input_scale, rounding: str = "double", backend: str = 
     if backend != "reference":
         rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
         tops, sums = np.empty(rows.shape[0], np.int64), np.empty(rows.shape[0], np.int64)
-        _softmax.softmax_sums.build(backend)(rows, table, diff_min, tops, sums)
+        _softmax.softmax_sums.build(backend, rows.size)(rows, table, diff_min, tops, sums)
         scale, bits = _reciprocals(sums)
         out = np.empty(rows.shape, np.int8)
-        _softmax.softmax_outputs.build(backend)(rows, table, diff_min, tops, scale, bits, out)
+        _softmax.softmax_outputs.build(backend, rows.size)(rows, table, diff_min, tops, scale, bits, out)
         return out.reshape(x.shape)
     diff = x.astype(np.int64) - x.max(axis=-1, keepdims=True)
     keep = diff >= diff_min
