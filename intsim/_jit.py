@@ -27,12 +27,13 @@ Backends, selectable at run time by every public function that calls a kernel:
 
 from __future__ import annotations
 
+import os
 import types
 
 import numba
 
 BACKENDS = ("jit", "jit-serial", "reference")
-PARALLEL_MIN_WORK = 1 << 20
+PARALLEL_MIN_WORK = int(os.environ.get("INTSIM_PARALLEL_MIN_WORK", 1 << 20))
 
 # Scalar helpers called from kernels; never called from Python.  Inlined by numba into each
 # caller (inline="always"): left to LLVM they stayed calls through function pointers (numba links
