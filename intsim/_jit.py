@@ -16,7 +16,8 @@ Rules (see ``shared/reference/style.md``):
   microseconds to wake its threads, and OpenMP's threads spin between regions, which starves
   other processes on a shared machine: three processes running a 31-operator int8 model on two
   cores ran up to 34x slower than one alone (``benchmarks/run.py contention``), while the model
-  ran no faster on two threads than on one.
+  ran no faster on two threads than on one.  ``INTSIM_PARALLEL_MIN_WORK`` (environment) sets
+  another threshold; 0 makes every "jit" call parallel.
 
 Backends, selectable at run time by every public function that calls a kernel:
 
