@@ -182,3 +182,19 @@ def test_zero_scale_is_an_error():
                               [helper.make_tensor_value_info("y", TensorProto.INT8, [4])], inits)  # fmt: skip
     with pytest.raises(ModelError, match="QuantizeLinear node 0 .*positive"):
         run(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), {"x": np.ones(4, np.float32)})
+
+
+def test_custom_profiles_with_one_name_get_their_own_prepared_layers():
+    """The ONNX graph's prepared layers are keyed by the Profile: a custom profile reusing
+    another's name (here a 16-bit saturating accumulator) must not get that one's layers."""
+    float_model = examples.cnn()
+    model = examples.quantize(float_model, fmt="qdq", per_channel=False, activation="uint8")
+    narrow = P.custom(ORT, ORT, accumulator_bits=16, accumulator_overflow="saturate")
+    assert narrow.name == P.get(ORT).name and narrow != P.get(ORT)
+    feeds = examples.calibration_inputs(float_model, 1, seed=5)[0]
+    graph = load(model)
+    wide_first = run(graph, feeds, profile=ORT)["output"]
+    narrow_after = run(graph, feeds, profile=narrow)["output"]  # the same loaded graph
+    np.testing.assert_array_equal(narrow_after, run(load(model), feeds, profile=narrow)["output"])
+    np.testing.assert_array_equal(wide_first, run(load(model), feeds, profile=ORT)["output"])
+    assert not np.array_equal(wide_first, narrow_after)

@@ -52,7 +52,7 @@ class Context:
         is a constant (weights, scales, zero points, bias); None otherwise."""
         if self.prepared is None or any(n and n not in self.constants for n in node.inputs[1:]):
             return None
-        full_key = (node.index, node.op_type, self.profile.name, self.backend, key)
+        full_key = (node.index, node.op_type, self.profile, self.backend, key)  # the Profile, not its name
         layer = self.prepared.get(full_key)
         if layer is None:
             layer = self.prepared[full_key] = build()
