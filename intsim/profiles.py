@@ -232,7 +232,8 @@ PROFILES = {
     for p in (
         Profile(
             "tflite-reference",
-            "LiteRT BUILTIN_REF kernels (google-ai-edge/LiteRT tflite/kernels/internal/reference): "
+            "LiteRT BUILTIN_REF kernels (google-ai-edge/LiteRT tflite/kernels/internal/reference/*.h, "
+            "common.cc): "
             "MBQM double rounding for conv/depthwise/add/mul; FullyConnected (int8 and int16x8) "
             "requantizes in float64 with half-away rounding since LiteRT commit 9213607 (2025); "
             "int8 LOGISTIC/TANH use float-built 256-entry tables (LUTPopulate); QUANTIZE rounds "
@@ -252,8 +253,9 @@ PROFILES = {
         ),
         Profile(
             "tflm-single-rounding",
-            "TFLite Micro built with TFLITE_SINGLE_ROUNDING = CMSIS-NN with "
-            "CMSIS_NN_USE_SINGLE_ROUNDING: (acc * qm + 2**(30 - shift)) >> (31 - shift)",
+            "TFLite Micro built with TFLITE_SINGLE_ROUNDING (tensorflow/lite/kernels/internal/common.cc, "
+            "quantization_util.cc) = CMSIS-NN with CMSIS_NN_USE_SINGLE_ROUNDING: "
+            "(acc * qm + 2**(30 - shift)) >> (31 - shift)",
             requant="single", multiplier="float64", fc_requant="single",
             fc_multiplier="float32-product", quantize_rounding="nearest_away",
             activation_impl="fixed-point",

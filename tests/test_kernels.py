@@ -133,4 +133,6 @@ def test_dequantized_output_within_error_bound_of_float64(profile):
     inside = (y > -128) & (y < 127)
     assert inside.mean() > 0.5
     assert np.all(err[inside] <= 1 + np.abs(exact[inside]) * 2**-22)
-    assert P.get(profile)  # the profile exists by that name
+    # and the result is this profile's own: its FC rule applied to the exact accumulators
+    want = P.get(profile).requantize(acc, s_a, s_w, s_y, 5, qmin=-128, qmax=127, op="fc", axis=-1)
+    np.testing.assert_array_equal(y, want)

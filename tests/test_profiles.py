@@ -1,5 +1,7 @@
 """Named target profiles: each bundles the rules its source uses, and the rules compose."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -10,8 +12,9 @@ from intsim import profiles as P
 def test_every_named_profile_exists_and_names_its_source():
     assert set(P.PROFILES) >= {"tflite-reference", "tflm", "tflm-single-rounding", "onnxruntime-cpu",
                                "onnx-reference", "xnnpack"}  # fmt: skip
-    for profile in P.PROFILES.values():
-        assert len(profile.source) > 40
+    for profile in P.PROFILES.values():  # each names the source files its rules were read from
+        assert re.search(r"[\w*]+\.(cc|h|cpp|py)\b", profile.source), (profile.name, profile.source)
+        assert profile.name in P.PROFILES and P.get(profile.name) is profile
 
 
 def test_rules_per_target():
