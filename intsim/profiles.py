@@ -11,6 +11,11 @@ multiplier      ``"float64"``: ``double(s_in) * double(s_w) / double(s_out)``;
                 ``"float32-product"``: ``double(float32(s_in * s_w)) / double(s_out)``;
                 ``"float32"``: ``float32(float32(s_in * s_w) / s_out)``
 
+``mbqm`` is the MultiplyByQuantizedMultiplier build (``"double"`` or ``"single"``) of the TFLite
+operators outside conv, depthwise, transpose conv and fully connected (ADD, SUB, MUL, MEAN,
+QUANTIZE, SOFTMAX, LOGISTIC/TANH, LEAKY_RELU, HARD_SWISH): every profile runs every TFLite
+operator, the float-rule ones (``xnnpack``, ``onnxruntime-cpu``) included.
+
 Build your own hardware's profile with ``Profile(...)`` or ``custom(base, **changes)``.
 """
 
@@ -45,6 +50,7 @@ class Profile:
     int16_requant: str = "int64"  # int16 activations x int8 weights, int64 accumulators
     int16_fc_requant: str = "int64"  # int16x8 FullyConnected
     activation_impl: str = "lut"  # TFLite int8 LOGISTIC/TANH: float-built table or gemmlowp fixed point
+    mbqm: str = "double"  # the MultiplyByQuantizedMultiplier build of TFLite's other operators
     accumulator_bits: int = 32
     accumulator_overflow: str = "wrap"
     int16_pairs: bool = False  # uint8 x int8 products summed in saturating int16 pairs (x86 vpmaddubsw)
@@ -56,6 +62,7 @@ class Profile:
             ("int16_requant", self.int16_requant, REQUANT_RULES),
             ("int16_fc_requant", self.int16_fc_requant, REQUANT_RULES),
             ("activation_impl", self.activation_impl, ACTIVATION_IMPLS),
+            ("mbqm", self.mbqm, fxp.ROUNDINGS),
             ("multiplier", self.multiplier, MULTIPLIER_RULES),
             ("fc_multiplier", self.fc_multiplier, MULTIPLIER_RULES),
             ("accumulator_overflow", self.accumulator_overflow, OVERFLOW),
@@ -258,7 +265,7 @@ PROFILES = {
             "(acc * qm + 2**(30 - shift)) >> (31 - shift)",
             requant="single", multiplier="float64", fc_requant="single",
             fc_multiplier="float32-product", quantize_rounding="nearest_away",
-            activation_impl="fixed-point",
+            activation_impl="fixed-point", mbqm="single",
         ),
         Profile(
             "onnxruntime-cpu",

@@ -7,6 +7,7 @@ import pytest
 from _tflite_util import T, single_op
 
 import intsim.tflite as itf
+from intsim import profiles as P
 
 
 @pytest.fixture
@@ -66,8 +67,12 @@ def test_unsupported_types_and_parameters():
         itf.run(data, np.zeros((2, 4), np.int8))
 
 
-def test_profile_must_be_a_tflite_target(hello):
-    with pytest.raises(ValueError, match="MultiplyByQuantizedMultiplier profile"):
-        itf.run(hello, np.zeros((1, 1), np.int8), profile="onnxruntime-cpu")
+def test_every_profile_runs_a_tflite_model_and_unknown_ones_fail(hello):
+    """Float-rule profiles (xnnpack, onnxruntime) run TFLite models too: their FC rule, here
+    float32 requantization, on the same accumulators."""
+    x = np.array([[37]], np.int8)
+    for name in P.PROFILES:
+        (y,) = itf.run(hello, x, profile=name)
+        assert y.dtype == np.int8 and y.shape == (1, 1)
     with pytest.raises(ValueError, match="unknown profile"):
         itf.run(hello, np.zeros((1, 1), np.int8), profile="tpu")

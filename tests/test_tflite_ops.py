@@ -247,3 +247,21 @@ def test_op_matches_litert_reference(case):
 def test_every_registered_op_is_covered():
     covered = {itf.load(CASES[c](np.random.default_rng(0))).operators[0].op for c in CASES}
     assert covered == set(itf.supported_ops()) - {"RELU_N1_TO_1"}
+
+
+# operators whose arithmetic the profile's conv/FC rules or quantize rounding decide
+RULED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "QUANTIZE"}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_op_runs_under_a_float_rule_profile(case):
+    """``xnnpack`` (float32 requantization) runs every operator: the program equals the op path,
+    and operators its rules do not touch equal the reference profile's output."""
+    rng = np.random.default_rng(sum(map(ord, case)) + 1)
+    model = itf.load(CASES[case](rng))
+    for _ in range(3):
+        xs = _inputs(model, rng)
+        got = itf.run(model, xs, profile="xnnpack", whole_model=False)
+        np.testing.assert_array_equal(itf.run(model, xs, profile="xnnpack")[0], got[0])
+        if model.operators[0].op not in RULED:
+            np.testing.assert_array_equal(got[0], itf.run(model, xs, profile="tflite-reference")[0])

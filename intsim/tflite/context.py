@@ -53,8 +53,9 @@ class Context:
 
     @property
     def rounding(self) -> str:
-        """The MultiplyByQuantizedMultiplier build: ``"double"`` or ``"single"``."""
-        return "single" if self.profile.requant == "single" else "double"
+        """The MultiplyByQuantizedMultiplier build of the operators outside conv and fully
+        connected: the profile's ``mbqm`` (``"double"`` or ``"single"``)."""
+        return self.profile.mbqm
 
     @property
     def tflm(self) -> bool:

@@ -13,7 +13,7 @@ from intsim.tflite.context import KERNELS, Context, reported
 from intsim.tflite.model import Model, ModelError, Operator, parse
 from intsim.tflite.program import Program, program_for
 
-TFLITE_PROFILES = ("tflite-reference", "tflm", "tflm-single-rounding")
+TFLITE_PROFILES = ("tflite-reference", "tflm", "tflm-single-rounding")  # the TFLite targets modelled
 _PROGRAM = "program by run() arguments"  # Model.prepared key: (this, profile argument, backend)
 
 
@@ -36,13 +36,9 @@ def load(model) -> Model:
 
 
 def _profile(profile) -> _profiles.Profile:
-    p = _profiles.get(profile)
-    if p.requant not in ("double", "single"):
-        raise ValueError(
-            f"profile {p.name!r} requantizes with {p.requant!r}; TFLite kernels need a "
-            f"MultiplyByQuantizedMultiplier profile such as {', '.join(TFLITE_PROFILES)}"
-        )
-    return p
+    """Any profile: conv and fully connected layers requantize by its rules (float ones too),
+    the other operators by its ``mbqm`` build."""
+    return _profiles.get(profile)
 
 
 def _bind_inputs(model: Model, inputs) -> dict:

@@ -12,6 +12,7 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import ops
+from intsim import profiles as _profiles
 from intsim.kernels.pool import average_pool
 from intsim.tflite import gemmlowp as g
 from intsim.tflite.context import (
@@ -149,15 +150,12 @@ def transpose_conv(ctx, op):
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64)
     lo, hi = act_range(op, ot)
-    m = ctx.profile.real_multiplier(s_in, wt.scale, s_out, "conv")
-    if dtype == np.int16:
-        qm, qs = fxp.quantize_multiplier(m)
-        y = fxp.multiply_by_quantized_multiplier_int64(acc, qm, qs, axis=-1, backend=ctx.backend)
-    else:
-        acc = g.wrap32(acc)  # int32 scratch buffer
-        qm, qs = fxp.quantize_multiplier(m, single_rounding=ctx.rounding == "single")
-        y = fxp.multiply_by_quantized_multiplier(acc, qm, qs, rounding=ctx.rounding, axis=-1, backend=ctx.backend)
-    return [np.clip(y.astype(np.int64) + zp_out, lo, hi).astype(dtype)]
+    int16x8 = dtype == np.int16
+    req = ctx.once(("transpose_conv", op.index, ctx.profile, ctx.backend), lambda: _profiles.Requantizer(
+        ctx.profile, s_in, wt.scale, s_out, zp_out, qmin=lo, qmax=hi, op="int16" if int16x8 else "conv",
+        backend=ctx.backend))  # fmt: skip
+    acc = acc if int16x8 else g.wrap32(acc).astype(np.int32)  # int32 scratch buffer (int8)
+    return [req(np.ascontiguousarray(acc)).astype(dtype)]
 
 
 def _pool_windows(op, x):
