@@ -41,7 +41,10 @@ def worker(seconds: float) -> dict:
         t0 = time.perf_counter()
         itf.run(model, x)
         times.append(time.perf_counter() - t0)
-    return {"median_ms": statistics.median(times) * 1e3, "worst_ms": max(times) * 1e3, "runs": len(times)}
+    import numba
+
+    return {"median_ms": statistics.median(times) * 1e3, "worst_ms": max(times) * 1e3, "runs": len(times),
+            "layer": numba.threading_layer()}  # fmt: skip
 
 
 def _spawn(n: int, seconds: float) -> list[dict]:
@@ -64,7 +67,7 @@ def run(seconds: float = SECONDS, processes: int = PROCESSES) -> str:
         rows.append([f"{processes} at once, #{i + 1}", f"{r['median_ms']:.2f}", f"{r['worst_ms']:.1f}",
                      f"{ratio:.2f}x", "yes" if ratio <= BAR * fair else "NO"])  # fmt: skip
     head = (f"Contention: a 31-operator int8 MobileNet (person-detector shape), {processes} processes at once "
-            f"on {cores} cores; fair share {fair:.1f}x, bar {BAR * fair:.1f}x")  # fmt: skip
+            f"on {cores} cores, numba threading layer {solo['layer']}; fair share {fair:.1f}x, bar {BAR * fair:.1f}x")  # fmt: skip
     return head + "\n\n" + table(["run", "median ms", "worst ms", "vs alone", "within bar"], rows)
 
 

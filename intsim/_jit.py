@@ -11,13 +11,14 @@ Rules (see ``shared/reference/style.md``):
   renamed ``<name>__serial``: each build has its own cache entry.  Kernels made by a factory
   (closures) are not cached at all: numba keys them by their pickled closure, which differs in
   every process, so each run would only add files.
+* Threads: numba's TBB layer where the ``tbb`` package is installed (a dependency on x86-64
+  Linux; ``_load_tbb``), else OpenMP.  OpenMP's threads spin between parallel regions, which
+  starves other processes on a shared machine: three processes running a 31-operator int8
+  model on two cores ran up to 34x slower than one alone (``benchmarks/run.py contention``).
 * Small work runs serially even under ``backend="jit"``: a kernel told its ``work`` (multiply-
-  adds or elements) below ``PARALLEL_MIN_WORK`` runs its serial build.  A parallel region costs
-  microseconds to wake its threads, and OpenMP's threads spin between regions, which starves
-  other processes on a shared machine: three processes running a 31-operator int8 model on two
-  cores ran up to 34x slower than one alone (``benchmarks/run.py contention``), while the model
-  ran no faster on two threads than on one.  ``INTSIM_PARALLEL_MIN_WORK`` (environment) sets
-  another threshold; 0 makes every "jit" call parallel.
+  adds or elements) below ``PARALLEL_MIN_WORK`` (2**16 under TBB, 2**20 under OpenMP) runs its
+  serial build, since waking threads costs more than it saves there.  ``INTSIM_PARALLEL_MIN_WORK``
+  (environment) sets another threshold; 0 makes every "jit" call parallel.
 
 Backends, selectable at run time by every public function that calls a kernel:
 
@@ -28,13 +29,37 @@ Backends, selectable at run time by every public function that calls a kernel:
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import types
+from pathlib import Path
 
 import numba
 
 BACKENDS = ("jit", "jit-serial", "reference")
-PARALLEL_MIN_WORK = int(os.environ.get("INTSIM_PARALLEL_MIN_WORK", 1 << 20))
+
+
+def _load_tbb() -> bool:
+    """Make numba's TBB threading layer loadable: the ``tbb`` wheel puts ``libtbb.so.12`` in the
+    environment's ``lib/``, where the loader does not look, so numba would fall back to OpenMP.
+    Loading it first (RTLD_GLOBAL) lets numba's own layer choice (TBB before OpenMP) find it.
+    Nothing is loaded when the user chose a layer (``NUMBA_THREADING_LAYER``)."""
+    if os.environ.get("NUMBA_THREADING_LAYER", "default") not in ("default", "tbb"):
+        return False
+    lib = Path(sys.prefix) / "lib" / "libtbb.so.12"
+    try:
+        ctypes.CDLL(str(lib), mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return False
+    return True
+
+
+# TBB's workers back off and yield between regions; OpenMP's spin (see the module docstring):
+# measured on 2 cores, TBB with 2**16 matches OpenMP's solo speed and keeps three concurrent
+# processes within 2.3x of solo, OpenMP needs 2**20 to stay within 2x (and loses up to 1.6x solo)
+TBB = _load_tbb()
+PARALLEL_MIN_WORK = int(os.environ.get("INTSIM_PARALLEL_MIN_WORK", 1 << 16 if TBB else 1 << 20))
 
 # Scalar helpers called from kernels; never called from Python.  Inlined by numba into each
 # caller (inline="always"): left to LLVM they stayed calls through function pointers (numba links
