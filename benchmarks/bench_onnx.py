@@ -20,6 +20,9 @@ def run() -> str:
 
     from intsim.onnx import examples, load
     from intsim.onnx import run as intsim_run
+    from intsim.profiles import onnxruntime_cpu
+
+    ORT = onnxruntime_cpu()  # the profile of onnxruntime on this CPU
 
     logging.getLogger().setLevel(logging.ERROR)
     rows = []
@@ -33,10 +36,10 @@ def run() -> str:
             sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
             graph = load(model)
             want = sess.run(None, feeds)[0]
-            got = intsim_run(graph, feeds)["output"]
+            got = intsim_run(graph, feeds, profile=ORT)["output"]
             exact = np.array_equal(want, got)
             t_ort = best_time(lambda: sess.run(None, feeds), repeat=20)
-            t_sim = best_time(lambda: intsim_run(graph, feeds), repeat=20)
+            t_sim = best_time(lambda: intsim_run(graph, feeds, profile=ORT), repeat=20)
             rows.append([label, fmt, f"{t_sim * 1e3:.2f}", f"{t_ort * 1e3:.3f}", f"{t_sim / t_ort:.1f}x",
                          "yes" if exact else "NO"])  # fmt: skip
     return "ONNX forward pass, best of 20 (ms):\n" + table(

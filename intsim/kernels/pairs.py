@@ -32,20 +32,20 @@ def applies(a_dtype, b_dtype) -> bool:
 
 
 @kernel
-def _loss_kernel(a, bt, out):
-    """``out[m, n] = sum over even k of (p - sat16(p))``, ``p = a[m,k]*bt[n,k] + a[m,k+1]*bt[n,k+1]``."""
+def _loss_kernel(a, b, out):
+    """``out[m, n] = sum over even k of (p - sat16(p))``, ``p = a[m,k]*b[k,n] + a[m,k+1]*b[k+1,n]``,
+    ``b`` (K, N): the inner loop runs over ``n``, branch-free, and vectorizes."""
     m_total, k_total = a.shape
-    n_total = bt.shape[0]
+    n_total = b.shape[1]
     for m in prange(m_total):
-        for n in range(n_total):
-            loss = np.int64(0)
-            for k in range(0, k_total - 1, 2):
-                p = np.int64(a[m, k]) * np.int64(bt[n, k]) + np.int64(a[m, k + 1]) * np.int64(bt[n, k + 1])
-                if p > 32767:
-                    loss += p - 32767
-                elif p < -32768:
-                    loss += p + 32768
-            out[m, n] = loss  # an odd last product alone fits int16: 255 * -128 = -32640
+        row = out[m]
+        row[:] = 0
+        for k in range(0, k_total - 1, 2):
+            a0, a1 = np.int32(a[m, k]), np.int32(a[m, k + 1])
+            for n in range(n_total):
+                p = a0 * np.int32(b[k, n]) + a1 * np.int32(b[k + 1, n])  # |p| <= 65280
+                row[n] += max(p - 32767, 0) + min(p + 32768, 0)
+        # an odd last product alone fits int16: 255 * -128 = -32640
 
 
 def loss_reference(a, bt) -> np.ndarray:
@@ -73,7 +73,7 @@ def saturate_pairs(acc: np.ndarray, a: np.ndarray, bt: np.ndarray, backend: str 
         loss = loss_reference(a, bt)
     else:
         loss = np.empty(acc.shape, np.int64)
-        _loss_kernel.build(backend, acc.size * a.shape[1])(np.ascontiguousarray(a), np.ascontiguousarray(bt), loss)
+        _loss_kernel.build(backend, acc.size * a.shape[1])(np.ascontiguousarray(a), np.ascontiguousarray(bt.T), loss)
     if not loss.any():
         return acc
     return (((acc.astype(np.int64) - loss + 2**31) & 0xFFFFFFFF) - 2**31).astype(acc.dtype)
