@@ -59,3 +59,8 @@ def test_gemm_and_conv_apply_pairs_under_every_backend(backend):
     dw = rng.choice(np.array([-128, 127], np.int8), (3, 3, 3, 1))  # depthwise: MLAS widens, no pairs
     got_dw, _ = accumulate_conv2d(x, dw, 9, 0, padding="SAME", groups=3, accumulator=PAIRS, backend=backend)
     np.testing.assert_array_equal(got_dw, accumulate_conv2d(x, dw, 9, 0, padding="SAME", groups=3, backend=backend)[0])
+
+
+def test_pairs_only_with_an_int32_wrapping_accumulator():
+    with pytest.raises(ValueError, match="int16_pairs"):
+        Accumulator(24, "saturate", int16_pairs=True)

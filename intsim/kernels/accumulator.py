@@ -40,6 +40,9 @@ class Accumulator:
             raise ValueError(f"accumulator bits must be in [8, 64], got {self.bits}")
         if self.overflow not in OVERFLOW_MODES:
             raise ValueError(f"accumulator overflow must be one of {OVERFLOW_MODES}, got {self.overflow!r}")
+        if self.int16_pairs and (self.bits, self.overflow) != (32, "wrap"):
+            raise ValueError("int16_pairs models x86's vpmaddubsw into an int32 wrapping accumulator; "
+                             f"it does not combine with a {self.bits}-bit {self.overflow} one")  # fmt: skip
 
     @property
     def min(self) -> int:

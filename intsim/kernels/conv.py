@@ -351,7 +351,7 @@ class PreparedConv:
         bound = worst_case_bound(255, max_w, kh * kw * cg) + int(np.abs(geo.bias).max(initial=0))
         self.pairs = _pairs_apply(self.input_dtype, self.input_shape[3], geo.w, groups, accumulator)
         self.fast = (backend != "reference" and accumulator.wraps_int32 and self.input_dtype.itemsize == 1
-                     and bound <= INT32.max and (self.pairs or not accumulator.int16_pairs))  # fmt: skip
+                     and bound <= INT32.max)  # fmt: skip
         self.depthwise = groups == self.input_shape[3] and cg == 1 and not self.pairs
         if self.fast and self.depthwise:
             self.w_dw = _depthwise_filter(geo.w)
