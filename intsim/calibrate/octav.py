@@ -94,6 +94,19 @@ def _group_stats(x, nonzero, total, top, nz_min):
         nz_min[g] = lo
 
 
+def _group_stats_reference(x, nonzero, total, top, nz_min) -> None:
+    """``_group_stats`` in plain Python and numpy: the same sums, added one by one in order."""
+    for g in range(x.shape[0]):
+        a = np.abs(x[g].astype(np.float64))
+        a = a[a > 0.0]
+        acc = 0.0
+        for v in a.tolist():
+            acc += v
+        nonzero[g], total[g] = a.size, acc
+        top[g] = a.max() if a.size else 0.0
+        nz_min[g] = a.min() if a.size else np.inf
+
+
 def octav_step(x: np.ndarray, s: np.ndarray, c: float, backend: str = "jit"):
     """One OCTAV update for every group of ``x`` (G, n): (new s, sum above, count above,
     count small)."""
@@ -114,7 +127,7 @@ def octav_step(x: np.ndarray, s: np.ndarray, c: float, backend: str = "jit"):
                 big[g, j] = int(above.sum())
                 small[g, j] = int(((part > 0) & ~above).sum())
     else:
-        _octav_partials.build(backend)(x, s, total, big, small)
+        _octav_partials.build(backend, x.size)(x, s, total, big, small)
     total_s, big_s, small_s = total.sum(axis=1), big.sum(axis=1), small.sum(axis=1)
     denom = c * small_s + big_s
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -210,8 +223,9 @@ def octav(
     bits).  The unrefined value is ``OctavResult.fixed_point``.  ``grid="paper"`` keeps to the
     paper's noise model throughout: no search of the real grid's MSE (the fixed point already
     minimizes the model), and the model's J(s), not the measured MSE, decides whether ``max|x|``
-    is better.  ``backend="reference"`` runs
-    the full-pass recursion on every group (the definition the binned path is tested against).
+    is better.  ``backend="reference"`` runs the full-pass recursion on every group (the
+    definition the binned path is tested against) with every statistic in plain Python and
+    numpy, no numba: the group sums, the recursion's partial sums and the MSE measurements.
     Returns ``(clip, OctavResult)``.
     """
     check_backend(backend)
@@ -227,7 +241,8 @@ def octav(
     else:
         nonzero = np.empty(g, np.int64)
         total, s_max, nz_min = np.empty(g), np.empty(g), np.empty(g)
-        _group_stats.build("jit-serial" if backend == "reference" else backend)(data, nonzero, total, s_max, nz_min)
+        stats = _group_stats_reference if backend == "reference" else _group_stats.build(backend, data.size)
+        stats(data, nonzero, total, s_max, nz_min)
         mean_nonzero = np.where(nonzero > 0, total / np.maximum(nonzero, 1), 0.0)
     if isinstance(init, str):
         starts = {"mean_nonzero": mean_nonzero, "zero": np.zeros(g), "max": s_max}
