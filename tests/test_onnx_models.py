@@ -13,6 +13,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from conftest import ALL_BACKENDS
+
 from intsim import cli
 from intsim import profiles as P
 from intsim.onnx import ModelError, examples, load, run
@@ -46,17 +48,18 @@ CASES = [(b, f, a, pc) for b in BUILDS for f in ("qoperator", "qdq") for a in ("
 UNFUSED_BY_ORT = {("cnn", "qdq", "int8", False), ("cnn", "qdq", "int8", True)}
 
 
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 @pytest.mark.parametrize("build,fmt,act,per_channel", [c for c in CASES if c not in UNFUSED_BY_ORT])
-def test_quantize_static_pipelines_are_bit_exact(build, fmt, act, per_channel):
+def test_quantize_static_pipelines_are_bit_exact(build, fmt, act, per_channel, backend):
     float_model = BUILDS[build]()
     model = examples.quantize(float_model, fmt=fmt, per_channel=per_channel, activation=act)
     sess = ort_session(with_int_outputs(model))
     names = [o.name for o in sess.get_outputs()]
     graph = load(model)
-    for feeds in examples.calibration_inputs(float_model, 12, seed=11):
+    for feeds in examples.calibration_inputs(float_model, 12 if backend == "jit" else 2, seed=11):
         feeds = {k: v * np.float32(1.5) for k, v in feeds.items()}  # beyond the calibrated range too
         want = dict(zip(names, sess.run(None, feeds)))
-        got = run(graph, feeds, profile=ORT, return_intermediates=True).values
+        got = run(graph, feeds, profile=ORT, return_intermediates=True, backend=backend).values
         for name in names:
             assert got[name].dtype == want[name].dtype, name
             np.testing.assert_array_equal(got[name], want[name], err_msg=name)

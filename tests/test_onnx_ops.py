@@ -14,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from conftest import ALL_BACKENDS
+
 from intsim import profiles as P
 from intsim.onnx import run
 
@@ -60,9 +62,10 @@ def zero_point(rng, dtype):
 
 def assert_same(model, feeds):
     want = ort_run(model, feeds)
-    got = run(model, feeds, profile=P.onnxruntime_cpu())["y"]
-    assert got.dtype == want.dtype
-    np.testing.assert_array_equal(got, want)
+    for backend in ALL_BACKENDS:
+        got = run(model, feeds, profile=P.onnxruntime_cpu(), backend=backend)["y"]
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want, err_msg=backend)
 
 
 # Both operators follow MLAS's float32 formulas, whose rounding depends on the order of the float

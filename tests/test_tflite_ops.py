@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _tflite_util import T, random_int, reference, single_op
+from conftest import ALL_BACKENDS
 
 import intsim.tflite as itf
 
@@ -228,17 +229,18 @@ def _inputs(model, rng):
     return out
 
 
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_op_matches_litert_reference(case):
+def test_op_matches_litert_reference(case, backend):
     rng = np.random.default_rng(sum(map(ord, case)))
     data = CASES[case](rng)
     model = itf.load(data)
     assert len(model.operators) == 1 and model.operators[0].op in itf.supported_ops()  # parsed: its one operator
-    for _ in range(12):
+    for _ in range(12 if backend == "jit" else 3):  # the Python-int reference is slow: fewer draws
         xs = _inputs(model, rng)
         want = reference(data, xs)
         for whole_model in (None, False):  # the whole-model program where the op has one, and op by op
-            got = itf.run(model, xs, profile="tflite-reference", whole_model=whole_model)
+            got = itf.run(model, xs, profile="tflite-reference", whole_model=whole_model, backend=backend)
             for g, w in zip(got, want, strict=True):
                 assert g.dtype == w.dtype and g.shape == w.shape
                 np.testing.assert_array_equal(g, w)
