@@ -41,31 +41,6 @@ def _profile(profile) -> _profiles.Profile:
     return _profiles.get(profile)
 
 
-def _bind_inputs(model: Model, inputs) -> dict:
-    details = model.input_details()
-    if isinstance(inputs, dict):
-        by_name = {t.name: t for t in details}
-        unknown = set(inputs) - set(by_name)
-        if unknown:
-            raise ValueError(f"unknown input name(s) {sorted(unknown)}; the model takes {list(by_name)}")
-        arrays = [inputs.get(t.name) for t in details]
-    elif isinstance(inputs, np.ndarray):
-        arrays = [inputs]
-    else:
-        arrays = list(inputs)
-    if len(arrays) != len(details) or any(a is None for a in arrays):
-        raise ValueError(f"the model takes {len(details)} input(s) ({', '.join(t.describe() for t in details)})")
-    values = {}
-    for t, a in zip(details, arrays, strict=True):
-        a = np.asarray(a)
-        if a.dtype != t.dtype:
-            raise ValueError(f"input {t.describe()} needs dtype {t.dtype}, got {a.dtype}")
-        if a.shape != t.shape:
-            raise ValueError(f"input {t.describe()} needs shape {t.shape}, got {a.shape}")
-        values[t.index] = a
-    return values
-
-
 def execute(ctx: Context, op: Operator) -> list[np.ndarray]:
     """Run one operator on ``ctx.values``; checks the results against the model's tensors."""
     with reported(ctx.model, op):
@@ -111,7 +86,7 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
                 raise ModelError(prog)
         elif whole_model:
             raise ValueError("whole_model=True needs backend 'jit' or 'jit-serial' and no intermediates")
-    ctx = Context(m, p, _bind_inputs(m, inputs), backend)
+    ctx = Context(m, p, m.bind_inputs(inputs), backend)
     for op in m.operators:
         execute(ctx, op)
     missing = [m.tensors[i].describe() for i in m.outputs if i not in ctx.values]
@@ -151,7 +126,7 @@ def diff(model, inputs, profiles=("tflm", "tflite-reference"), *, max_locations:
     """
     m = load(model)
     pa, pb = (_profile(p) for p in profiles)
-    a = Context(m, pa, _bind_inputs(m, inputs), backend)
+    a = Context(m, pa, m.bind_inputs(inputs), backend)
     b = Context(m, pb, dict(a.values), backend)
     rows = []
     for op in m.operators:

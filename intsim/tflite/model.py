@@ -83,6 +83,32 @@ class Model:
     def output_details(self) -> list[Tensor]:
         return [self.tensors[i] for i in self.outputs]
 
+    def bind_inputs(self, inputs) -> dict:
+        """``inputs`` (a list in the model's input order, one array, or a dict by tensor name),
+        checked against the input tensors' dtypes and shapes: tensor index -> array."""
+        details = self.input_details()
+        if isinstance(inputs, dict):
+            by_name = {t.name: t for t in details}
+            unknown = set(inputs) - set(by_name)
+            if unknown:
+                raise ValueError(f"unknown input name(s) {sorted(unknown)}; the model takes {list(by_name)}")
+            arrays = [inputs.get(t.name) for t in details]
+        elif isinstance(inputs, np.ndarray):
+            arrays = [inputs]
+        else:
+            arrays = list(inputs)
+        if len(arrays) != len(details) or any(a is None for a in arrays):
+            raise ValueError(f"the model takes {len(details)} input(s) ({', '.join(t.describe() for t in details)})")
+        values = {}
+        for t, a in zip(details, arrays, strict=True):
+            a = np.asarray(a)
+            if a.dtype != t.dtype:
+                raise ValueError(f"input {t.describe()} needs dtype {t.dtype}, got {a.dtype}")
+            if a.shape != t.shape:
+                raise ValueError(f"input {t.describe()} needs shape {t.shape}, got {a.shape}")
+            values[t.index] = a
+        return values
+
     def random_inputs(self, rng) -> list[np.ndarray]:
         """One uniformly random value per input (the whole integer range; N(0, 1) for floats)."""
         return [rng.integers(np.iinfo(t.dtype).min, int(np.iinfo(t.dtype).max) + 1, t.shape).astype(t.dtype)

@@ -323,7 +323,7 @@ class Program:
 
     def _flat_inputs(self, inputs) -> tuple:
         """``inputs`` flattened (1-D, C-contiguous; a copy only of a non-contiguous input) in the
-        model's order, after the checks of ``interpreter._bind_inputs``, which runs, with its
+        model's order, after the checks of ``Model.bind_inputs``, which runs, with its
         errors, whenever the quick check does not pass.  Flat inputs and outputs give the
         program one compiled specialization whatever the shapes."""
         xs = (inputs,) if type(inputs) is np.ndarray else inputs
@@ -335,9 +335,8 @@ class Program:
                 flat.append(x.reshape(-1))
             else:
                 return tuple(flat)
-        from intsim.tflite.interpreter import _bind_inputs  # the general binding and its errors
 
-        values = _bind_inputs(self.model, inputs)
+        values = self.model.bind_inputs(inputs)  # the general binding and its errors
         return tuple(values[i].reshape(-1) for i in self.model.inputs)
 
     def _raise_overflow(self, status: int):
