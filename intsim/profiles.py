@@ -72,6 +72,8 @@ class Profile:
                 raise ValueError(f"profile {self.name!r}: {field} must be one of {allowed}, got {value!r}")
         if not 8 <= self.accumulator_bits <= 64:
             raise ValueError(f"profile {self.name!r}: accumulator_bits must be in [8, 64]")
+        if self.int16_pairs and (self.accumulator_bits, self.accumulator_overflow) != (32, "wrap"):
+            raise ValueError(f"profile {self.name!r}: int16_pairs needs the 32-bit wrapping accumulator")
 
     def rules(self, op: str) -> tuple[str, str]:
         """(requantization rule, multiplier rule) for ``op`` in ``"conv"``, ``"fc"``, ``"int16"``

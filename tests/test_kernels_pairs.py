@@ -64,3 +64,10 @@ def test_gemm_and_conv_apply_pairs_under_every_backend(backend):
 def test_pairs_only_with_an_int32_wrapping_accumulator():
     with pytest.raises(ValueError, match="int16_pairs"):
         Accumulator(24, "saturate", int16_pairs=True)
+
+
+def test_profile_with_pairs_needs_an_int32_wrapping_accumulator():
+    from intsim import profiles as P
+
+    with pytest.raises(ValueError, match="int16_pairs"):
+        P.custom("onnxruntime-cpu-avx2", "narrow", accumulator_bits=16)

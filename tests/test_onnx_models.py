@@ -192,7 +192,7 @@ def test_custom_profiles_with_one_name_get_their_own_prepared_layers():
     another's name (here a 16-bit saturating accumulator) must not get that one's layers."""
     float_model = examples.cnn()
     model = examples.quantize(float_model, fmt="qdq", per_channel=False, activation="uint8")
-    narrow = P.custom(ORT, ORT, accumulator_bits=16, accumulator_overflow="saturate")
+    narrow = P.custom(ORT, ORT, accumulator_bits=16, accumulator_overflow="saturate", int16_pairs=False)
     assert narrow.name == P.get(ORT).name and narrow != P.get(ORT)
     feeds = examples.calibration_inputs(float_model, 1, seed=5)[0]
     graph = load(model)
