@@ -16,7 +16,6 @@ Python ints.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -25,46 +24,8 @@ from numba import prange
 from intsim._jit import check_backend, kernel
 from intsim.kernels import pairs as _pairs
 from intsim.kernels.accumulator import INT32, Accumulator, OverflowReport, worst_case_bound
+from intsim.kernels.geometry import output_size, resolve_padding
 from intsim.kernels.gemm import PackedWeights, accumulate_matmul, gemm_int32
-
-PADDING_MODES = ("VALID", "SAME", "SAME_UPPER", "SAME_LOWER")
-
-
-def output_size(size: int, k: int, stride: int, dilation: int, before: int, after: int) -> int:
-    extent = (k - 1) * dilation + 1
-    out = (size + before + after - extent) // stride + 1
-    if out <= 0:
-        raise ValueError(
-            f"the filter (extent {extent}) does not fit an input of {size} with padding "
-            f"({before}, {after})"
-        )
-    return out
-
-
-def resolve_padding(padding, in_hw, kernel_hw, strides, dilations) -> tuple[int, int, int, int]:
-    """(top, left, bottom, right) from ``"VALID"``, ``"SAME"`` (= ``"SAME_UPPER"``: TFLite and
-    ONNX put the odd pixel at the end), ``"SAME_LOWER"``, or explicit (top, left, bottom, right)
-    (ONNX ``pads`` order)."""
-    if isinstance(padding, str):
-        mode = padding.upper()
-        if mode not in PADDING_MODES:
-            raise ValueError(f"padding must be one of {PADDING_MODES} or 4 integers, got {padding!r}")
-        if mode == "VALID":
-            return 0, 0, 0, 0
-        pads = []
-        for size, k, s, d in zip(in_hw, kernel_hw, strides, dilations, strict=True):
-            out = math.ceil(size / s)
-            total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
-            before = total - total // 2 if mode == "SAME_LOWER" else total // 2
-            pads.append((before, total - before))
-        return pads[0][0], pads[1][0], pads[0][1], pads[1][1]
-    p = tuple(int(v) for v in padding)
-    if len(p) != 4:
-        raise ValueError(f"explicit padding takes 4 integers (top, left, bottom, right), got {padding!r}")
-    if min(p) < 0:
-        raise ValueError(f"padding must not be negative, got {p}")
-    return p
-
 
 @kernel
 def _im2col_kernel(x, c0, cg, kh, kw, sh, sw, dh, dw, pt, pl, oh, ow, pad_value, cols):

@@ -14,7 +14,8 @@ import numpy as np
 
 from intsim.onnx import mlas
 from intsim.onnx.graph import ModelError
-from intsim.onnx.ops_quant import pool_geometry, windows
+from intsim.kernels.geometry import windows
+from intsim.onnx.ops_quant import pool_geometry
 from intsim.onnx.registry import op, require
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from intsim import formats, ops
 from intsim import profiles as _profiles
 from intsim.kernels.gemm import PreparedGemm
+from intsim.kernels.geometry import same_pads, windows
 from intsim.onnx import mlas
 from intsim.onnx.graph import ModelError, elem_dtype
 from intsim.onnx.registry import ms_op, op, require, scalar_param
@@ -398,9 +399,9 @@ def pool_geometry(node, spatial_shape, kernel, *, dilated_kernel=False):
         require(node, all(d == 1 for d in node.attr("dilations") or []), "dilated pooling is not supported")
     auto_pad = node.attr("auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-        out = [-(-s // st) for s, st in zip(spatial_shape, strides)]
-        total = [max(0, (o - 1) * st + k - s) for o, st, k, s in zip(out, strides, kernel, spatial_shape)]
-        begin = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
+        out = [-(-s // st) for s, st in zip(spatial_shape, strides, strict=True)]
+        begin = [same_pads(s, k, st, lower=auto_pad == "SAME_LOWER")[0]
+                 for s, k, st in zip(spatial_shape, kernel, strides, strict=True)]  # fmt: skip
         return out, begin, strides
     pads = list(node.attr("pads") or [0] * (2 * n)) if auto_pad == "NOTSET" else [0] * (2 * n)
     rnd = np.ceil if node.attr("ceil_mode", 0) else np.floor
@@ -411,21 +412,6 @@ def pool_geometry(node, spatial_shape, kernel, *, dilated_kernel=False):
             o -= 1  # the last window must start inside the input or its left padding
         out.append(o)
     return out, pads[:n], strides
-
-
-def windows(x, kernel, out, begin, strides, fill):
-    """For each kernel offset (row-major), the input values under it at every output position
-    (NC + spatial layout), with ``fill`` outside the input, and whether it was inside."""
-    n = len(kernel)
-    spatial = x.shape[2:]
-    pad_lo = [max(0, b) for b in begin]
-    pad_hi = [max(0, (o - 1) * s + k - b - d) for o, s, k, b, d in zip(out, strides, kernel, begin, spatial)]
-    xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(pad_lo, pad_hi)), constant_values=fill)
-    inside = np.pad(np.ones(spatial, bool), list(zip(pad_lo, pad_hi)))
-    for offset in np.ndindex(*kernel):
-        sl = tuple(slice(pad_lo[i] - begin[i] + offset[i], pad_lo[i] - begin[i] + offset[i] + (out[i] - 1) * strides[i] + 1, strides[i])
-                   for i in range(n))  # fmt: skip
-        yield xp[(slice(None), slice(None)) + sl], inside[sl]
 
 
 @ms_op("QLinearAveragePool")

@@ -10,7 +10,7 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import profiles as _profiles
-from intsim.kernels.conv import resolve_padding
+from intsim.kernels.geometry import output_size, resolve_padding
 from intsim.ops import activation_range
 from intsim.tflite.model import Model, ModelError, Operator, Tensor
 
@@ -158,9 +158,8 @@ def padding_name(op: Operator) -> str:
 
 def geometry(op: Operator, in_hw, kernel_hw, strides) -> tuple[tuple[int, int], tuple[int, int]]:
     """TFLite ``ComputePaddingHeightWidth`` (dilation 1): ((out_h, out_w), (pad_top, pad_left)),
-    the pads from the conv kernels' ``resolve_padding``."""
-    padding = padding_name(op)
-    out = tuple((n + s - 1) // s if padding == "SAME" else (n - k + s) // s
-                for n, k, s in zip(in_hw, kernel_hw, strides, strict=True))  # fmt: skip
-    top, left, _, _ = resolve_padding(padding, in_hw, kernel_hw, strides, (1, 1))
+    by the shared rules of ``kernels.geometry``."""
+    top, left, bottom, right = resolve_padding(padding_name(op), in_hw, kernel_hw, strides, (1, 1))
+    out = tuple(output_size(n, k, s, 1, before, after) for n, k, s, before, after
+                in zip(in_hw, kernel_hw, strides, (top, left), (bottom, right), strict=True))  # fmt: skip
     return out, (top, left)

@@ -13,6 +13,7 @@ import numpy as np
 from intsim import fixedpoint as fxp
 from intsim import ops
 from intsim import profiles as _profiles
+from intsim.kernels.geometry import windows
 from intsim.kernels.pool import average_pool
 from intsim.tflite import gemmlowp as g
 from intsim.tflite.context import (
@@ -158,22 +159,6 @@ def transpose_conv(ctx, op):
     return [req(np.ascontiguousarray(acc)).astype(dtype)]
 
 
-def _pool_windows(op, x):
-    o = op.options
-    kh, kw, sh, sw = o["filter_height"], o["filter_width"], o["stride_h"], o["stride_w"]
-    n, h, w, c = x.shape
-    (out_h, out_w), (pad_t, pad_l) = geometry(op, (h, w), (kh, kw), (sh, sw))
-    oy = np.arange(out_h) * sh - pad_t
-    ox = np.arange(out_w) * sw - pad_l
-    for fy in range(kh):
-        for fx in range(kw):
-            iy, ix = oy + fy, ox + fx
-            vy, vx = (iy >= 0) & (iy < h), (ix >= 0) & (ix < w)
-            valid = vy[:, None] & vx[None, :]
-            taps = x[:, np.clip(iy, 0, h - 1)][:, :, np.clip(ix, 0, w - 1)]
-            yield taps, valid[None, :, :, None]
-
-
 @kernel("AVERAGE_POOL_2D")
 def average_pool_2d(ctx, op):
     """``reference_integer_ops::AveragePool`` (``kernels.pool.average_pool``): mean of the in-image
@@ -194,14 +179,17 @@ def average_pool_2d(ctx, op):
 
 @kernel("MAX_POOL_2D")
 def max_pool_2d(ctx, op):
+    """``reference_integer_ops::MaxPool``: the largest in-image tap, then the activation clamp."""
     x = ctx.input(op, 0)
     dtype = check_types(op, [ctx.in_tensor(op, 0), ctx.out_tensor(op)], ACT_TYPES)
-    best = None
-    for taps, valid in _pool_windows(op, x):
-        cand = np.where(valid, taps.astype(np.int64), np.iinfo(np.int64).min)
-        best = cand if best is None else np.maximum(best, cand)
+    o = op.options
+    kernel_hw, strides = (o["filter_height"], o["filter_width"]), (o["stride_h"], o["stride_w"])
+    out_hw, pad_tl = geometry(op, x.shape[1:3], kernel_hw, strides)
+    lowest = np.iinfo(np.int64).min  # outside the image: never the maximum
+    nchw = np.moveaxis(x.astype(np.int64), 3, 1)
+    best = np.maximum.reduce([taps for taps, _ in windows(nchw, kernel_hw, out_hw, pad_tl, strides, lowest)])
     lo, hi = act_range(op, ctx.out_tensor(op))
-    return [np.clip(best, lo, hi).astype(dtype)]
+    return [np.clip(np.moveaxis(best, 1, 3), lo, hi).astype(dtype)]
 
 
 @kernel("MEAN")
