@@ -197,14 +197,14 @@ def _profile_list(text: str) -> tuple[str, ...]:
 
 class _Progress:
     """Says on stderr that work is under way when a command runs for more than ``after``
-    seconds (first runs compile numba kernels for about 20 s; later runs load them cached)."""
+    seconds (first runs compile numba kernels; later runs load them cached)."""
 
     def __init__(self, after: float = 2.0):
         import threading
 
         self.timer = threading.Timer(after, lambda: print(
-            "intsim: working... (the first run compiles numba kernels, about 20 s; later runs load them "
-            "from the cache)", file=sys.stderr, flush=True))  # fmt: skip
+            "intsim: working... (a first run compiles numba kernels, which later runs load from the "
+            "cache)", file=sys.stderr, flush=True))  # fmt: skip
         self.timer.daemon = True
 
     def __enter__(self):
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--n", type=int, default=100_000, help="samples per distribution")
     sweep_parser.add_argument("--bits", default=(2, 8), type=_bit_range, help="bit range LO-HI, e.g. 3-8")
     sweep_parser.add_argument("--out", help="folder for the markdown table and the J(s) plot")
-    tfl = sub.add_parser("tflite", help="run a .tflite model under two profiles and show where they differ")
+    tfl = sub.add_parser("tflite", help="run a .tflite model under one or more profiles and show where they differ")
     tfl.add_argument("model", help="path of an int8 or int16x8 .tflite model")
     tfl.add_argument("--profiles", default=("tflite-reference", "tflm"), type=_profile_list,
                      help="one or more profiles, comma separated; each is compared with the first")

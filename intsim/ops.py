@@ -59,6 +59,10 @@ def _int_value(name, v, dtype=None) -> int:
     return value
 
 
+def _without_pairs(accumulator: Accumulator) -> Accumulator:
+    return replace(accumulator, int16_pairs=False) if accumulator.int16_pairs else accumulator
+
+
 def _output_dtype(y_zero_point) -> np.dtype:
     """The output type, which ONNX's QLinear ops take from ``y_zero_point``: a numpy uint8 or
     int8 value (a Python int carries no type)."""
@@ -190,8 +194,7 @@ def conv_integer(
     _zero_point_dtype("w_zero_point", w_zero_point, w)
     out, report = _onnx_conv_accumulate(
         x, w, 0 if x_zero_point is None else x_zero_point, 0 if w_zero_point is None else w_zero_point,
-        None, auto_pad, dilations, group, kernel_shape, pads, strides,
-        replace(accumulator or INT32, int16_pairs=False), backend,
+        None, auto_pad, dilations, group, kernel_shape, pads, strides, _without_pairs(accumulator or INT32), backend,
     )  # fmt: skip
     return _finish(out, report, return_report)
 

@@ -21,6 +21,7 @@ Build your own hardware's profile with ``Profile(...)`` or ``custom(base, **chan
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -124,18 +125,16 @@ def requantize(acc, multiplier, zero_point, rule: str, *, qmin: int, qmax: int, 
         return fxp.requantize_float(
             acc, multiplier, zero_point, qmin=qmin, qmax=qmax, rule=rule, axis=axis, backend=backend
         )
+    if rule != "int64" and rule not in fxp.ROUNDINGS:
+        raise ValueError(f"requantization rule must be one of {REQUANT_RULES}, got {rule!r}")
+    q, shift = fxp.quantize_multiplier(np.asarray(multiplier, np.float64), single_rounding=rule == "single")
+    fxp.check_layer_multiplier(multiplier, shift, rule)
     if rule == "int64":
-        q, shift = fxp.quantize_multiplier(np.asarray(multiplier, np.float64))
-        fxp.check_layer_multiplier(multiplier, shift, rule)
         scaled = fxp.multiply_by_quantized_multiplier_int64(acc, q, shift, axis=axis, backend=backend)
-    elif rule in fxp.ROUNDINGS:
-        q, shift = fxp.quantize_multiplier(np.asarray(multiplier, np.float64), single_rounding=rule == "single")
-        fxp.check_layer_multiplier(multiplier, shift, rule)
+    else:
         if rule == "single":
             fxp.check_single_rounding_range(acc, q, shift, multiplier, axis)
         scaled = fxp.multiply_by_quantized_multiplier(acc, q, shift, rounding=rule, axis=axis, backend=backend)
-    else:
-        raise ValueError(f"requantization rule must be one of {REQUANT_RULES}, got {rule!r}")
     zp = np.asarray(zero_point, dtype=np.int64)
     if zp.size > 1:
         dims = [1] * scaled.ndim
@@ -312,22 +311,25 @@ def get(profile) -> Profile:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}") from None
 
 
-def cpu_flags() -> set[str]:
-    """The x86 feature flags of this CPU (``/proc/cpuinfo``; empty elsewhere)."""
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The x86 feature flags of this CPU (``/proc/cpuinfo``, read once; empty elsewhere)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
-def onnxruntime_cpu(flags: set[str] | None = None) -> str:
+def onnxruntime_cpu(flags=None) -> str:
     """The profile of onnxruntime's CPU EP on this machine, as MLAS dispatches its uint8 x int8
     kernels (``platform.cpp``): ``"onnxruntime-cpu-avx2"`` on x86 with AVX2 but neither
-    AVX512-VNNI nor AVX-VNNI (or AMX), ``"onnxruntime-cpu"`` elsewhere."""
+    AVX512-VNNI nor AVX-VNNI (or AMX), ``"onnxruntime-cpu"`` elsewhere.  Measured on an AVX2
+    CPU against onnxruntime 1.32; the AVX512BW-without-VNNI case follows MLAS's source (its
+    AVX512 core kernel also uses vpmaddubsw), not a measurement."""
     flags = cpu_flags() if flags is None else flags
     vnni = {"avx512_vnni", "avx_vnni", "amx_int8"} & flags
     return "onnxruntime-cpu-avx2" if "avx2" in flags and not vnni else "onnxruntime-cpu"

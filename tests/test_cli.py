@@ -54,11 +54,18 @@ def test_tflite_command_prints_outputs_and_per_layer_diff(models_dir):
     (["tflite", "MODELS/tflite/hello_world_int8.tflite", "--profiles", "tflm,bogus"], "unknown profile 'bogus'"),
     (["tflite", "MODELS/tflite/micro_speech_lstm.tflite"], "UNIDIRECTIONAL_SEQUENCE_LSTM"),
     (["report", "MODELS/none.onnx", "--float", "f.onnx", "--inputs", "nope.npz"], "none.onnx"),
+    (["report", "TMP/q.onnx", "--float", "TMP/f.onnx", "--inputs", "TMP/nope.npz"], "nope.npz"),
     (["error-sweep", "--bits", "9-3"], "--bits: need 2 <= LO <= HI <= 16"),
     (["error-sweep", "--bits", "x"], "--bits: expected LO-HI"),
 ])  # fmt: skip
-def test_errors_are_one_line_and_exit_2(models_dir, capsys, argv, message):
-    argv = [a.replace("MODELS", str(models_dir)) for a in argv]
+def test_errors_are_one_line_and_exit_2(models_dir, tmp_path, capsys, argv, message):
+    if "TMP/q.onnx" in argv:  # real models, a missing inputs file
+        from intsim.onnx import examples
+
+        float_model = examples.mlp()
+        (tmp_path / "f.onnx").write_bytes(float_model.SerializeToString())
+        (tmp_path / "q.onnx").write_bytes(examples.quantize(float_model).SerializeToString())
+    argv = [a.replace("MODELS", str(models_dir)).replace("TMP", str(tmp_path)) for a in argv]
     try:
         code = cli.main(argv)
     except SystemExit as e:  # argparse's own usage errors

@@ -38,12 +38,13 @@ def _qdq_cnn_with_bias_dq(scale_factor=1.0, zero_point=0):
     return model
 
 
-def _ort_optimized_ops(model) -> list[str]:
+def _ort_optimized_ops(model, path) -> list[str]:
+    """The operators of the graph onnxruntime runs after its optimizations (saved to ``path``)."""
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    so.optimized_model_filepath = str(_ort_optimized_ops.path)
+    so.optimized_model_filepath = str(path)
     ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return [n.op_type for n in onnx.load(str(_ort_optimized_ops.path)).graph.node]
+    return [n.op_type for n in onnx.load(str(path)).graph.node]
 
 
 @pytest.mark.parametrize("factor, zp, fused", [(1.0, 0, True), (1.015, 0, True), (2.0, 0, False), (1.0, 39, False)])
@@ -51,9 +52,8 @@ def test_conv_fused_only_where_onnxruntime_fuses_it(tmp_path, factor, zp, fused)
     """onnxruntime fuses DQ -> Conv -> Q only with a bias DQ of zero point 0 and scale within
     1e-6 + 1% of x_scale * w_scale; the first conv of the model is fused by both or neither,
     and its output equals onnxruntime's (within the one step a float Conv may differ by)."""
-    _ort_optimized_ops.path = tmp_path / "optimized.onnx"
     model = _qdq_cnn_with_bias_dq(factor, zp)
-    assert ("Conv" not in _ort_optimized_ops(model)) == fused
+    assert ("Conv" not in _ort_optimized_ops(model, tmp_path / "optimized.onnx")) == fused
     graph = load(model)
     feeds = examples.calibration_inputs(examples.cnn(), 3, seed=11)
     name = "r1_QuantizeLinear_Output"

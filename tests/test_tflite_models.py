@@ -136,3 +136,27 @@ def test_multi_op_cnn_written_with_the_builder():
         (want,) = reference(data, [x])
         (got,) = itf.run(model, x)
         np.testing.assert_array_equal(got, want)
+
+
+def test_example_mobilenet_equals_builtin_ref_in_every_layer():
+    """The contention benchmark's 31-operator model (builder.example_mobilenet): every tensor
+    equals LiteRT BUILTIN_REF's (read with experimental_preserve_all_tensors)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from intsim.tflite.builder import example_mobilenet
+
+    data = example_mobilenet(seed=3, size=32)
+    model = itf.load(data)
+    assert len(model.operators) == 31
+    ip = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                     experimental_preserve_all_tensors=True)  # fmt: skip
+    ip.allocate_tensors()
+    rng = np.random.default_rng(6)
+    for _ in range(4):
+        x = random_int(rng, model.input_details()[0].shape, np.int8)
+        ip.set_tensor(ip.get_input_details()[0]["index"], x)
+        ip.invoke()
+        _, tensors = itf.run(model, x, return_intermediates=True)
+        for op in model.operators:
+            t = model.tensors[op.outputs[0]]
+            np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=op.describe())

@@ -231,7 +231,9 @@ def accumulate_conv2d(
 
     per_group = cout // groups
     # int8 input is re-biased to uint8 below: the GEMM must not see int16 pairs where none act
-    acc_model = accumulator if _pairs_apply(x.dtype, cin, w, groups, accumulator) else replace(accumulator, int16_pairs=False)
+    acc_model = accumulator
+    if accumulator.int16_pairs and not _pairs_apply(x.dtype, cin, w, groups, accumulator):
+        acc_model = replace(accumulator, int16_pairs=False)
     depthwise = groups == cin and cg == 1 and acc_model.is_native_int32
     if depthwise and _cannot_overflow(x, w, x_zp, w_zp, bias_v, accumulator):
         out = _depthwise(x, _depthwise_filter(w), x_zp, geo, backend)

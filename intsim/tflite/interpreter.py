@@ -35,12 +35,6 @@ def load(model) -> Model:
     return m
 
 
-def _profile(profile) -> _profiles.Profile:
-    """Any profile: conv and fully connected layers requantize by its rules (float ones too),
-    the other operators by its ``mbqm`` build."""
-    return _profiles.get(profile)
-
-
 def execute(ctx: Context, op: Operator) -> list[np.ndarray]:
     """Run one operator on ``ctx.values``; checks the results against the model's tensors."""
     with reported(ctx.model, op):
@@ -75,7 +69,7 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
         if prog is not None:
             return prog(inputs)
     m = load(model)
-    p = _profile(profile)
+    p = _profiles.get(profile)  # any profile: conv/FC by its rules, the rest by its mbqm build
     if whole_model is not False:
         if backend in ("jit", "jit-serial") and not return_intermediates:
             prog = program_for(m, p)
@@ -125,7 +119,7 @@ def diff(model, inputs, profiles=("tflm", "tflite-reference"), *, max_locations:
     the first profile's inputs (the disagreement that *originates* in this layer).
     """
     m = load(model)
-    pa, pb = (_profile(p) for p in profiles)
+    pa, pb = (_profiles.get(p) for p in profiles)
     a = Context(m, pa, m.bind_inputs(inputs), backend)
     b = Context(m, pb, dict(a.values), backend)
     rows = []
