@@ -66,6 +66,9 @@ PARALLEL_MIN_WORK = int(os.environ.get("INTSIM_PARALLEL_MIN_WORK", 1 << 16 if TB
 # each function's module separately), which blocked vectorization of every loop calling one;
 # the TFLite ADD kernel ran 8x slower so (13 ns -> 1.6 ns an element).
 helper = numba.njit(cache=True, nogil=True, inline="always")
+# The same, not cached on disk: for scalars made by a factory or defined where numba has no file
+# to key a cache by (a rule typed into a session, ``intsim.fixedpoint.jit_scalar``).
+uncached_helper = numba.njit(nogil=True, inline="always")
 
 # Kernels that are serial by design and called from Python (a whole-model program over tensors of
 # a few hundred elements, ``intsim.tflite.program``): one build, disk-cached, under every jit

@@ -326,6 +326,14 @@ def conv2d(
 ):  # fmt: skip
     """TFLite CONV_2D: ``input`` NHWC, ``filter`` OHWI (grouped when I < Cin), symmetric
     per-channel int8 filters, ``bias`` per output channel."""
+    return _conv2d(input, filter, bias, strides, padding, dilations, input_scale, input_zero_point, filter_scale,
+                   output_scale, output_zero_point, activation, output_dtype, profile, accumulator, backend,
+                   return_report, "conv")  # fmt: skip
+
+
+def _conv2d(input, filter, bias, strides, padding, dilations, input_scale, input_zero_point, filter_scale,
+            output_scale, output_zero_point, activation, output_dtype, profile, accumulator, backend, return_report,
+            op_class):  # fmt: skip
     x, int16x8, out_dtype = _tflite_common(input, input_zero_point, output_zero_point, output_dtype)
     _check_scales(input_scale=input_scale, filter_scale=filter_scale, output_scale=output_scale)
     w = np.asarray(filter)
@@ -341,7 +349,7 @@ def conv2d(
     info = np.iinfo(out_dtype)
     clamp = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
     y = _requantize(acc, input_scale, np.asarray(filter_scale).reshape(-1), output_scale, output_zero_point,
-                    out_dtype, profile, "int16" if int16x8 else "conv", -1, backend, clamp)  # fmt: skip
+                    out_dtype, profile, "int16" if int16x8 else op_class, -1, backend, clamp)  # fmt: skip
     return _finish(y, report, return_report)
 
 
@@ -362,12 +370,9 @@ def depthwise_conv2d(
             f"filter channels {w.shape[3]} != input channels {x.shape[-1]} x depth_multiplier {depth_multiplier}"
         )
     ohwi = np.ascontiguousarray(np.transpose(w, (3, 1, 2, 0)))  # (Cout, KH, KW, 1)
-    return conv2d(
-        x, ohwi, bias, strides=strides, padding=padding, dilations=dilations, input_scale=input_scale,
-        input_zero_point=input_zero_point, filter_scale=filter_scale, output_scale=output_scale,
-        output_zero_point=output_zero_point, activation=activation, output_dtype=output_dtype,
-        profile=profile, accumulator=accumulator, backend=backend, return_report=return_report,
-    )  # fmt: skip
+    return _conv2d(x, ohwi, bias, strides, padding, dilations, input_scale, input_zero_point, filter_scale,
+                   output_scale, output_zero_point, activation, output_dtype, profile, accumulator, backend,
+                   return_report, "depthwise")  # fmt: skip
 
 
 # ---- prepared layers (constant weights, many calls) ----------------------------------------------
@@ -444,7 +449,8 @@ def prepare_conv2d(
         dilations=dilations, padding=padding, groups=input_shape[3] // w.shape[3],
         accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend,
     )  # fmt: skip
-    req = _prepared_requantizer(profile, "int16" if int16x8 else "conv", input_scale, filter_scale, output_scale,
+    op_class = "int16" if int16x8 else "conv" if depth_multiplier is None else "depthwise"
+    req = _prepared_requantizer(profile, op_class, input_scale, filter_scale, output_scale,
                                 output_zero_point, activation, out_dtype, backend)  # fmt: skip
     return PreparedLayer(conv, req, _int_value("input_zero_point", input_zero_point, x_dtype), out_dtype, None)
 

@@ -1,93 +1,130 @@
-"""Named targets: the bundle of arithmetic rules each deployed runtime applies.
+"""Named targets: the table of arithmetic rules each deployed runtime applies.
 
-A ``Profile`` says, for each kind of operator, how the real multiplier ``s_in * s_w / s_out`` is
-computed and how int32 (or int64) accumulators are requantized, plus the accumulator model and
-the rounding of quantize ops.  Rules are named as in ``intsim.fixedpoint``:
+A ``Profile`` maps each operator class to a requantization rule (``intsim.fixedpoint.rules``:
+``"double"``, ``"single"``, ``"int64"``, ``"float32"``, ``"float64-onnx"``, ``"float64-away"``,
+or one you register) and the derivation of its real multiplier ``s_in * s_w / s_out``:
 
-requantization  ``"double"`` / ``"single"`` (MultiplyByQuantizedMultiplier), ``"int64"`` (the
-                int16x8 reduced-multiplier rule), ``"float32"`` (onnxruntime MLAS, XNNPACK),
-                ``"float64-onnx"`` (ONNX reference), ``"float64-away"`` (LiteRT reference FC)
-multiplier      ``"float64"``: ``double(s_in) * double(s_w) / double(s_out)``;
-                ``"float32-product"``: ``double(float32(s_in * s_w)) / double(s_out)``;
-                ``"float32"``: ``float32(float32(s_in * s_w) / s_out)``
+multiplier  ``"float64"``: ``double(s_in) * double(s_w) / double(s_out)``;
+            ``"float32-product"``: ``double(float32(s_in * s_w)) / double(s_out)``;
+            ``"float32"``: ``float32(float32(s_in * s_w) / s_out)``
 
-``mbqm`` is the MultiplyByQuantizedMultiplier build (``"double"`` or ``"single"``) of the TFLite
-operators outside conv, depthwise, transpose conv and fully connected (ADD, SUB, MUL, MEAN,
-QUANTIZE, SOFTMAX, LOGISTIC/TANH, LEAKY_RELU, HARD_SWISH): every profile runs every TFLite
-operator, the float-rule ones (``xnnpack``, ``onnxruntime-cpu``) included.
+Operator classes (``OP_CLASSES``): the layers with weights (``conv``, ``depthwise``, ``fc``, and
+their int16x8 forms ``int16``, ``int16-fc``), which take any rule, and the TFLite operators that
+quantize their own multipliers (``add``, ``mul``, ``mean``, ``softmax``, ``activation``,
+``quantize``), which take a MultiplyByQuantizedMultiplier build (``"double"`` or ``"single"``).
+Besides the table: the accumulator model, whether uint8 x int8 products are summed in saturating
+int16 pairs, the int8 LOGISTIC/TANH implementation, and the rounding of quantize ops.
 
-Build your own hardware's profile with ``Profile(...)`` or ``custom(base, **changes)``.
+Build your own hardware's profile with ``custom(base, name, rules={...}, **changes)``.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim._jit import PARALLEL_MIN_WORK
+from intsim._jit import check_backend as fxp_check_backend
 from intsim.quant.affine import check_scale
 from intsim.rounding import MODES
 
-REQUANT_RULES = ("double", "single", "int64") + fxp.FLOAT_RULES
 MULTIPLIER_RULES = ("float64", "float32-product", "float32")
 OVERFLOW = ("wrap", "saturate")
-OPS = ("conv", "fc", "int16", "int16-fc")
 ACTIVATION_IMPLS = ("lut", "fixed-point")
+OP_CLASSES = {
+    "conv": "Conv2D, TRANSPOSE_CONV, ONNX QLinearConv",
+    "depthwise": "DEPTHWISE_CONV_2D",
+    "fc": "FULLY_CONNECTED, ONNX QLinearMatMul, QGemm",
+    "int16": "int16x8 Conv2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV",
+    "int16-fc": "int16x8 FULLY_CONNECTED",
+    "add": "ADD, SUB",
+    "mul": "MUL",
+    "mean": "MEAN",
+    "softmax": "SOFTMAX",
+    "activation": "LOGISTIC, TANH, LEAKY_RELU, HARD_SWISH",
+    "quantize": "QUANTIZE between integer types",
+}
+OWN_MULTIPLIER = ("add", "mul", "mean", "softmax", "activation", "quantize")
+
+
+def table(conv, fc, *, int16=("int64", "float64"), int16_fc=("int64", "float64"), mbqm="double") -> dict:
+    """A full rule table: ``conv`` also for depthwise, ``mbqm`` for every operator that quantizes
+    its own multipliers."""
+    return {"conv": conv, "depthwise": conv, "fc": fc, "int16": int16, "int16-fc": int16_fc,
+            **{c: (mbqm, "float64") for c in OWN_MULTIPLIER}}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Profile:
-    """The arithmetic a target applies.  ``source`` names the code each rule was read from."""
+    """The arithmetic a target applies.  ``source`` names the code each rule was read from;
+    ``rules`` maps operator classes to ``(rule, multiplier derivation)`` (a mapping in, kept as
+    a sorted tuple so that profiles hash)."""
 
     name: str
     source: str
-    requant: str  # conv, depthwise conv and every other MBQM-based op
-    multiplier: str
-    fc_requant: str  # FullyConnected / MatMul / Gemm
-    fc_multiplier: str
-    int16_requant: str = "int64"  # int16 activations x int8 weights, int64 accumulators
-    int16_fc_requant: str = "int64"  # int16x8 FullyConnected
+    rules_table: Mapping = field(default_factory=dict)
     activation_impl: str = "lut"  # TFLite int8 LOGISTIC/TANH: float-built table or gemmlowp fixed point
-    mbqm: str = "double"  # the MultiplyByQuantizedMultiplier build of TFLite's other operators
     accumulator_bits: int = 32
     accumulator_overflow: str = "wrap"
     int16_pairs: bool = False  # uint8 x int8 products summed in saturating int16 pairs (x86 vpmaddubsw)
     quantize_rounding: str = "nearest_even"  # QuantizeLinear / QUANTIZE and activation bounds
 
     def __post_init__(self):
-        for field, value, allowed in (
-            ("requant", self.requant, REQUANT_RULES), ("fc_requant", self.fc_requant, REQUANT_RULES),
-            ("int16_requant", self.int16_requant, REQUANT_RULES),
-            ("int16_fc_requant", self.int16_fc_requant, REQUANT_RULES),
+        entries = self.rules_table.items() if isinstance(self.rules_table, Mapping) else self.rules_table
+        rows = tuple(sorted((str(op), *map(str, pair)) for op, *pair in ((k, *v) for k, v in entries)))
+        object.__setattr__(self, "rules_table", rows)
+        for op, rule, multiplier in rows:
+            if op not in OP_CLASSES:
+                raise ValueError(f"profile {self.name!r}: unknown operator class {op!r}; classes: {', '.join(OP_CLASSES)}")
+            try:
+                fxp.get_rule(rule)
+            except ValueError as e:
+                raise ValueError(f"profile {self.name!r}, {op!r}: {e}") from None
+            if multiplier not in MULTIPLIER_RULES:
+                raise ValueError(f"profile {self.name!r}, {op!r}: multiplier must be one of {MULTIPLIER_RULES}, "
+                                 f"got {multiplier!r}")  # fmt: skip
+        for field_, value, allowed in (
             ("activation_impl", self.activation_impl, ACTIVATION_IMPLS),
-            ("mbqm", self.mbqm, fxp.ROUNDINGS),
-            ("multiplier", self.multiplier, MULTIPLIER_RULES),
-            ("fc_multiplier", self.fc_multiplier, MULTIPLIER_RULES),
             ("accumulator_overflow", self.accumulator_overflow, OVERFLOW),
             ("quantize_rounding", self.quantize_rounding, tuple(MODES)),
         ):  # fmt: skip
             if value not in allowed:
-                raise ValueError(f"profile {self.name!r}: {field} must be one of {allowed}, got {value!r}")
+                raise ValueError(f"profile {self.name!r}: {field_} must be one of {allowed}, got {value!r}")
         if not 8 <= self.accumulator_bits <= 64:
             raise ValueError(f"profile {self.name!r}: accumulator_bits must be in [8, 64]")
         if self.int16_pairs and (self.accumulator_bits, self.accumulator_overflow) != (32, "wrap"):
             raise ValueError(f"profile {self.name!r}: int16_pairs needs the 32-bit wrapping accumulator")
 
+    @property
+    def table(self) -> dict[str, tuple[str, str]]:
+        """The rule table as a dict: operator class -> (rule, multiplier derivation)."""
+        return {op: (rule, m) for op, rule, m in self.rules_table}
+
     def rules(self, op: str) -> tuple[str, str]:
-        """(requantization rule, multiplier rule) for ``op`` in ``"conv"``, ``"fc"``, ``"int16"``
-        (int16x8 conv), ``"int16-fc"`` (int16x8 FullyConnected)."""
-        if op == "conv":
-            return self.requant, self.multiplier
-        if op == "fc":
-            return self.fc_requant, self.fc_multiplier
-        if op == "int16":
-            return self.int16_requant, "float64"
-        if op == "int16-fc":
-            return self.int16_fc_requant, "float64"
-        raise ValueError(f"op must be one of {OPS}, got {op!r}")
+        """(requantization rule, multiplier derivation) for operator class ``op``."""
+        for o, rule, multiplier in self.rules_table:
+            if o == op:
+                return rule, multiplier
+        raise ValueError(f"profile {self.name!r} has no rule for operator class {op!r} ({OP_CLASSES.get(op, 'unknown')}); "
+                         f"its classes: {', '.join(o for o, _, _ in self.rules_table)}")  # fmt: skip
+
+    def rule(self, op: str) -> fxp.Rule:
+        """The ``fixedpoint.Rule`` object of operator class ``op``."""
+        return fxp.get_rule(self.rules(op)[0])
+
+    def mbqm(self, op: str, operator: str) -> str:
+        """The MultiplyByQuantizedMultiplier build (``"double"`` / ``"single"``) of operator class
+        ``op``, for ``operator``, which quantizes its own multipliers."""
+        rule, _ = self.rules(op)
+        if rule not in fxp.ROUNDINGS:
+            raise ValueError(f"{operator} quantizes its own multipliers and needs a MultiplyByQuantizedMultiplier "
+                             f"rule ({' or '.join(fxp.ROUNDINGS)}); profile {self.name!r} gives {rule!r} for "
+                             f"operator class {op!r}")  # fmt: skip
+        return rule
 
     def real_multiplier(self, s_in, s_w, s_out, op: str = "conv") -> np.ndarray:
         """The multiplier as this target computes it from float32 scales (float64 array)."""
@@ -119,76 +156,67 @@ def real_multiplier(s_in, s_w, s_out, rule: str) -> np.ndarray:
     raise ValueError(f"multiplier rule must be one of {MULTIPLIER_RULES}, got {rule!r}")
 
 
-def requantize(acc, multiplier, zero_point, rule: str, *, qmin: int, qmax: int, axis=None, backend="jit"):
-    """Apply requantization ``rule`` with real ``multiplier`` (float64, per tensor or channel)."""
-    if rule in fxp.FLOAT_RULES:
-        return fxp.requantize_float(
-            acc, multiplier, zero_point, qmin=qmin, qmax=qmax, rule=rule, axis=axis, backend=backend
-        )
-    if rule != "int64" and rule not in fxp.ROUNDINGS:
-        raise ValueError(f"requantization rule must be one of {REQUANT_RULES}, got {rule!r}")
-    q, shift = fxp.quantize_multiplier(np.asarray(multiplier, np.float64), single_rounding=rule == "single")
-    fxp.check_layer_multiplier(multiplier, shift, rule)
-    if rule == "int64":
-        scaled = fxp.multiply_by_quantized_multiplier_int64(acc, q, shift, axis=axis, backend=backend)
-    else:
-        if rule == "single":
-            fxp.check_single_rounding_range(acc, q, shift, multiplier, axis)
-        scaled = fxp.multiply_by_quantized_multiplier(acc, q, shift, rounding=rule, axis=axis, backend=backend)
-    zp = np.asarray(zero_point, dtype=np.int64)
-    if zp.size > 1:
-        dims = [1] * scaled.ndim
-        dims[(axis if axis is not None else -1) % scaled.ndim] = zp.size
-        zp = zp.reshape(dims)
-    return np.clip(scaled.astype(np.int64) + zp, qmin, qmax).astype(np.int32)
+def requantize(acc, multiplier, zero_point, rule, *, qmin: int, qmax: int, axis=None, backend="jit"):
+    """Apply requantization ``rule`` (a registered name or a ``fixedpoint.Rule``) with real
+    ``multiplier`` (float64, per tensor or channel), ``+ zero_point``, clamped: int32."""
+    return fxp.requantize(acc, multiplier, zero_point, rule, qmin=qmin, qmax=qmax, axis=axis, backend=backend)
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A requantizer's arithmetic as plain values, for code that compiles a layer into a larger
+    program (``intsim.tflite.program``): ``rule`` applied with per-channel ``p1``, ``p2`` and
+    ``zero_point`` (each of length ``channels``), clamped to ``[qmin, qmax]``, on accumulators
+    in ``[-acc_limit, acc_limit)``."""
+
+    rule: fxp.Rule
+    p1: np.ndarray
+    p2: np.ndarray
+    zero_point: np.ndarray
+    qmin: int
+    qmax: int
+    acc_limit: int
+    channels: int
 
 
 class Requantizer:
     """``Profile.requantize`` with the scales, output zero point, clamp and op fixed (a model's
-    layer): the multiplier is derived, checked and, for the fixed-point rules, quantized once.
-    ``r(acc)`` takes int32 accumulators whose last axis is the channel axis (NHWC, (M, N)) and
-    returns exactly ``profile.requantize(acc, ..., axis=-1)`` (which it calls for other inputs
-    and for ``backend="reference"``)."""
+    layer): the multiplier is derived, checked and turned into the rule's parameters once.
+    ``r(acc)`` takes int32 accumulators (int64 within the rule's ``acc_limit`` for int16x8)
+    whose last axis is the channel axis (NHWC, (M, N)) and returns exactly
+    ``profile.requantize(acc, ..., axis=-1)`` (which it calls for other inputs)."""
 
     def __init__(self, profile: Profile, s_in, s_w, s_out, zero_point, *, qmin: int, qmax: int,
                  op: str = "conv", backend: str = "jit"):  # fmt: skip
         self.profile, self.args = profile, (s_in, s_w, s_out, zero_point)
-        self.qmin, self.qmax, self.op, self.backend = int(qmin), int(qmax), op, backend
-        self.rule, _ = profile.rules(op)
+        self.qmin, self.qmax, self.op, self.backend = int(qmin), int(qmax), op, fxp_check_backend(backend)
+        self.rule = profile.rule(op)
         m, zp = fxp.check_requant_params(profile.real_multiplier(s_in, s_w, s_out, op), zero_point, qmin, qmax)
         m, zp = m.reshape(-1), zp.reshape(-1)
         self.channels = max(m.size, zp.size)
         if {m.size, zp.size} - {1, self.channels}:
             raise ValueError(f"per-channel parameters disagree in length: {m.size} and {zp.size}")
-        self.zp = np.ascontiguousarray(np.broadcast_to(zp.astype(np.int64), (self.channels,)))
-        m = np.ascontiguousarray(np.broadcast_to(m, (self.channels,)))
-        self._repeat_cache = (0, None, None)
+        self._zp = np.ascontiguousarray(np.broadcast_to(zp.astype(np.int64), (self.channels,)))
+        self._real = np.ascontiguousarray(np.broadcast_to(m, (self.channels,)))
+        p1, p2 = self.rule.params(self._real)
+        self._p1, self._p2 = np.ascontiguousarray(p1), np.ascontiguousarray(p2, dtype=np.int64)
+        self._acc_check = self.rule.needs_acc_check(self._p1, self._p2)
+        self._repeat_cache = (0, None, None, None)
         self._holds_cache: dict = {}
-        # the accumulators the rule accepts: int32, or [-2**47, 2**47) held in int64 for "int64"
-        self.acc_limit = 1 << 47 if self.rule == "int64" else 1 << 31
-        self.real = m
-        self.single_check = False  # single rounding with a left shift: results may leave int32
-        self.kernel = None  # None: the general path (the reference backend)
-        if backend == "reference":
-            pass
-        elif self.rule in fxp.FLOAT_RULES:
-            self.kernel, self.p1, self.p2 = fxp.float_requant_kernel(backend), m, self.zp
-            self.small_kernel = fxp.float_requant_kernel(backend, work=0)
-        else:
-            q, shift = fxp.quantize_multiplier(m, single_rounding=self.rule == "single")
-            fxp.check_layer_multiplier(m, shift, self.rule)
-            fxp.check_quantized_multiplier(q, shift, self.rule)
-            self.kernel = fxp.mbqm_kernel(self.rule, backend)
-            self.small_kernel = fxp.mbqm_kernel(self.rule, backend, work=0)
-            self.p1, self.p2 = np.asarray(q, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
-            self.single_check = self.rule == "single" and bool(np.any(self.p2 > 0))
+        self._kernels = None if backend == "reference" else (self.rule.kernel(backend), self.rule.kernel(backend, 0))
+
+    def lower(self) -> Lowered:
+        """The arithmetic as plain values (``Lowered``)."""
+        return Lowered(self.rule, self._p1, self._p2, self._zp, self.qmin, self.qmax, self.rule.acc_limit,
+                       self.channels)  # fmt: skip
 
     def _kernel_takes(self, acc) -> bool:
-        """int32 accumulators, or int64 ones (int16x8) within ``acc_limit``; the general path
-        reports the others with its error."""
+        """int32 accumulators, or int64 ones (int16x8) within the rule's ``acc_limit``; the
+        general path reports the others with its error."""
         if acc.dtype == np.int32:
             return True
-        return acc.dtype == np.int64 and (acc.size == 0 or (-self.acc_limit <= acc.min() and acc.max() < self.acc_limit))
+        limit = self.rule.acc_limit
+        return acc.dtype == np.int64 and (acc.size == 0 or (-limit <= acc.min() and acc.max() < limit))
 
     def _holds(self, dtype) -> bool:
         """Whether integer ``dtype`` holds [qmin, qmax] (kept per dtype: np.iinfo costs 2 us)."""
@@ -198,40 +226,35 @@ class Requantizer:
             self._holds_cache[dtype] = ok
         return ok
 
-    def _repeated(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _repeated(self, n: int):
         """The per-tensor parameters repeated ``n`` times (kept for the last ``n`` asked)."""
         if self._repeat_cache[0] != n:
-            self._repeat_cache = (n, np.repeat(self.p1, n), np.repeat(self.p2, n))
-        return self._repeat_cache[1], self._repeat_cache[2]
+            self._repeat_cache = (n, np.repeat(self._p1, n), np.repeat(self._p2, n), np.repeat(self._zp, n))
+        return self._repeat_cache[1:]
 
     def __call__(self, acc, out=None) -> np.ndarray:
         """The requantized values as int32, or written into ``out`` (C-contiguous, ``acc``'s
         shape, an integer dtype holding ``[qmin, qmax]``, e.g. the layer's output type) and
-        returned: the float rules' kernel then stores the final values without a cast pass."""
+        returned: the kernel stores the final values without a cast pass."""
         acc = np.asarray(acc)
         if out is not None and (out.shape != acc.shape or not out.flags.c_contiguous or not self._holds(out.dtype)):
             raise ValueError(f"out must be a C-contiguous integer array of shape {acc.shape} holding "
                              f"[{self.qmin}, {self.qmax}], got {out.dtype} {out.shape}")  # fmt: skip
         result = np.empty(acc.shape, np.int32) if out is None else out
         c = self.channels
-        if (self.kernel is None or (c > 1 and acc.shape[-1] != c) or not self._kernel_takes(acc)):
+        if self._kernels is None or (c > 1 and acc.shape[-1] != c) or not self._kernel_takes(acc):
             result[...] = self.profile.requantize(acc, *self.args, qmin=self.qmin, qmax=self.qmax, op=self.op,
                                                   axis=-1, backend=self.backend)  # fmt: skip
             return result
-        p1, p2 = self.p1, self.p2
+        if self._acc_check:
+            self.rule.check_acc(acc, self._p1, self._p2, self._real, -1)
+        p1, p2, zp = self._p1, self._p2, self._zp
         if c == 1 and acc.ndim and acc.shape[-1] > 1:  # per tensor: repeat the parameters along
             c = acc.shape[-1]  # the last axis, whose loop vectorizes
-            p1, p2 = self._repeated(c)
+            p1, p2, zp = self._repeated(c)
         view = np.ascontiguousarray(acc).reshape(-1, c, 1)
-        kernel = self.kernel if view.size >= PARALLEL_MIN_WORK else self.small_kernel
-        if self.rule in fxp.FLOAT_RULES:  # clamps and adds the zero point: stores final values
-            kernel(view, p1, p2, self.qmin, self.qmax, fxp.FLOAT_RULES.index(self.rule), result.reshape(view.shape))
-            return result
-        if self.single_check:
-            fxp.check_single_rounding_range(acc, self.p1, self.p2, self.real, -1)
-        scaled = np.empty(view.shape, np.int32)
-        kernel(view, p1, p2, scaled)
-        result[...] = np.clip(scaled.reshape(-1, c).astype(np.int64) + self.zp, self.qmin, self.qmax).reshape(acc.shape)
+        kernel = self._kernels[0] if view.size >= PARALLEL_MIN_WORK else self._kernels[1]
+        kernel(view, p1, p2, zp, self.qmin, self.qmax, result.reshape(view.shape))
         return result
 
 
@@ -246,8 +269,8 @@ PROFILES = {
             "requantizes in float64 with half-away rounding since LiteRT commit 9213607 (2025); "
             "int8 LOGISTIC/TANH use float-built 256-entry tables (LUTPopulate); QUANTIZE rounds "
             "half away from zero",
-            requant="double", multiplier="float64", fc_requant="float64-away",
-            fc_multiplier="float64", int16_fc_requant="float64-away", quantize_rounding="nearest_away",
+            table(("double", "float64"), ("float64-away", "float64"), int16_fc=("float64-away", "float64")),
+            quantize_rounding="nearest_away",
         ),
         Profile(
             "tflm",
@@ -255,8 +278,7 @@ PROFILES = {
             "tensorflow/lite/kernels/internal/common.cc, reference/integer_ops/*.h): MBQM double "
             "rounding everywhere; FullyConnected multiplier from a float32 product; int8 "
             "LOGISTIC/TANH in gemmlowp fixed point",
-            requant="double", multiplier="float64", fc_requant="double",
-            fc_multiplier="float32-product", quantize_rounding="nearest_away",
+            table(("double", "float64"), ("double", "float32-product")), quantize_rounding="nearest_away",
             activation_impl="fixed-point",
         ),
         Profile(
@@ -264,16 +286,15 @@ PROFILES = {
             "TFLite Micro built with TFLITE_SINGLE_ROUNDING (tensorflow/lite/kernels/internal/common.cc, "
             "quantization_util.cc) = CMSIS-NN with CMSIS_NN_USE_SINGLE_ROUNDING: "
             "(acc * qm + 2**(30 - shift)) >> (31 - shift)",
-            requant="single", multiplier="float64", fc_requant="single",
-            fc_multiplier="float32-product", quantize_rounding="nearest_away",
-            activation_impl="fixed-point", mbqm="single",
+            table(("single", "float64"), ("single", "float32-product"), mbqm="single"),
+            quantize_rounding="nearest_away", activation_impl="fixed-point",
         ),
         Profile(
             "onnxruntime-cpu",
             "onnxruntime CPU EP, MLAS MlasRequantizeOutput (onnxruntime/core/mlas/lib/quantize.cpp; "
             "qlinearconv.cc, quantize_linear_matmul.cc): float32(acc) * float32(s_x*s_w/s_y), "
             "round half even, clamp, + zero point",
-            requant="float32", multiplier="float32", fc_requant="float32", fc_multiplier="float32",
+            table(("float32", "float32"), ("float32", "float32")),
         ),
         Profile(
             "onnxruntime-cpu-avx2",
@@ -281,21 +302,19 @@ PROFILES = {
             "but uint8 x int8 GEMMs and convolutions use vpmaddubsw (onnxruntime/core/mlas/lib/"
             "qgemm_kernel_avx2.cpp), whose adjacent product pairs saturate to int16 "
             "(intsim.kernels.pairs); the depthwise kernel does not",
-            requant="float32", multiplier="float32", fc_requant="float32", fc_multiplier="float32",
-            int16_pairs=True,
+            table(("float32", "float32"), ("float32", "float32")), int16_pairs=True,
         ),
         Profile(
             "onnx-reference",
             "the onnx package's reference evaluator (onnx/reference/ops/op_qlinear_*.py): "
             "rint(float64(acc) * float32(s_a*s_b/s_y) + zero point), clip",
-            requant="float64-onnx", multiplier="float32", fc_requant="float64-onnx",
-            fc_multiplier="float32",
+            table(("float64-onnx", "float32"), ("float64-onnx", "float32")),
         ),
         Profile(
             "xnnpack",
             "XNNPACK signed int8 kernels (google/XNNPACK src/xnnpack/requantization.h, fp32 "
             "variant), LiteRT's default CPU delegate: lrintf(float32(acc) * scale), clamp, + zp",
-            requant="float32", multiplier="float32", fc_requant="float32", fc_multiplier="float32",
+            table(("float32", "float32"), ("float32", "float32")),
         ),
     )
 }
@@ -335,6 +354,10 @@ def onnxruntime_cpu(flags=None) -> str:
     return "onnxruntime-cpu-avx2" if "avx2" in flags and not vnni else "onnxruntime-cpu"
 
 
-def custom(base, name: str, **changes) -> Profile:
-    """A new profile: ``base`` (a name or Profile) with ``changes`` (e.g. accumulator_bits=24)."""
-    return replace(get(base), name=name, source=f"custom, from {get(base).name}", **changes)
+def custom(base, name: str, rules: Mapping | None = None, **changes) -> Profile:
+    """A new profile: ``base`` (a name or Profile) with the rule table entries ``rules``
+    (operator class -> (rule, multiplier derivation)) replaced and field ``changes`` (e.g.
+    ``accumulator_bits=24``)."""
+    base = get(base)
+    return replace(base, name=name, source=f"custom, from {base.name}", rules_table={**base.table, **(rules or {})},
+                   **changes)  # fmt: skip

@@ -57,7 +57,7 @@ def test_requantize_composes_the_rules():
 
 def test_custom_profile():
     hw = P.custom("tflm", "my-npu", accumulator_bits=24, accumulator_overflow="saturate")
-    assert hw.accumulator_bits == 24 and hw.requant == "double" and "tflm" in hw.source
+    assert hw.accumulator_bits == 24 and hw.rules("conv") == ("double", "float64") and "tflm" in hw.source
     with pytest.raises(ValueError, match="accumulator_overflow"):
         P.custom("tflm", "bad", accumulator_overflow="clip")
     with pytest.raises(ValueError, match="unknown profile"):

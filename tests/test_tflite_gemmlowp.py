@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import intsim.tflite as itf
-from intsim.tflite import gemmlowp as g
+from intsim.fixedpoint import gemmlowp as g
 
 I32_MIN, I32_MAX = -(2**31), 2**31 - 1
 

@@ -56,7 +56,7 @@ def test_tflm_differs_from_builtin_ref_only_through_fully_connected(models_dir, 
     inputs = _draws(model, 2)
     want = _reference_outputs(path, inputs)
     tflm_with_litert_fc = profiles.custom(
-        "tflm", "tflm+litert-fc", fc_requant="float64-away", fc_multiplier="float64", int16_fc_requant="float64-away"
+        "tflm", "tflm+litert-fc", rules={"fc": ("float64-away", "float64"), "int16-fc": ("float64-away", "float64")}
     )
     differing = 0
     for x, w in zip(inputs, want, strict=True):

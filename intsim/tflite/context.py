@@ -16,6 +16,12 @@ from intsim.tflite.model import Model, ModelError, Operator, Tensor
 
 KERNELS: dict = {}
 
+# the operators that quantize their own multipliers, by profile operator class (profiles.OP_CLASSES)
+OWN_MULTIPLIER_CLASS = {
+    "ADD": "add", "SUB": "add", "MUL": "mul", "MEAN": "mean", "SOFTMAX": "softmax", "QUANTIZE": "quantize",
+    **dict.fromkeys(("LOGISTIC", "TANH", "LEAKY_RELU", "HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1"), "activation"),
+}  # fmt: skip
+
 # schema.fbs ActivationFunctionType
 ACTIVATION = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 PADDING = {0: "SAME", 1: "VALID"}
@@ -51,11 +57,11 @@ class Context:
     values: dict
     backend: str = "jit"
 
-    @property
-    def rounding(self) -> str:
-        """The MultiplyByQuantizedMultiplier build of the operators outside conv and fully
-        connected: the profile's ``mbqm`` (``"double"`` or ``"single"``)."""
-        return self.profile.mbqm
+    def rounding(self, op: Operator) -> str:
+        """The MultiplyByQuantizedMultiplier build (``"double"`` or ``"single"``) the profile
+        gives ``op``'s operator class (``OWN_MULTIPLIER_CLASS``); a profile whose rule for that
+        class is another kind raises, naming the operator and the profile."""
+        return self.profile.mbqm(OWN_MULTIPLIER_CLASS[op.op], op.describe())
 
     @property
     def tflm(self) -> bool:
@@ -93,14 +99,20 @@ class Context:
     def out_tensor(self, op: Operator, k: int = 0) -> Tensor:
         return self.tensor(op.outputs[k])
 
-    def mbqm(self, x, real_multiplier: float) -> np.ndarray:
-        """``MultiplyByQuantizedMultiplier(x, QuantizeMultiplier(real))`` (int32 variant)."""
-        q, shift = fxp.quantize_multiplier(float(real_multiplier), single_rounding=self.rounding == "single")
-        return self.mbqm_raw(x, q, shift)
+    def mbqm(self, op: Operator, x, real_multiplier: float) -> np.ndarray:
+        """``MultiplyByQuantizedMultiplier(x, QuantizeMultiplier(real))`` (int32 variant) in the
+        build ``op`` takes (``rounding``)."""
+        rounding = self.rounding(op)
+        q, shift = fxp.quantize_multiplier(float(real_multiplier), single_rounding=rounding == "single")
+        return self._mbqm(x, q, shift, rounding)
 
-    def mbqm_raw(self, x, q: int, shift: int) -> np.ndarray:
+    def mbqm_raw(self, op: Operator, x, q: int, shift: int) -> np.ndarray:
+        """``MultiplyByQuantizedMultiplier(x, q, shift)`` in the build ``op`` takes."""
+        return self._mbqm(x, q, shift, self.rounding(op))
+
+    def _mbqm(self, x, q, shift, rounding) -> np.ndarray:
         x = np.asarray(x, dtype=np.int64)
-        out = fxp.multiply_by_quantized_multiplier(x.reshape(-1), q, shift, rounding=self.rounding, backend=self.backend)
+        out = fxp.multiply_by_quantized_multiplier(x.reshape(-1), q, shift, rounding=rounding, backend=self.backend)
         return out.astype(np.int64).reshape(x.shape)
 
 

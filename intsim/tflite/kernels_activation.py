@@ -20,7 +20,7 @@ import numpy as np
 from intsim import fixedpoint as fxp
 from intsim.kernels import softmax as _softmax
 from intsim.rounding import round_half_away
-from intsim.tflite import gemmlowp as g
+from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import check_types, kernel, qparams
 from intsim.tflite.model import ModelError
 
@@ -56,10 +56,10 @@ def softmax(ctx, op):
     if dtype == np.int8:
         if zo != -128 or abs(so - 1 / 256) > 0.001 / 256:
             raise ModelError(f"{op.describe()}: int8 SOFTMAX output must have scale 1/256 and zero point -128")
-        return [softmax_int8(ctx.input(op, 0), beta, si, ctx.rounding, backend=ctx.backend)]
+        return [softmax_int8(ctx.input(op, 0), beta, si, ctx.rounding(op), backend=ctx.backend)]
     if zo != 0 or abs(so - 1 / 32768) > 0.001 / 32768:
         raise ModelError(f"{op.describe()}: int16 SOFTMAX output must have scale 1/32768 and zero point 0")
-    return [softmax_int16(ctx.input(op, 0).astype(np.int64), beta, si, ctx)]
+    return [softmax_int16(ctx.input(op, 0).astype(np.int64), beta, si, ctx, op)]
 
 
 def softmax_int8(x, beta, input_scale, rounding: str = "double", backend: str = "jit") -> np.ndarray:
@@ -157,12 +157,12 @@ def _softmax_luts():
     )
 
 
-def softmax_int16(x, beta, input_scale, ctx) -> np.ndarray:
+def softmax_int16(x, beta, input_scale, ctx, op) -> np.ndarray:
     """``reference_ops::SoftmaxInt16`` over the last axis."""
     exp_lut, recip_lut = _softmax_luts()
     real = f64(f32(f32(input_scale) * f32(beta))) / (10.0 / 65535.0)
     diff = x - x.max(axis=-1, keepdims=True)
-    scaled = ctx.mbqm(diff, real)
+    scaled = ctx.mbqm(op, diff, real)
     exps = lut_lookup(np.clip(scaled + 32767, -32768, 32767), exp_lut)
     total = g.wrap32(exps.sum(axis=-1, keepdims=True))
     headroom = g.count_leading_zeros32(total)
@@ -210,7 +210,7 @@ def _activation(ctx, op, name):
         return [lut_int8(si, zi, so, zo, fn)[x + 128].astype(np.int8)]
     q, left_shift, radius = _fixed_point_input(si)
     v = x - zi
-    q4 = ctx.mbqm_raw(np.clip(v, -radius, radius), q, left_shift)
+    q4 = ctx.mbqm_raw(op, np.clip(v, -radius, radius), q, left_shift)
     if name == "LOGISTIC":
         y = g.rdbpot(g.logistic(q4, 4), 23) - 128
     else:

@@ -14,7 +14,7 @@ from intsim import fixedpoint as fxp
 from intsim import quant
 from intsim.kernels.elementwise import quantized_add
 from intsim.rounding import round_half_away
-from intsim.tflite import gemmlowp as g
+from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import act_range, check_types, kernel, qparams, type_range
 from intsim.tflite.model import ModelError
 
@@ -35,7 +35,7 @@ def add_sub(ctx, op):
     ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``
     (``kernels.elementwise.quantized_add``).  The parameters depend on the model only: derived
     once per op and kept on the model."""
-    dtype, params = ctx.once(("add_sub", op.index, ctx.rounding), lambda: _add_sub_params(ctx, op))
+    dtype, params = ctx.once(("add_sub", op.index, ctx.rounding(op)), lambda: _add_sub_params(ctx, op))
     x1, x2 = ctx.input(op, 0), ctx.input(op, 1)
     if x1.shape != x2.shape:
         x1, x2 = _broadcast(op, x1, x2)
@@ -55,11 +55,12 @@ def _add_sub_params(ctx, op):
     left_shift = 15 if dtype == np.int16 else 20
     twice_max = f64(f32(2) * max(s1, s2))
     reals = (f64(s1) / twice_max, f64(s2) / twice_max, twice_max / f64(f32(1 << left_shift) * so))
-    single = ctx.rounding == "single"
+    rounding = ctx.rounding(op)
+    single = rounding == "single"
     mults, shifts = zip(*(fxp.quantize_multiplier(m, single_rounding=single) for m in reals), strict=True)
     return dtype, dict(zero_points=(z1, z2), left_shift=left_shift, multipliers=mults, shifts=shifts,
                        output_zero_point=zo, clamp=act_range(op, ot), subtract=op.op == "SUB",
-                       rounding=ctx.rounding)  # fmt: skip
+                       rounding=rounding)  # fmt: skip
 
 
 def _is_pot(scale) -> bool:
@@ -77,7 +78,7 @@ def mul(ctx, op):
     x1, x2 = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
     m = f64(f32(f32(s1 * s2) / so))
     lo, hi = act_range(op, ot)
-    return [np.clip(ctx.mbqm(g.wrap32((x1 - z1) * (x2 - z2)), m) + zo, lo, hi).astype(dtype)]
+    return [np.clip(ctx.mbqm(op, g.wrap32((x1 - z1) * (x2 - z2)), m) + zo, lo, hi).astype(dtype)]
 
 
 def _relu_x(ctx, op, act_min: float, act_max: float | None):
@@ -89,7 +90,7 @@ def _relu_x(ctx, op, act_min: float, act_max: float | None):
     qmin, qmax = type_range(dtype)
     lo = max(qmin, zo + int(round_half_away(f32(act_min) / so)))
     hi = qmax if act_max is None else min(qmax, zo + int(round_half_away(f32(act_max) / so)))
-    y = zo + ctx.mbqm(ctx.input(op, 0).astype(np.int64) - zi, f64(f32(si / so)))
+    y = zo + ctx.mbqm(op, ctx.input(op, 0).astype(np.int64) - zi, f64(f32(si / so)))
     return [np.clip(y, lo, hi).astype(dtype)]
 
 
@@ -120,8 +121,8 @@ def leaky_relu(ctx, op):
     m_alpha = f64(f32(f32(si * alpha) / so))
     m_id = f64(f32(si / so))
     v = ctx.input(op, 0).astype(np.int64) - zi
-    pos = ctx.mbqm(v, m_id)
-    neg = ctx.mbqm(v, abs(m_alpha))
+    pos = ctx.mbqm(op, v, m_id)
+    neg = ctx.mbqm(op, v, abs(m_alpha))
     if m_alpha < 0:
         neg = -neg
     lo, hi = type_range(dtype)
@@ -185,7 +186,7 @@ def quantize_op(ctx, op):
     if it.dtype == np.int32 and ot.dtype not in (np.int8, np.int16):
         raise ModelError(f"{op.describe()}: QUANTIZE from int32 to {ot.describe()} is not supported")
     (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
-    y = fxp.wrap32(ctx.mbqm(fxp.wrap32(x.astype(np.int64) - zi), f64(si) / f64(so)).astype(np.int64) + zo)
+    y = fxp.wrap32(ctx.mbqm(op, fxp.wrap32(x.astype(np.int64) - zi), f64(si) / f64(so)).astype(np.int64) + zo)
     lo, hi = type_range(ot.dtype)
     return [np.clip(y, lo, hi).astype(ot.dtype)]
 

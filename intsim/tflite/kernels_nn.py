@@ -15,7 +15,7 @@ from intsim import ops
 from intsim import profiles as _profiles
 from intsim.kernels.geometry import windows
 from intsim.kernels.pool import average_pool
-from intsim.tflite import gemmlowp as g
+from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import (
     act_range, activation_name, check_types, geometry, kernel, padding_name, qparams, type_range,
 )  # fmt: skip
@@ -206,10 +206,10 @@ def mean(ctx, op):
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
     total = x.astype(np.int64).sum(axis=tuple(axes), keepdims=bool(op.options.get("keep_dims", False)))
     total = g.wrap32(total)  # int32 temp_sum
-    q, shift = fxp.quantize_multiplier(float(np.float64(s_in) / np.float64(s_out)), single_rounding=ctx.rounding == "single")
+    q, shift = fxp.quantize_multiplier(float(np.float64(s_in) / np.float64(s_out)), single_rounding=ctx.rounding(op) == "single")
     k = min(n.bit_length() - 1, 32, 31 + shift)
     q = (q << k) // n
     shifted = g.wrap32(total - zp_in * n)
-    y = ctx.mbqm_raw(shifted, q, shift - k) + zp_out
+    y = ctx.mbqm_raw(op, shifted, q, shift - k) + zp_out
     lo, hi = type_range(dtype)
     return [np.clip(y, lo, hi).astype(dtype).reshape(ot.shape if ot.shape else y.shape)]

@@ -18,8 +18,8 @@ helpers and parameters derived by the same functions:
 
 * FULLY_CONNECTED: ``sum_k (x - zp_x) * (w - zp_w) + bias`` (int32 wrapping for int8 inputs,
   int64 for int16x8, as ``kernels.accumulator``), then the profile's rule for ``"fc"`` /
-  ``"int16-fc"`` (``Profile.rules``; ``fixedpoint.requantize_float_scalar`` or the
-  ``mbqm_*_scalar`` of ``MultiplyByQuantizedMultiplier``), ``+ zp_out``, the activation clamp.
+  ``"int16-fc"`` (``Profile.rules``), from the layer's ``Requantizer.lower()``: the scalar of
+  each built-in rule (``fixedpoint.rules``); a profile naming another rule runs op by op.
 * ADD / SUB: ``kernels.elementwise.quantized_add_scalar`` with ``kernels_elementwise``'s
   parameters.
 * RESHAPE / SQUEEZE: a copy.
@@ -36,6 +36,7 @@ import numpy as np
 from numba import literal_unroll
 
 from intsim import fixedpoint as fxp
+from intsim.fixedpoint import rules
 from intsim._jit import entry_point, helper, sequential
 from intsim.kernels.elementwise import quantized_add_scalar
 from intsim.tflite.context import Context, ModelError, reported
@@ -48,8 +49,8 @@ MAX_MACS = 1 << 20
 
 _FC, _ADD, _COPY = 0, 1, 2
 _WIDTH = 20  # fields per row
-# requantization rule codes: 0..2 = fixedpoint.FLOAT_RULES order, then the fixed-point rules
-_RULES = {**{r: i for i, r in enumerate(fxp.FLOAT_RULES)}, "double": 3, "single": 4, "int64": 5}
+# the rules a program applies, by code (a profile naming another rule runs op by op)
+_RULES = ("float32", "float64-onnx", "float64-away", "double", "single", "int64")
 
 
 # ---- the compiled program ------------------------------------------------------------------------
@@ -58,14 +59,19 @@ _RULES = {**{r: i for i, r in enumerate(fxp.FLOAT_RULES)}, "double": 3, "single"
 @helper
 def _requant(acc, rule, p, u, units, ci, cf, zo, lo, hi):
     if rule <= 2:
-        return fxp.requantize_float_scalar(acc, cf[p + u], zo, lo, hi, rule)
+        m = cf[p + u]
+        if rule == 0:
+            return rules.float32_scalar(acc, m, 0, zo, lo, hi)
+        if rule == 1:
+            return rules.float64_onnx_scalar(acc, m, 0, zo, lo, hi)
+        return rules.float64_away_scalar(acc, m, 0, zo, lo, hi)
     q, e = ci[p + u], ci[p + units + u]
     if rule == 3:
-        v = fxp.mbqm_double_scalar(acc, q, e)
+        v = rules.mbqm_double_scalar(acc, q, e)
     elif rule == 4:
-        v = fxp.mbqm_single_scalar(acc, q, e)
+        v = rules.mbqm_single_scalar(acc, q, e)
     else:
-        v = fxp.mbqm_int64_scalar(acc, q, e)
+        v = rules.mbqm_int64_scalar(acc, q, e)
     return min(max(v + zo, lo), hi)
 
 
@@ -258,15 +264,20 @@ class Program:
         wide = xt.dtype == np.int16
         if not wide and (self.profile.accumulator_bits, self.profile.accumulator_overflow) != (32, "wrap"):
             raise NotEligible(f"profile {self.profile.name!r} models a {self.profile.accumulator_bits}-bit accumulator")
-        req = layer.requantize
-        if req.rule in fxp.FLOAT_RULES:
-            p = self._const_f(np.broadcast_to(req.p1, (units,)))
+        low = layer.requantize.lower()
+        if low.rule.name not in _RULES or fxp.get_rule(low.rule.name) is not low.rule:
+            raise NotEligible(f"{op.describe()}: programs apply the built-in rules only, not {low.rule.name!r}")
+        if low.rule.name in fxp.FLOAT_RULES:
+            p = self._const_f(np.broadcast_to(low.p1, (units,)))
         else:
-            p = self._const_i(np.concatenate([np.broadcast_to(req.p1, (units,)), np.broadcast_to(req.p2, (units,))]))
+            p = self._const_i(np.concatenate([np.broadcast_to(low.p1, (units,)), np.broadcast_to(low.p2, (units,))]))
+        if np.any(low.zero_point != low.zero_point[0]):
+            raise NotEligible(f"{op.describe()}: per-channel output zero points")
         w_off = self._const_i(w.astype(np.int64) - filter_zp)
         b_off = -1 if bias is None else self._const_i(np.broadcast_to(np.asarray(bias, np.int64), (units,)))
-        self._row(_FC, x_off, y_off, batch, depth, units, w_off, layer.input_zero_point, b_off, _RULES[req.rule], p,
-                  int(req.zp[0]), req.qmin, req.qmax, req.acc_limit if wide else 0)  # fmt: skip
+        self._row(_FC, x_off, y_off, batch, depth, units, w_off, layer.input_zero_point, b_off,
+                  _RULES.index(low.rule.name), p, int(low.zero_point[0]), low.qmin, low.qmax,
+                  low.acc_limit if wide else 0)  # fmt: skip
         return batch * depth * units
 
     def _add(self, ctx, op):

@@ -1,4 +1,5 @@
-"""gemmlowp fixed-point math, vectorized over numpy arrays, as the TFLite kernels call it.
+"""gemmlowp fixed-point math beyond the primitives, vectorized over numpy arrays, as the TFLite
+kernels call it (exp, logistic, tanh, reciprocal, the int16 helpers).
 
 Transliterated from google/gemmlowp ``fixedpoint/fixedpoint.h`` (int32 raw values) and the
 helpers in LiteRT ``tflite/kernels/internal/common.h`` (``GetReciprocal``) and
@@ -12,42 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim import fixedpoint as fxp
+from intsim.fixedpoint.primitives import INT32_MAX, INT32_MIN, i64, rdbpot, srdhm, trunc_div, wrap32
 
-I32_MIN, I32_MAX = -(2**31), 2**31 - 1
+I32_MIN, I32_MAX = INT32_MIN, INT32_MAX
 I16_MIN, I16_MAX = -(2**15), 2**15 - 1
-
-
-def i64(x) -> np.ndarray:
-    return np.asarray(x, dtype=np.int64)
-
-
-def wrap32(x) -> np.ndarray:
-    """``fixedpoint.wrap32`` of any integer array (taken as int64)."""
-    return fxp.wrap32(i64(x))
-
-
-def trunc_div(x, d: int) -> np.ndarray:
-    """C integer division (truncates toward zero) by a positive ``d``."""
-    x = i64(x)
-    return np.where(x >= 0, x // d, -((-x) // d))
-
-
-def srdhm(a, b) -> np.ndarray:
-    """``SaturatingRoundingDoublingHighMul`` (int32): ``(a*b + nudge) / 2**31`` truncated, nudge
-    ``2**30`` or ``1 - 2**30`` by sign; ``INT32_MIN * INT32_MIN`` saturates."""
-    a, b = i64(a), i64(b)
-    ab = a * b
-    r = trunc_div(ab + np.where(ab >= 0, 2**30, 1 - 2**30), 2**31)
-    return np.where((a == b) & (a == I32_MIN), I32_MAX, r)
-
-
-def rdbpot(x, exponent) -> np.ndarray:
-    """``RoundingDivideByPOT``: round to nearest, ties away from zero, ``0 <= exponent <= 31``."""
-    x, e = i64(x), i64(exponent)
-    mask = (np.int64(1) << e) - 1
-    threshold = (mask >> 1) + (x < 0)
-    return (x >> e) + ((x & mask) > threshold)
 
 
 def srmpot(x, exponent: int) -> np.ndarray:
