@@ -72,16 +72,20 @@ class Profile:
     accumulator_overflow: str = "wrap"
     int16_pairs: bool = False  # uint8 x int8 products summed in saturating int16 pairs (x86 vpmaddubsw)
     quantize_rounding: str = "nearest_even"  # QuantizeLinear / QUANTIZE and activation bounds
+    # the Rule objects of rules_table, resolved at construction: a profile keeps the rules it was
+    # built with (and compares unequal to one built after a rule was registered again)
+    resolved: tuple = field(init=False, repr=False)
 
     def __post_init__(self):
         entries = self.rules_table.items() if isinstance(self.rules_table, Mapping) else self.rules_table
         rows = tuple(sorted((str(op), *map(str, pair)) for op, *pair in ((k, *v) for k, v in entries)))
         object.__setattr__(self, "rules_table", rows)
+        resolved = []
         for op, rule, multiplier in rows:
             if op not in OP_CLASSES:
                 raise ValueError(f"profile {self.name!r}: unknown operator class {op!r}; classes: {', '.join(OP_CLASSES)}")
             try:
-                fxp.get_rule(rule)
+                resolved.append(fxp.get_rule(rule))
             except ValueError as e:
                 raise ValueError(f"profile {self.name!r}, {op!r}: {e}") from None
             if multiplier not in MULTIPLIER_RULES:
@@ -94,6 +98,7 @@ class Profile:
         ):  # fmt: skip
             if value not in allowed:
                 raise ValueError(f"profile {self.name!r}: {field_} must be one of {allowed}, got {value!r}")
+        object.__setattr__(self, "resolved", tuple(resolved))
         if not 8 <= self.accumulator_bits <= 64:
             raise ValueError(f"profile {self.name!r}: accumulator_bits must be in [8, 64]")
         if self.int16_pairs and (self.accumulator_bits, self.accumulator_overflow) != (32, "wrap"):
@@ -113,8 +118,10 @@ class Profile:
                          f"its classes: {', '.join(o for o, _, _ in self.rules_table)}")  # fmt: skip
 
     def rule(self, op: str) -> fxp.Rule:
-        """The ``fixedpoint.Rule`` object of operator class ``op``."""
-        return fxp.get_rule(self.rules(op)[0])
+        """The ``fixedpoint.Rule`` object of operator class ``op`` (as registered when this
+        profile was built)."""
+        self.rules(op)  # raises for a class the table lacks
+        return next(r for (o, _, _), r in zip(self.rules_table, self.resolved, strict=True) if o == op)
 
     def mbqm(self, op: str, operator: str) -> str:
         """The MultiplyByQuantizedMultiplier build (``"double"`` / ``"single"``) of operator class
@@ -137,9 +144,8 @@ class Profile:
     ) -> np.ndarray:  # fmt: skip
         """Accumulators to output values in ``[qmin, qmax]``: the multiplier derivation and
         requantization rule of ``op``, then ``+ zero_point`` and the clamp."""
-        rule, _ = self.rules(op)
         m = self.real_multiplier(s_in, s_w, s_out, op)
-        return requantize(acc, m, zero_point, rule, qmin=qmin, qmax=qmax, axis=axis, backend=backend)
+        return requantize(acc, m, zero_point, self.rule(op), qmin=qmin, qmax=qmax, axis=axis, backend=backend)
 
 
 def real_multiplier(s_in, s_w, s_out, rule: str) -> np.ndarray:

@@ -110,7 +110,7 @@ class IntegerRule(Rule):
 
     @functools.cached_property
     def scalar(self):
-        return _clamped(self.scale_scalar)
+        return None if self.scale_scalar is None else _clamped(self.scale_scalar)
 
 
 def _clamped(scale):
