@@ -17,10 +17,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from intsim import frontend
+
 MS_DOMAIN = "com.microsoft"
 
 
-class ModelError(ValueError):
+class ModelError(frontend.ModelError):
     """A malformed or unreadable model, or one that uses something intsim does not run."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from intsim import frontend
 from intsim import profiles as _profiles
 from intsim.onnx import fuse as _fuse
 from intsim.onnx import ops_float, ops_quant  # noqa: F401  (register the operators)
@@ -81,7 +82,8 @@ def execute(graph: Graph, nodes: list[Node], values: dict, ctx: Context) -> dict
         args = [values[name] if name else None for name in node.inputs]
         while args and args[-1] is None:
             args.pop()
-        outs = fn(ctx, node, *args)
+        with frontend.reported(ModelError, node.label()):
+            outs = fn(ctx, node, *args)
         for name, v in zip(node.outputs, outs):
             if name:
                 values[name] = v

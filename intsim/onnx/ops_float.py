@@ -51,10 +51,7 @@ def reshape(ctx, node, x, shape):
     target = [int(v) for v in np.asarray(shape).reshape(-1)]
     if not node.attr("allowzero", 0):
         target = [x.shape[i] if v == 0 else v for i, v in enumerate(target)]
-    try:
-        return [x.reshape(target)]
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    return [x.reshape(target)]
 
 
 @op("Flatten")
@@ -88,10 +85,7 @@ def unsqueeze(ctx, node, x, axes=None):
 
 @op("Concat")
 def concat(ctx, node, *xs):
-    try:
-        return [np.concatenate([np.asarray(x) for x in xs], axis=node.attr("axis"))]
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    return [np.concatenate([np.asarray(x) for x in xs], axis=node.attr("axis"))]
 
 
 @op("Gather")

@@ -81,11 +81,8 @@ def quantize_linear(ctx, node, x, y_scale, y_zero_point=None):
     x = np.asarray(x)
     if x.dtype.name == "bfloat16":  # widen exactly
         x = x.astype(np.float32)
-    try:
-        q = quantize(x, scale, zp, dtype=fmt, axis=axis, block_size=block,
-                     saturate=bool(node.attr("saturate", 1)), backend=ctx.backend)  # fmt: skip
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    q = quantize(x, scale, zp, dtype=fmt, axis=axis, block_size=block,
+                 saturate=bool(node.attr("saturate", 1)), backend=ctx.backend)  # fmt: skip
     return [from_codes(q, fmt)]
 
 
@@ -101,10 +98,7 @@ def dequantize_linear(ctx, node, x, x_scale, x_zero_point=None):
     fmt = None
     if x.dtype.name in formats.REGISTRY and isinstance(formats.get(x.dtype.name), formats.FloatFormat):
         x, fmt = x.view(np.uint8), x.dtype.name  # float8 / float4 codes
-    try:
-        y = dequantize(x, scale, zp, axis=axis, block_size=block, dtype=scale.dtype, fmt=fmt)
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    y = dequantize(x, scale, zp, axis=axis, block_size=block, dtype=scale.dtype, fmt=fmt)
     if node.attr("output_dtype"):
         y = y.astype(elem_dtype(node.attr("output_dtype")))
     return [y]
@@ -155,11 +149,8 @@ def cast(ctx, node, x, like=None):
 @op("MatMulInteger")
 def matmul_integer(ctx, node, A, B, a_zero_point=None, b_zero_point=None):
     """ONNX MatMulInteger: int32 ``(A - a_zp) @ (B - b_zp)``, b_zp per column allowed."""
-    try:
-        return [ops.matmul_integer(A, B, a_zero_point, b_zero_point, backend=ctx.backend,
-                                   accumulator=ops.profile_accumulator(ctx.profile))]
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    return [ops.matmul_integer(A, B, a_zero_point, b_zero_point, backend=ctx.backend,
+                               accumulator=ops.profile_accumulator(ctx.profile))]
 
 
 def _conv_attrs(node):
@@ -171,21 +162,15 @@ def _conv_attrs(node):
 @op("ConvInteger")
 def conv_integer(ctx, node, x, w, x_zero_point=None, w_zero_point=None):
     """ONNX ConvInteger (2-D): int32 accumulators, padding with the input zero point."""
-    try:
-        return [ops.conv_integer(x, w, x_zero_point, w_zero_point, backend=ctx.backend,
-                                 accumulator=ops.profile_accumulator(ctx.profile), **_conv_attrs(node))]
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    return [ops.conv_integer(x, w, x_zero_point, w_zero_point, backend=ctx.backend,
+                             accumulator=ops.profile_accumulator(ctx.profile), **_conv_attrs(node))]
 
 
 @op("QLinearMatMul")
 def qlinear_matmul(ctx, node, a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp):
     """ONNX QLinearMatMul by the profile's FC rule (onnxruntime: MLAS float32 requantization)."""
-    try:
-        return [ops.qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp,
-                                   profile=ctx.profile, backend=ctx.backend)]  # fmt: skip
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    return [ops.qlinear_matmul(a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp,
+                               profile=ctx.profile, backend=ctx.backend)]  # fmt: skip
 
 
 @op("QLinearConv")
@@ -194,16 +179,13 @@ def qlinear_conv(ctx, node, x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B
     x_zp = _zero_point_or_default(x_zp, np.asarray(x).dtype)
     w_zp = _zero_point_or_default(w_zp, np.asarray(w).dtype)
     x = np.asarray(x)
-    try:
-        layer = ctx.prepared_layer(node, (x.shape, x.dtype), lambda: ops.prepare_qlinear_conv(
-            x.shape, x.dtype, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B, profile=ctx.profile,
-            backend=ctx.backend, **_conv_attrs(node)))  # fmt: skip
-        if layer is not None:
-            return [layer(x)]
-        return [ops.qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B,
-                                 profile=ctx.profile, backend=ctx.backend, **_conv_attrs(node))]  # fmt: skip
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    layer = ctx.prepared_layer(node, (x.shape, x.dtype), lambda: ops.prepare_qlinear_conv(
+        x.shape, x.dtype, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B, profile=ctx.profile,
+        backend=ctx.backend, **_conv_attrs(node)))  # fmt: skip
+    if layer is not None:
+        return [layer(x)]
+    return [ops.qlinear_conv(x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B,
+                             profile=ctx.profile, backend=ctx.backend, **_conv_attrs(node))]  # fmt: skip
 
 
 # ---- com.microsoft (onnxruntime contrib ops) ----------------------------------------------------
@@ -227,11 +209,8 @@ def _prepared_qgemm(node, a_dtype, alpha, a_scale, B, b_scale, b_zp, C, y_scale,
     int32 add, is the bias) and a ``Requantizer`` with onnxruntime's float32 rule, whose
     multiplier ``float32(float32(s_in * b_scale) / y_scale)`` with ``s_in = alpha * a_scale`` is
     the kernel's scale."""
-    try:
-        gemm = PreparedGemm(np.ascontiguousarray(B.T), np.asarray(b_zp), None if C is None else np.asarray(C).reshape(-1),
-                            input_dtype=a_dtype, accumulator=ops.profile_accumulator(profile), backend=backend)  # fmt: skip
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    gemm = PreparedGemm(np.ascontiguousarray(B.T), np.asarray(b_zp), None if C is None else np.asarray(C).reshape(-1),
+                        input_dtype=a_dtype, accumulator=ops.profile_accumulator(profile), backend=backend)  # fmt: skip
     lo, hi = _range(np.asarray(y_zp).dtype)
     s_in = alpha * F32(scalar_param(node, "a_scale", a_scale))
     req = _profiles.Requantizer(_profiles.get("onnxruntime-cpu"), s_in, np.asarray(b_scale, F32).reshape(-1),
@@ -258,11 +237,8 @@ def qgemm(ctx, node, A, a_scale, a_zp, B, b_scale, b_zp, C=None, y_scale=None, y
             node, A.dtype, alpha, a_scale, B, b_scale, b_zp, C, y_scale, y_zp, ctx.profile, ctx.backend))  # fmt: skip
         if layer is not None:
             return [layer(A, a_zp)]
-    try:
-        acc = ops.matmul_integer(A, B, np.asarray(a_zp), np.asarray(b_zp), backend=ctx.backend,
-                                 accumulator=ops.profile_accumulator(ctx.profile))
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    acc = ops.matmul_integer(A, B, np.asarray(a_zp), np.asarray(b_zp), backend=ctx.backend,
+                             accumulator=ops.profile_accumulator(ctx.profile))
     if C is not None:
         acc = (acc.astype(np.int64) + np.asarray(C, np.int64)).astype(np.int32)  # MLAS adds in int32
     scale = (alpha * F32(scalar_param(node, "a_scale", a_scale))) * np.asarray(b_scale, F32).reshape(-1)
@@ -364,10 +340,7 @@ def qlinear_concat(ctx, node, y_scale, y_zp, *tuples):
         x, s, z = tuples[i : i + 3]
         same = F32(s) == F32(y_scale) and int(np.asarray(z)) == int(np.asarray(y_zp))
         parts.append(np.asarray(x) if same else _lookup(ctx, node, x, s, z, y_scale, y_zp, lambda v: v))
-    try:
-        return [np.concatenate(parts, axis=node.attr("axis"))]
-    except ValueError as e:
-        raise ModelError(f"{node.label()}: {e}") from None
+    return [np.concatenate(parts, axis=node.attr("axis"))]
 
 
 @ms_op("QLinearGlobalAveragePool")

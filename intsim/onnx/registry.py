@@ -6,22 +6,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from intsim import frontend
 from intsim import profiles as _profiles
 from intsim.onnx.graph import MS_DOMAIN, ModelError, Node
 from intsim.quant.affine import check_scale
 
-OPS: dict[tuple[str, str], object] = {}  # (domain, op_type) -> fn(ctx, node, *inputs) -> outputs
+OPS = frontend.Registry("ONNX operator")  # (domain, op_type) -> fn(ctx, node, *inputs) -> outputs
 
 
 def op(*names, domain=""):
     """Register an operator implementation under one or more op types."""
-
-    def register(fn):
-        for name in names:
-            OPS[(domain, name)] = fn
-        return fn
-
-    return register
+    return OPS.register(*((domain, name) for name in names))
 
 
 def ms_op(*names):
@@ -52,11 +47,7 @@ class Context:
         is a constant (weights, scales, zero points, bias); None otherwise."""
         if self.prepared is None or any(n and n not in self.constants for n in node.inputs[1:]):
             return None
-        full_key = (node.index, node.op_type, self.profile, self.backend, key)  # the Profile, not its name
-        layer = self.prepared.get(full_key)
-        if layer is None:
-            layer = self.prepared[full_key] = build()
-        return layer
+        return frontend.prepared(self.prepared, (node.index, node.op_type, key), self.profile, self.backend, build)
 
 
 def scalar_param(node: Node, name: str, value, *, kind="f"):
@@ -67,10 +58,8 @@ def scalar_param(node: Node, name: str, value, *, kind="f"):
     if kind == "f":
         if a.dtype.kind != "f":
             raise ModelError(f"{node.label()}: {name} must be a float tensor, got {a.dtype}")
-        try:
+        with frontend.reported(ModelError, node.label()):
             check_scale(a, name)
-        except ValueError as e:
-            raise ModelError(f"{node.label()}: {e}") from None
     return a.reshape(())
 
 

@@ -3,18 +3,18 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from intsim import fixedpoint as fxp
+from intsim import frontend
 from intsim import profiles as _profiles
 from intsim.kernels.geometry import output_size, resolve_padding
 from intsim.ops import activation_range
 from intsim.tflite.model import Model, ModelError, Operator, Tensor
 
-KERNELS: dict = {}
+KERNELS = frontend.Registry("TFLite operator")  # BuiltinOperator name -> fn(ctx, op) -> outputs
 
 # the operators that quantize their own multipliers, by profile operator class (profiles.OP_CLASSES)
 OWN_MULTIPLIER_CLASS = {
@@ -27,27 +27,13 @@ ACTIVATION = {0: "none", 1: "relu", 2: "relu_n1_to_1", 3: "relu6"}
 PADDING = {0: "SAME", 1: "VALID"}
 
 
-def kernel(*names):
-    """Register ``fn(ctx, op) -> list of output arrays`` for the BuiltinOperator ``names``."""
-
-    def register(fn):
-        for n in names:
-            KERNELS[n] = fn
-        return fn
-
-    return register
+kernel = KERNELS.register  # @kernel("ADD", "SUB"): fn(ctx, op) -> list of output arrays
 
 
-@contextlib.contextmanager
 def reported(model: Model, op: Operator):
     """Errors of ``op``'s kernel (or of compiling it into a program) as ``ModelError`` naming the
     model and the operator."""
-    try:
-        yield
-    except ModelError:
-        raise
-    except (ValueError, IndexError, KeyError) as e:
-        raise ModelError(f"{model.source}: {op.describe()}: {e}") from e
+    return frontend.reported(ModelError, f"{model.source}: {op.describe()}")
 
 
 @dataclass
@@ -72,12 +58,10 @@ class Context:
         return self.model.tensors[index]
 
     def once(self, key, build):
-        """``build()`` for ``key``, computed on first use and kept on the model: for what depends
-        on the model's constant tensors and options only (checks, multipliers, prepared layers)."""
-        cache = self.model.prepared
-        if key not in cache:
-            cache[key] = build()
-        return cache[key]
+        """``build()`` for ``key`` under this run's profile and backend, computed on first use and
+        kept on the model (``frontend.prepared``): for what depends on the model's constant
+        tensors and options only (checks, multipliers, prepared layers)."""
+        return frontend.prepared(self.model.prepared, key, self.profile, self.backend, build)
 
     def input(self, op: Operator, k: int, required: bool = True):
         """The value of ``op``'s ``k``-th input (``None`` for an omitted optional input)."""

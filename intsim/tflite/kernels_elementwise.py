@@ -35,7 +35,7 @@ def add_sub(ctx, op):
     ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``
     (``kernels.elementwise.quantized_add``).  The parameters depend on the model only: derived
     once per op and kept on the model."""
-    dtype, params = ctx.once(("add_sub", op.index, ctx.rounding(op)), lambda: _add_sub_params(ctx, op))
+    dtype, params = ctx.once(("add_sub", op.index), lambda: _add_sub_params(ctx, op))
     x1, x2 = ctx.input(op, 0), ctx.input(op, 1)
     if x1.shape != x2.shape:
         x1, x2 = _broadcast(op, x1, x2)

@@ -56,7 +56,7 @@ def _prepared(ctx, op, build):
     weights and bias are constant tensors (as in every converted model); None otherwise."""
     if any(i >= 0 and (i in ctx.values or ctx.tensor(i).data is None) for i in op.inputs[1:3]):
         return None
-    return ctx.once((op.index, ctx.profile, ctx.backend), build)  # the Profile itself: custom ones may share a name
+    return ctx.once(op.index, build)
 
 
 def _conv(ctx, op, depthwise: bool):
@@ -152,7 +152,7 @@ def transpose_conv(ctx, op):
         acc = acc + np.asarray(bias, np.int64)
     lo, hi = act_range(op, ot)
     int16x8 = dtype == np.int16
-    req = ctx.once(("transpose_conv", op.index, ctx.profile, ctx.backend), lambda: _profiles.Requantizer(
+    req = ctx.once(("transpose_conv", op.index), lambda: _profiles.Requantizer(
         ctx.profile, s_in, wt.scale, s_out, zp_out, qmin=lo, qmax=hi, op="int16" if int16x8 else "conv",
         backend=ctx.backend))  # fmt: skip
     acc = acc if int16x8 else g.wrap32(acc).astype(np.int32)  # int32 scratch buffer (int8)

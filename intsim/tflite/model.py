@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import tflite
 
+from intsim import frontend
 from intsim.formats.packing import unpack
 from intsim.tflite.verify import verify_model
 
@@ -29,7 +30,7 @@ OP_NAMES = {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.start
 OPTION_NAMES = {v: k for k, v in vars(tflite.BuiltinOptions).items() if not k.startswith("_")}
 
 
-class ModelError(ValueError):
+class ModelError(frontend.ModelError):
     """The file is not a TFLite model intsim can run (malformed, or an unsupported feature)."""
 
 
