@@ -12,7 +12,7 @@ from test_tflite_ops import CASES, _inputs, reference
 
 import intsim.tflite as itf
 from intsim import fixedpoint as fxp
-from intsim.kernels.elementwise import quantized_add
+from intsim.tflite.add import quantized_add
 from intsim.kernels.pool import average_pool
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)

@@ -1,5 +1,5 @@
-"""int8 SOFTMAX (intsim.kernels.softmax): the jitted passes, serial and parallel, equal the numpy
-reference of tflite.kernels_activation.softmax_int8 exactly, and LiteRT on a model with more rows
+"""int8 SOFTMAX (intsim.tflite.softmax): the jitted passes, serial and parallel, equal the numpy
+reference beside them (softmax_int8, backend="reference") exactly, and LiteRT on a model with more rows
 than the reciprocal cache serves."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import intsim.tflite as itf
-from intsim.tflite.kernels_activation import softmax_int8
+from intsim.tflite.softmax import softmax_int8
 
 
 @st.composite

@@ -49,3 +49,16 @@ def requantize_float_reference(acc: int, multiplier: float, zero_point: int, qmi
     """A float rule on one accumulator, as a Python int."""
     r = get_rule(rule)
     return int(r.reference(acc, multiplier, 0, zero_point, qmin, qmax))
+
+
+__all__ = [
+    "apply", "multiply_by_quantized_multiplier", "multiply_by_quantized_multiplier_int64",
+    "requantize", "requantize_float", "rounding_divide_by_pot",
+    "saturating_rounding_doubling_high_mul", "check_layer_multiplier", "check_quantized_multiplier",
+    "check_requant_params", "check_single_rounding_range", "quantize_multiplier", "INT32_MAX",
+    "INT32_MIN", "rounding_divide_by_pot_reference", "rounding_divide_by_pot_scalar",
+    "srdhm_reference", "srdhm_scalar", "wrap32", "wrap_int32", "FLOAT_RULES", "ROUNDINGS", "RULES",
+    "FloatRule", "IntegerRule", "MultiplyByQuantizedMultiplier", "Rule", "get_rule", "jit_scalar",
+    "mbqm_double_scalar", "mbqm_int64_scalar", "mbqm_single_scalar", "register", "mbqm_reference",
+    "mbqm_int64_reference", "requantize_float_reference",
+]  # fmt: skip

@@ -17,8 +17,7 @@ import math
 
 import numpy as np
 
-from intsim import fixedpoint as fxp
-from intsim.kernels import softmax as _softmax
+from intsim.tflite.softmax import input_radius, softmax_int8
 from intsim.rounding import round_half_away
 from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import check_types, kernel, qparams
@@ -28,22 +27,6 @@ f32, f64 = np.float32, np.float64
 
 
 # ---- SOFTMAX ----------------------------------------------------------------------------------------
-
-
-def _input_radius(integer_bits: int, left_shift: int, total_bits: int = 31) -> int:
-    """``CalculateInputRadius``: floor((2**ib - 1) * 2**(tb - ib) / 2**left_shift)."""
-    return math.floor(((1 << integer_bits) - 1) * float(1 << (total_bits - integer_bits)) / float(1 << left_shift))
-
-
-@functools.lru_cache(maxsize=256)
-def softmax_int8_params(beta: float, input_scale, single_rounding: bool):
-    """``PreprocessSoftmaxScaling(beta, s_in, 5)`` and ``diff_min``: (multiplier, shift, diff_min)."""
-    max_real = float((1 << 30) - 1) if single_rounding else float((1 << 31) - 1)
-    real = min(f64(f32(beta)) * f64(f32(input_scale)) * float(1 << 26), max_real)
-    q, shift = fxp.quantize_multiplier(real, single_rounding=single_rounding)
-    if shift < 0:
-        raise ModelError(f"softmax input multiplier {real} < 1 (beta * input_scale too small)")
-    return q, shift, -_input_radius(5, shift)
 
 
 @kernel("SOFTMAX")
@@ -60,58 +43,6 @@ def softmax(ctx, op):
     if zo != 0 or abs(so - 1 / 32768) > 0.001 / 32768:
         raise ModelError(f"{op.describe()}: int16 SOFTMAX output must have scale 1/32768 and zero point 0")
     return [softmax_int16(ctx.input(op, 0).astype(np.int64), beta, si, ctx, op)]
-
-
-def softmax_int8(x, beta, input_scale, rounding: str = "double", backend: str = "jit") -> np.ndarray:
-    """``reference_ops::Softmax<int8_t, int8_t>`` over the last axis: the numpy code below is the
-    reference (``backend="reference"``) of ``kernels.softmax``'s two jitted passes."""
-    q, shift, diff_min = softmax_int8_params(beta, input_scale, rounding == "single")
-    table = _softmax_exp_table(q, shift, rounding)
-    if backend != "reference":
-        rows = np.ascontiguousarray(x).reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
-        tops, sums = np.empty(rows.shape[0], np.int64), np.empty(rows.shape[0], np.int64)
-        _softmax.softmax_sums.build(backend, rows.size)(rows, table, diff_min, tops, sums)
-        scale, bits = _reciprocals(sums)
-        out = np.empty(rows.shape, np.int8)
-        _softmax.softmax_outputs.build(backend, rows.size)(rows, table, diff_min, tops, scale, bits, out)
-        return out.reshape(x.shape)
-    diff = x.astype(np.int64) - x.max(axis=-1, keepdims=True)
-    keep = diff >= diff_min
-    exps = table[-diff]  # diff = x - max lies in [-255, 0]
-    sum_of_exps = g.wrap32(np.where(keep, g.rescale(exps, 0, 12), 0).sum(axis=-1, keepdims=True))
-    shifted_scale, bits_over_unit = (v.reshape(sum_of_exps.shape) for v in _reciprocals(sum_of_exps.reshape(-1)))
-    exponent = bits_over_unit + 31 - 8
-    out = g.rdbpot(g.srdhm(shifted_scale, exps), exponent) - 128
-    return np.where(keep, np.clip(out, -128, 127), -128).astype(np.int8)
-
-
-def _reciprocals(sums) -> tuple[np.ndarray, np.ndarray]:
-    """``GetReciprocal(sum, 12)`` of each row's sum: (shifted_scale, num_bits_over_unit)."""
-    if sums.size <= 64:  # a few rows (a classifier's output): one cached scalar each
-        pairs = [_reciprocal(int(v)) for v in sums]
-        return np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64)
-    return g.get_reciprocal(sums, 12)
-
-
-@functools.lru_cache(maxsize=4096)
-def _reciprocal(sum_of_exps: int) -> tuple[int, int]:
-    """``GetReciprocal(sum_of_exps, 12)`` of one row: (shifted_scale, num_bits_over_unit)."""
-    scale, bits = g.get_reciprocal(np.array([sum_of_exps], np.int64), 12)
-    return int(scale[0]), int(bits[0])
-
-
-@functools.lru_cache(maxsize=64)
-def _softmax_exp_table(q: int, shift: int, rounding: str) -> np.ndarray:
-    """The per-element part of int8 Softmax, which depends only on ``d = x - max``:
-    ``exp_on_negative_values(rescale(d))`` for ``d = 0, -1, ..., -255`` (entry ``-d``)."""
-    diff = -np.arange(256, dtype=np.int64)
-    if rounding == "single":  # MultiplyByQuantizedMultiplierGreaterThanOne = MBQM in these builds
-        rescaled = fxp.multiply_by_quantized_multiplier(diff, q, shift, rounding="single").astype(np.int64)
-    else:
-        rescaled = g.srdhm(g.wrap32(diff << shift), q)
-    table = g.exp_on_negative_values(rescaled, 5)
-    table.flags.writeable = False
-    return table
 
 
 def lut_int16(input_scale, input_zp, output_scale, output_zp, fn) -> np.ndarray:
@@ -197,7 +128,7 @@ def _fixed_point_input(input_scale):
     q = int(round_half_away(m * 2.0**31))
     if q >= 2**31:
         raise ModelError(f"input scale {input_scale} rounds to a Q31 multiplier of 2**31")
-    return q, left_shift, _input_radius(4, left_shift)
+    return q, left_shift, input_radius(4, left_shift)
 
 
 def _activation(ctx, op, name):

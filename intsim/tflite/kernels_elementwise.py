@@ -12,7 +12,7 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import quant
-from intsim.kernels.elementwise import quantized_add
+from intsim.tflite.add import quantized_add
 from intsim.rounding import round_half_away
 from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import act_range, check_types, kernel, qparams, type_range
@@ -33,7 +33,7 @@ def add_sub(ctx, op):
     """``reference_integer_ops::Add`` / ``reference_ops::Sub`` general path (int8, and int16 with
     ``pot_scale_int16 = false``): inputs shifted left by 20 (int8) or 15 (int16), each scaled by
     ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``
-    (``kernels.elementwise.quantized_add``).  The parameters depend on the model only: derived
+    (``tflite.add.quantized_add``).  The parameters depend on the model only: derived
     once per op and kept on the model."""
     dtype, params = ctx.once(("add_sub", op.index), lambda: _add_sub_params(ctx, op))
     x1, x2 = ctx.input(op, 0), ctx.input(op, 1)

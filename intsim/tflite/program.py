@@ -20,7 +20,7 @@ helpers and parameters derived by the same functions:
   int64 for int16x8, as ``kernels.accumulator``), then the profile's rule for ``"fc"`` /
   ``"int16-fc"`` (``Profile.rules``), from the layer's ``Requantizer.lower()``: the scalar of
   each built-in rule (``fixedpoint.rules``); a profile naming another rule runs op by op.
-* ADD / SUB: ``kernels.elementwise.quantized_add_scalar`` with ``kernels_elementwise``'s
+* ADD / SUB: ``tflite.add.quantized_add_scalar`` with ``kernels_elementwise``'s
   parameters.
 * RESHAPE / SQUEEZE: a copy.
 
@@ -38,7 +38,7 @@ from numba import literal_unroll
 from intsim import fixedpoint as fxp
 from intsim.fixedpoint import rules
 from intsim._jit import entry_point, helper, sequential
-from intsim.kernels.elementwise import quantized_add_scalar
+from intsim.tflite.add import quantized_add_scalar
 from intsim.tflite.context import Context, ModelError, reported
 from intsim.tflite.kernels_elementwise import _add_sub_params
 from intsim.tflite.kernels_nn import fc_parts
