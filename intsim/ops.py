@@ -22,7 +22,7 @@ import numpy as np
 from intsim import formats
 from intsim import profiles as _profiles
 from intsim.kernels.accumulator import INT32, INT64, Accumulator
-from intsim.kernels.conv import PreparedConv, accumulate_conv2d
+from intsim.kernels.conv import PreparedConv
 from intsim.kernels.gemm import PackedWeights, PreparedGemm, accumulate_matmul
 from intsim.kernels.layout import nchw_to_nhwc, nhwc_to_nchw
 from intsim.quant.affine import check_scale
@@ -169,18 +169,22 @@ def _check_qlinear_conv(x_dtype, x_scale, x_zero_point, w, w_scale, w_zero_point
         raise ValueError(f"QLinearConv bias B must be int32, got {np.asarray(B).dtype}")
 
 
-def _onnx_conv_accumulate(x, w, x_zp, w_zp, bias, auto_pad, dilations, group, kernel_shape, pads,
-                          strides, accumulator, backend):  # fmt: skip
-    x = np.asarray(x)
-    w = _check_onnx_conv(x.shape, w, kernel_shape, auto_pad)
-    acc, report = accumulate_conv2d(
-        nchw_to_nhwc(x, backend=backend), np.transpose(w, (0, 2, 3, 1)), x_zp, w_zp, bias,
-        strides=strides or (1, 1), dilations=dilations or (1, 1),
-        padding=_onnx_padding(auto_pad, pads), groups=group, accumulator=accumulator, backend=backend,
+def _onnx_prepared_conv(x_shape, x_dtype, w, w_zp, bias, auto_pad, dilations, group, kernel_shape, pads,
+                        strides, accumulator, backend) -> PreparedConv:  # fmt: skip
+    """The NHWC layer of an ONNX 2-D convolution (NCHW input of ``x_shape``, OIHW weights)."""
+    w = _check_onnx_conv(x_shape, w, kernel_shape, auto_pad)
+    n, c, h, w_ = x_shape
+    return PreparedConv(
+        np.transpose(w, (0, 2, 3, 1)), w_zp, bias, input_shape=(n, h, w_, c), input_dtype=x_dtype,
+        strides=strides or (1, 1), dilations=dilations or (1, 1), padding=_onnx_padding(auto_pad, pads),
+        groups=group, accumulator=accumulator, backend=backend,
     )  # fmt: skip
+
+
+def _nchw_report(report):
     if report.mask is not None:
         report.mask = np.transpose(report.mask, (0, 3, 1, 2))
-    return nhwc_to_nchw(acc, backend=backend), report
+    return report
 
 
 def conv_integer(
@@ -192,11 +196,12 @@ def conv_integer(
     accumulator's ``int16_pairs`` does not act here (checked against onnxruntime 1.32, AVX2)."""
     _zero_point_dtype("x_zero_point", x_zero_point, x)
     _zero_point_dtype("w_zero_point", w_zero_point, w)
-    out, report = _onnx_conv_accumulate(
-        x, w, 0 if x_zero_point is None else x_zero_point, 0 if w_zero_point is None else w_zero_point,
-        None, auto_pad, dilations, group, kernel_shape, pads, strides, _without_pairs(accumulator or INT32), backend,
-    )  # fmt: skip
-    return _finish(out, report, return_report)
+    x = np.asarray(x)
+    conv = _onnx_prepared_conv(x.shape, x.dtype, w, 0 if w_zero_point is None else w_zero_point, None, auto_pad,
+                               dilations, group, kernel_shape, pads, strides, _without_pairs(accumulator or INT32),
+                               backend)  # fmt: skip
+    acc, report = conv.accumulate(nchw_to_nhwc(x, backend=backend), 0 if x_zero_point is None else x_zero_point)
+    return _finish(nhwc_to_nchw(acc, backend=backend), _nchw_report(report), return_report)
 
 
 def _requantize(acc, s_in, s_w, s_out, zp_out, out_dtype, profile, op, axis, backend, clamp=None):
@@ -237,16 +242,14 @@ def qlinear_conv(
     profile="onnxruntime-cpu", accumulator=None, backend="jit", return_report=False,
 ):  # fmt: skip
     """ONNX QLinearConv (2-D, NCHW): int32 accumulators plus int32 bias ``B``, requantized by
-    ``profile``'s conv rule with per-output-channel ``w_scale`` allowed."""
-    _check_qlinear_conv(np.asarray(x).dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, B)
-    out_dtype = _output_dtype(y_zero_point)
-    acc, report = _onnx_conv_accumulate(
-        x, w, x_zero_point, w_zero_point, B, auto_pad, dilations, group, kernel_shape, pads, strides,
-        profile_accumulator(profile, accumulator, False), backend,
-    )  # fmt: skip
-    y = _requantize(acc, x_scale, np.asarray(w_scale).reshape(-1), y_scale, y_zero_point, out_dtype,
-                    profile, "conv", 1, backend)  # fmt: skip
-    return _finish(y, report, return_report)
+    ``profile``'s conv rule with per-output-channel ``w_scale`` allowed.  The same layer as
+    ``prepare_qlinear_conv(...)(x)``."""
+    x = np.asarray(x)
+    layer = prepare_qlinear_conv(x.shape, x.dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale,
+                                 y_zero_point, B, auto_pad=auto_pad, dilations=dilations, group=group,
+                                 kernel_shape=kernel_shape, pads=pads, strides=strides, profile=profile,
+                                 accumulator=accumulator, backend=backend)  # fmt: skip
+    return layer.run(x, return_report)
 
 
 # ---- TFLite -------------------------------------------------------------------------------------
@@ -302,21 +305,17 @@ def fully_connected(
 ):  # fmt: skip
     """TFLite FULLY_CONNECTED: ``input`` (batch, depth), ``filter`` (units, depth), ``bias``
     (units).  ``filter_scale`` per tensor or per unit."""
-    x, int16x8, out_dtype = _tflite_common(input, input_zero_point, output_zero_point, output_dtype)
-    _check_scales(input_scale=input_scale, filter_scale=filter_scale, output_scale=output_scale)
+    x, _, _ = _tflite_common(input, input_zero_point, output_zero_point, output_dtype)
     w = np.asarray(filter)
     if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"input depth {x.shape[-1:]} does not match the filter's {w.shape}")
-    x2 = x.reshape(-1, w.shape[1])
-    acc, report = accumulate_matmul(
-        x2, PackedWeights.from_rows(w, backend), _int_value("input_zero_point", input_zero_point, x.dtype), filter_zero_point,
-        _tflite_bias(bias, int16x8), accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend,
+    layer = prepare_fully_connected(
+        w, bias, input_dtype=x.dtype, input_scale=input_scale, input_zero_point=input_zero_point,
+        filter_scale=filter_scale, filter_zero_point=filter_zero_point, output_scale=output_scale,
+        output_zero_point=output_zero_point, activation=activation, output_dtype=output_dtype, profile=profile,
+        accumulator=accumulator, backend=backend,
     )  # fmt: skip
-    info = np.iinfo(out_dtype)
-    clamp = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
-    y = _requantize(acc, input_scale, np.asarray(filter_scale).reshape(-1), output_scale, output_zero_point,
-                    out_dtype, profile, "int16-fc" if int16x8 else "fc", -1, backend, clamp)  # fmt: skip
-    return _finish(y.reshape(x.shape[:-1] + (w.shape[0],)), report, return_report)
+    return layer.run(x, return_report)
 
 
 def conv2d(
@@ -334,23 +333,17 @@ def conv2d(
 def _conv2d(input, filter, bias, strides, padding, dilations, input_scale, input_zero_point, filter_scale,
             output_scale, output_zero_point, activation, output_dtype, profile, accumulator, backend, return_report,
             op_class):  # fmt: skip
-    x, int16x8, out_dtype = _tflite_common(input, input_zero_point, output_zero_point, output_dtype)
-    _check_scales(input_scale=input_scale, filter_scale=filter_scale, output_scale=output_scale)
+    x, _, _ = _tflite_common(input, input_zero_point, output_zero_point, output_dtype)
     w = np.asarray(filter)
     if w.ndim != 4 or x.ndim != 4:
         raise ValueError(f"conv2d takes NHWC input and OHWI filters, got {x.shape} and {w.shape}")
     if x.shape[3] % w.shape[3]:
         raise ValueError(f"input channels {x.shape[3]} are not a multiple of the filter's {w.shape[3]}")
-    acc, report = accumulate_conv2d(
-        x, w, _int_value("input_zero_point", input_zero_point, x.dtype), 0, _tflite_bias(bias, int16x8),
-        strides=strides, dilations=dilations, padding=padding, groups=x.shape[3] // w.shape[3],
-        accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend,
+    layer = _prepare_conv(
+        w, bias, x.shape, x.dtype, strides, padding, dilations, input_scale, input_zero_point, filter_scale,
+        output_scale, output_zero_point, activation, output_dtype, profile, accumulator, backend, op_class,
     )  # fmt: skip
-    info = np.iinfo(out_dtype)
-    clamp = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
-    y = _requantize(acc, input_scale, np.asarray(filter_scale).reshape(-1), output_scale, output_zero_point,
-                    out_dtype, profile, "int16" if int16x8 else op_class, -1, backend, clamp)  # fmt: skip
-    return _finish(y, report, return_report)
+    return layer.run(x, return_report)
 
 
 def depthwise_conv2d(
@@ -379,11 +372,12 @@ def depthwise_conv2d(
 
 
 class PreparedLayer:
-    """A layer whose weights and quantization parameters are fixed: ``layer(x)`` returns exactly
-    what the matching op function returns for ``x``, with the weights packed, the multipliers
-    derived and every static check done once (``intsim.kernels.PreparedGemm`` /
-    ``PreparedConv``, ``intsim.profiles.Requantizer``).  No overflow report: use the op
-    function with ``return_report=True`` for that."""
+    """A layer whose weights and quantization parameters are fixed: the weights packed, the
+    multipliers derived and every static check done once (``intsim.kernels.PreparedGemm`` /
+    ``PreparedConv``, ``intsim.profiles.Requantizer``).  The op functions are
+    ``prepare_*(...).run(x, return_report)``: one route per layer.  Frontend-neutral: NHWC (or
+    (M, K)) activations, padding resolved, the requantizer passed in; ``out_shape`` None for
+    convolutions, ``(units,)`` for fully connected layers (the input's leading axes kept)."""
 
     def __init__(self, accumulate, requantize, input_zero_point: int, out_dtype, out_shape):
         self.accumulate, self.requantize = accumulate, requantize
@@ -394,6 +388,17 @@ class PreparedLayer:
         acc = self.accumulate(x if self.out_shape is None else x.reshape(-1, x.shape[-1]), self.input_zero_point)
         y = self.requantize(acc, out=np.empty(acc.shape, self.out_dtype))
         return y if self.out_shape is None else y.reshape(x.shape[:-1] + self.out_shape)
+
+    def run(self, x, return_report: bool = False):
+        """``self(x)``, or with ``return_report=True`` ``(output, OverflowReport)`` (what the op
+        functions return)."""
+        if not return_report:
+            return self(x)
+        x = np.asarray(x)
+        acc, report = self.accumulate.accumulate(
+            x if self.out_shape is None else x.reshape(-1, x.shape[-1]), self.input_zero_point)  # fmt: skip
+        y = self.requantize(acc, out=np.empty(acc.shape, self.out_dtype))
+        return (y if self.out_shape is None else y.reshape(x.shape[:-1] + self.out_shape)), report
 
 
 def _prepared_requantizer(profile, op, input_scale, filter_scale, output_scale, output_zero_point,
@@ -435,8 +440,6 @@ def prepare_conv2d(
     """``conv2d`` (or, with ``depth_multiplier``, ``depthwise_conv2d`` and its (1, KH, KW, Cout)
     filter) for inputs of ``input_shape``: ``prepare_conv2d(filter, ...)(input)`` equals
     ``conv2d(input, filter, ...)``."""
-    x_dtype = np.dtype(input_dtype)
-    _, int16x8, out_dtype = _tflite_common(np.zeros((0,), x_dtype), input_zero_point, output_zero_point, output_dtype)
     w = np.asarray(filter)
     if depth_multiplier is not None:
         if w.ndim != 4 or w.shape[0] != 1 or w.shape[3] != input_shape[3] * depth_multiplier:
@@ -444,13 +447,23 @@ def prepare_conv2d(
         w = np.ascontiguousarray(np.transpose(w, (3, 1, 2, 0)))
     if w.ndim != 4 or len(input_shape) != 4 or input_shape[3] % w.shape[3]:
         raise ValueError(f"conv2d takes NHWC input and OHWI filters, got {tuple(input_shape)} and {w.shape}")
+    return _prepare_conv(w, bias, input_shape, input_dtype, strides, padding, dilations, input_scale,
+                         input_zero_point, filter_scale, output_scale, output_zero_point, activation, output_dtype,
+                         profile, accumulator, backend, "conv" if depth_multiplier is None else "depthwise")  # fmt: skip
+
+
+def _prepare_conv(w, bias, input_shape, input_dtype, strides, padding, dilations, input_scale, input_zero_point,
+                  filter_scale, output_scale, output_zero_point, activation, output_dtype, profile, accumulator,
+                  backend, op_class) -> PreparedLayer:  # fmt: skip
+    """A TFLite conv layer from OHWI filters (``op_class`` "conv" or "depthwise")."""
+    x_dtype = np.dtype(input_dtype)
+    _, int16x8, out_dtype = _tflite_common(np.zeros((0,), x_dtype), input_zero_point, output_zero_point, output_dtype)
     conv = PreparedConv(
         w, 0, _tflite_bias(bias, int16x8), input_shape=input_shape, input_dtype=x_dtype, strides=strides,
         dilations=dilations, padding=padding, groups=input_shape[3] // w.shape[3],
         accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend,
     )  # fmt: skip
-    op_class = "int16" if int16x8 else "conv" if depth_multiplier is None else "depthwise"
-    req = _prepared_requantizer(profile, op_class, input_scale, filter_scale, output_scale,
+    req = _prepared_requantizer(profile, "int16" if int16x8 else op_class, input_scale, filter_scale, output_scale,
                                 output_zero_point, activation, out_dtype, backend)  # fmt: skip
     return PreparedLayer(conv, req, _int_value("input_zero_point", input_zero_point, x_dtype), out_dtype, None)
 
@@ -458,29 +471,34 @@ def prepare_conv2d(
 def prepare_qlinear_conv(
     x_shape, x_dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_zero_point, B=None, *,
     auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None,
-    profile="onnxruntime-cpu", backend="jit",
-):  # fmt: skip
+    profile="onnxruntime-cpu", accumulator=None, backend="jit",
+) -> NCHWLayer:  # fmt: skip
     """``qlinear_conv`` with everything but ``x`` (NCHW, of ``x_shape``) fixed: the returned
-    callable maps ``x`` to exactly ``qlinear_conv(x, x_scale, ...)``."""
+    layer maps ``x`` to exactly ``qlinear_conv(x, x_scale, ...)``."""
     x_dtype = np.dtype(x_dtype)
     _check_qlinear_conv(x_dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, B)
-    w = _check_onnx_conv(x_shape, w, kernel_shape, auto_pad)
-    n, c, h, w_ = x_shape
-    conv = PreparedConv(
-        np.transpose(w, (0, 2, 3, 1)), w_zero_point if w_zero_point is not None else 0, B,
-        input_shape=(n, h, w_, c), input_dtype=x_dtype, strides=strides or (1, 1), dilations=dilations or (1, 1),
-        padding=_onnx_padding(auto_pad, pads), groups=group, accumulator=profile_accumulator(profile, None, False),
-        backend=backend,
-    )  # fmt: skip
+    conv = _onnx_prepared_conv(tuple(x_shape), x_dtype, w, w_zero_point if w_zero_point is not None else 0, B,
+                               auto_pad, dilations, group, kernel_shape, pads, strides,
+                               profile_accumulator(profile, accumulator, False), backend)  # fmt: skip
     out_dtype = _output_dtype(y_zero_point)
     info = np.iinfo(out_dtype)
     req = _profiles.Requantizer(_profiles.get(profile), x_scale, np.asarray(w_scale).reshape(-1), y_scale,
                                 np.asarray(y_zero_point), qmin=info.min, qmax=info.max, op="conv", backend=backend)  # fmt: skip
     x_zp = _int_value("x_zero_point", 0 if x_zero_point is None else x_zero_point, x_dtype)
+    return NCHWLayer(PreparedLayer(conv, req, x_zp, out_dtype, None), backend)
 
-    def layer(x):
-        acc = conv(nchw_to_nhwc(x, backend=backend), x_zp)
-        y = req(acc, out=np.empty(acc.shape, out_dtype))
-        return nhwc_to_nchw(y, backend=backend)
 
-    return layer
+class NCHWLayer:
+    """A ``PreparedLayer`` (NHWC) taking and returning NCHW arrays, as ONNX lays them out."""
+
+    def __init__(self, layer: PreparedLayer, backend: str):
+        self.layer, self.backend = layer, backend
+
+    def __call__(self, x) -> np.ndarray:
+        return nhwc_to_nchw(self.layer(nchw_to_nhwc(x, backend=self.backend)), backend=self.backend)
+
+    def run(self, x, return_report: bool = False):
+        if not return_report:
+            return self(x)
+        y, report = self.layer.run(nchw_to_nhwc(x, backend=self.backend), True)
+        return nhwc_to_nchw(y, backend=self.backend), _nchw_report(report)

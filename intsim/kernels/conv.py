@@ -218,8 +218,15 @@ def accumulate_conv2d(
     check_backend(backend)
     x = np.asarray(x)
     geo = ConvGeometry.check(x.shape, x.dtype, w, w_zero_point, bias, strides, dilations, padding, groups)
+    return _accumulate(x, geo, x_zero_point, accumulator, backend)
+
+
+def _accumulate(x, geo: ConvGeometry, x_zero_point, accumulator: Accumulator, backend: str, packed=None):
+    """``accumulate_conv2d`` after its checks; ``packed``: the filters of each group, packed
+    (``PreparedConv`` packs them once), or None to pack them here."""
     w, w_zp, bias_v, strides, dilations, pads, oh, ow = (
         geo.w, geo.w_zp, geo.bias, geo.strides, geo.dilations, geo.pads, geo.oh, geo.ow)  # fmt: skip
+    groups = geo.groups
     batch, height, width, cin = x.shape
     cout, kh, kw, cg = w.shape
     x_zp = check_input_zero_point(x_zero_point, x.dtype)
@@ -246,7 +253,7 @@ def accumulate_conv2d(
     for g in range(groups):
         _patches(xc, g, geo, patch_zp, cols, backend)
         sl = slice(g * per_group, (g + 1) * per_group)
-        w_g = PackedWeights.from_rows(np.ascontiguousarray(w[sl]).reshape(per_group, -1), backend)
+        w_g = packed[g] if packed else PackedWeights.from_rows(np.ascontiguousarray(w[sl]).reshape(per_group, -1), backend)
         acc, rep = accumulate_matmul(
             cols, w_g, patch_zp, w_zp[sl], bias_v[sl], accumulator=acc_model, backend=backend
         )
@@ -299,7 +306,8 @@ class PreparedConv:
     The fast path (im2col + ``gemm_int32`` per group, or the depthwise kernel) is taken when
     the accumulator is int32 wrapping, the input is 8-bit and a static bound over every possible
     input (``|x - x_zp| <= 255``) shows no sum can leave int32, so no per-call range check or
-    overflow report is needed; anything else calls ``accumulate_conv2d``."""
+    overflow report is needed; anything else takes ``accumulate_conv2d``'s general path with the
+    geometry checked and the filters packed here, once."""
 
     def __init__(self, w, w_zero_point=0, bias=None, *, input_shape, input_dtype, strides=(1, 1),
                  dilations=(1, 1), padding="VALID", groups: int = 1, accumulator: Accumulator = INT32,
@@ -316,25 +324,36 @@ class PreparedConv:
         self.fast = (backend != "reference" and accumulator.wraps_int32 and self.input_dtype.itemsize == 1
                      and bound <= INT32.max)  # fmt: skip
         self.depthwise = groups == self.input_shape[3] and cg == 1 and not self.pairs
+        self.packed = None
         if self.fast and self.depthwise:
             self.w_dw = _depthwise_filter(geo.w)
-        elif self.fast:
+        elif backend != "reference":
             per_group = cout // groups
             self.packed = [
                 PackedWeights.from_rows(np.ascontiguousarray(geo.w[g * per_group : (g + 1) * per_group]).reshape(per_group, -1), backend)
                 for g in range(groups)
             ]  # fmt: skip
 
-    def __call__(self, x, x_zero_point=0) -> np.ndarray:
+    def _check(self, x) -> np.ndarray:
         x = np.asarray(x)
         if x.shape != self.input_shape or x.dtype != self.input_dtype:
             raise ValueError(f"prepared for {self.input_dtype} input of shape {self.input_shape}, got {x.dtype} {x.shape}")
+        return x
+
+    def accumulate(self, x, x_zero_point=0) -> tuple[np.ndarray, OverflowReport]:
+        """The accumulators and their ``OverflowReport`` (on the fast path none can overflow:
+        the static bound proved it)."""
+        x = self._check(x)
+        if not self.fast:
+            return _accumulate(x, self.geo, x_zero_point, self.accumulator, self.backend, self.packed)
+        acc = self(x, x_zero_point)
+        return acc, OverflowReport(self.accumulator, acc.size, 0, None, checked=False)
+
+    def __call__(self, x, x_zero_point=0) -> np.ndarray:
+        x = self._check(x)
         geo = self.geo
         if not self.fast:
-            return accumulate_conv2d(
-                x, geo.w, x_zero_point, geo.w_zp, geo.bias, strides=geo.strides, dilations=geo.dilations,
-                padding=geo.pads, groups=geo.groups, accumulator=self.accumulator, backend=self.backend,
-            )[0]  # fmt: skip
+            return _accumulate(x, geo, x_zero_point, self.accumulator, self.backend, self.packed)[0]
         x_zp = check_input_zero_point(x_zero_point, x.dtype)
         if self.depthwise:
             return _depthwise(x, self.w_dw, x_zp, geo, self.backend)

@@ -414,10 +414,24 @@ class PreparedGemm:
         self.fast = (backend != "reference" and accumulator.wraps_int32 and self.input_dtype.itemsize == 1
                      and bound <= INT32.max)  # fmt: skip
 
-    def __call__(self, a, a_zero_point=0) -> np.ndarray:
+    def accumulate(self, a, a_zero_point=0) -> tuple[np.ndarray, OverflowReport]:
+        """The accumulators and their ``OverflowReport`` (on the fast path none can overflow:
+        the static bound proved it)."""
+        if not self.fast:
+            a = self._check(a)
+            return accumulate_matmul(a, self.packed, a_zero_point, self.zb, self.bias,
+                                     accumulator=self.accumulator, backend=self.backend)  # fmt: skip
+        acc = self(a, a_zero_point)
+        return acc, OverflowReport(self.accumulator, acc.size, 0, None, checked=False)
+
+    def _check(self, a) -> np.ndarray:
         a = np.asarray(a)
         if a.dtype != self.input_dtype or a.ndim != 2 or a.shape[1] != self.packed.bt.shape[1]:
             raise ValueError(f"prepared for {self.input_dtype} (M, {self.packed.bt.shape[1]}) input, got {a.dtype} {a.shape}")
+        return a
+
+    def __call__(self, a, a_zero_point=0) -> np.ndarray:
+        a = self._check(a)
         if not self.fast:
             return accumulate_matmul(a, self.packed, a_zero_point, self.zb, self.bias,
                                      accumulator=self.accumulator, backend=self.backend)[0]  # fmt: skip
