@@ -11,6 +11,12 @@ Every op takes ``backend=`` (``"jit"``, ``"jit-serial"``, ``"reference"``) and a
 model (default: the profile's; int32 wrapping for every named target).  Ops that requantize
 return the output array; ``*_integer`` ops return int32 accumulators.  Pass
 ``return_report=True`` to get ``(output, OverflowReport)``.
+
+One route per layer: ``prepare_fully_connected``, ``prepare_conv2d`` and ``prepare_qlinear_conv``
+build a ``PreparedLayer`` (weights packed, multipliers derived, accumulator path decided, once);
+the op functions with constant-shaped weights are ``prepare_*(...).run(x, return_report)``, and
+both frontends run the same layers.  Matrix products whose right operand is an input
+(``matmul_integer``, ``qlinear_matmul``) accumulate directly.
 """
 
 from __future__ import annotations

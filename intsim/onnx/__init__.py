@@ -4,6 +4,19 @@
 it (``return_intermediates=True`` gives every tensor by name); ``compare`` reports per-layer
 error against the float model; ``Backend`` is an ``onnx.backend.base.Backend`` for ONNX's
 conformance tests.
+
+================  ===================================================================================
+``graph``         the ModelProto reader and its checks
+``registry``      the operator registry and run context (on ``intsim.frontend``)
+``ops_quant``     QuantizeLinear, DequantizeLinear, the integer ops and onnxruntime's com.microsoft ops
+``ops_float``     the float ops of QDQ graphs
+``fuse``          onnxruntime's QDQ fusions (DequantizeLinear -> op -> QuantizeLinear groups)
+``mlas``          onnxruntime MLAS's own float rules (QLinearAdd/Mul, pooling)
+``interpreter``   ``load``, ``run``
+``compare``       per-layer error against the float model
+``backend``       the ``onnx.backend`` interface
+``examples``      small float models and their quantization by onnxruntime
+================  ===================================================================================
 """
 
 from intsim.onnx.backend import Backend

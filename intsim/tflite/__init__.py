@@ -5,9 +5,23 @@
     outputs = intsim.tflite.run(model, x, profile="tflm")               # TFLite Micro / CMSIS-NN
     for row in intsim.tflite.diff(model, x): print(row.line())
 
-Profiles: ``tflite-reference`` (LiteRT ``OpResolverType.BUILTIN_REF``), ``tflm`` (TFLite Micro
-reference kernels = CMSIS-NN default), ``tflm-single-rounding``.  ``intsim.tflite.builder``
-writes single-op models for tests and experiments.
+Any profile runs a model (``intsim.profiles``): ``tflite-reference`` (LiteRT
+``OpResolverType.BUILTIN_REF``), ``tflm`` (TFLite Micro reference kernels = CMSIS-NN default),
+``tflm-single-rounding``, ``xnnpack``, or your own.
+
+=======================  ==========================================================================
+``model``, ``verify``    the flatbuffer parser and LiteRT's FlatBuffers verifier
+``context``              the operator registry, run context and TFLite's small rules (activation
+                         ranges, padding, MultiplyByQuantizedMultiplier per operator class)
+``kernels_nn``           CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, TRANSPOSE_CONV, pools, MEAN
+``kernels_elementwise``  ADD, SUB, MUL, the ReLUs, LEAKY_RELU, HARD_SWISH, QUANTIZE, DEQUANTIZE
+``kernels_activation``   SOFTMAX, LOGISTIC, TANH
+``kernels_shape``        RESHAPE, TRANSPOSE, PAD, CONCATENATION, STRIDED_SLICE, ...
+``add``, ``softmax``     TFLite's ADD/SUB and int8 SOFTMAX kernels, each beside its reference
+``program``              small models compiled into one numba call
+``interpreter``          ``load``, ``run``, ``diff``
+``builder``              writes single-op models and example networks
+=======================  ==========================================================================
 """
 
 from intsim.tflite.interpreter import TFLITE_PROFILES, LayerDiff, diff, execute, load, run, supported_ops
