@@ -16,7 +16,10 @@ One route per layer: ``prepare_fully_connected``, ``prepare_conv2d`` and ``prepa
 build a ``PreparedLayer`` (weights packed, multipliers derived, accumulator path decided, once);
 the op functions with constant-shaped weights are ``prepare_*(...).run(x, return_report)``, and
 both frontends run the same layers.  Matrix products whose right operand is an input
-(``matmul_integer``, ``qlinear_matmul``) accumulate directly.
+(``matmul_integer``, ``qlinear_matmul``) accumulate directly.  The layers are frontend-neutral
+(NHWC, padding resolved, a ``profiles.Requantizer`` passed in); each frontend's conventions
+(layout, ``auto_pad``, activation ranges, bias types) are in ``intsim.onnx.conventions`` and
+``intsim.tflite.conventions``.
 """
 
 from __future__ import annotations
@@ -25,16 +28,17 @@ from dataclasses import replace
 
 import numpy as np
 
-from intsim import formats
 from intsim import profiles as _profiles
 from intsim.kernels.accumulator import INT32, INT64, Accumulator
 from intsim.kernels.conv import PreparedConv
 from intsim.kernels.gemm import PackedWeights, PreparedGemm, accumulate_matmul
 from intsim.kernels.layout import nchw_to_nhwc, nhwc_to_nchw
+from intsim.onnx.conventions import NCHWLayer, check_zero_point_dtype, nchw_report, output_dtype
+from intsim.onnx.conventions import check_conv as check_onnx_conv
+from intsim.onnx.conventions import padding as onnx_padding
 from intsim.quant.affine import check_scale
-from intsim.rounding import mode_id
-
-ACTIVATIONS = ("none", "relu", "relu6", "relu_n1_to_1")
+from intsim.tflite.conventions import ACTIVATIONS as ACTIVATIONS  # re-exported: ops.ACTIVATIONS
+from intsim.tflite.conventions import activation_range, check_activations, check_bias
 
 
 def profile_accumulator(profile, accumulator=None, wide: bool = False) -> Accumulator:
@@ -67,24 +71,6 @@ def _int_value(name, v, dtype=None) -> int:
 
 def _without_pairs(accumulator: Accumulator) -> Accumulator:
     return replace(accumulator, int16_pairs=False) if accumulator.int16_pairs else accumulator
-
-
-def _output_dtype(y_zero_point) -> np.dtype:
-    """The output type, which ONNX's QLinear ops take from ``y_zero_point``: a numpy uint8 or
-    int8 value (a Python int carries no type)."""
-    if not isinstance(y_zero_point, np.ndarray | np.generic):
-        raise ValueError(f"y_zero_point must be a numpy uint8 or int8 value (its type is the output type), "
-                         f"got {y_zero_point!r} of type {type(y_zero_point).__name__}")  # fmt: skip
-    dtype = np.asarray(y_zero_point).dtype
-    if dtype not in (np.dtype(np.uint8), np.dtype(np.int8)):
-        raise ValueError(f"y_zero_point must be uint8 or int8 (its type is the output type), got {dtype}")
-    return dtype
-
-
-def _zero_point_dtype(name, zp, data) -> None:
-    dtype = data.dtype if isinstance(data, PackedWeights) else np.asarray(data).dtype
-    if zp is not None and np.asarray(zp).dtype != dtype:
-        raise ValueError(f"{name} has dtype {np.asarray(zp).dtype} but its tensor has {dtype}")
 
 
 # ---- ONNX ---------------------------------------------------------------------------------------
@@ -133,8 +119,8 @@ def matmul_integer(
     """ONNX MatMulInteger: int32 ``(A - a_zero_point) @ (B - b_zero_point)``, wrapping in 32 bits.
     ``b_zero_point`` may be per column (the last axis of B).  ``B`` may be
     ``intsim.kernels.pack_weights(B)``, packed once for many calls."""
-    _zero_point_dtype("a_zero_point", a_zero_point, A)
-    _zero_point_dtype("b_zero_point", b_zero_point, B)
+    check_zero_point_dtype("a_zero_point", a_zero_point, A)
+    check_zero_point_dtype("b_zero_point", b_zero_point, B)
     za = 0 if a_zero_point is None else np.asarray(a_zero_point)
     if np.size(za) > 1:
         raise ValueError("per-row a_zero_point is not supported; pass one zero point for A")
@@ -146,31 +132,10 @@ def matmul_integer(
     return _finish(out, report, return_report)
 
 
-def _onnx_padding(auto_pad, pads):
-    mode = (auto_pad or "NOTSET").upper()
-    if mode == "NOTSET":
-        return (0, 0, 0, 0) if pads is None else tuple(pads)
-    if pads is not None and any(pads):
-        raise ValueError(f"pads must not be set together with auto_pad={auto_pad}")
-    return {"VALID": "VALID", "SAME_UPPER": "SAME_UPPER", "SAME_LOWER": "SAME_LOWER"}[mode]
-
-
-def _check_onnx_conv(x_shape, w, kernel_shape, auto_pad) -> np.ndarray:
-    """The checks ONNX's 2-D Conv attributes need beyond ``accumulate_conv2d``'s; returns ``w``."""
-    w = np.asarray(w)
-    if len(x_shape) != 4 or w.ndim != 4:
-        raise ValueError(f"only 2-D convolution (4-D NCHW input, OIHW weights); got {tuple(x_shape)} and {w.shape}")
-    if kernel_shape is not None and tuple(kernel_shape) != w.shape[2:]:
-        raise ValueError(f"kernel_shape {tuple(kernel_shape)} disagrees with the weights {w.shape[2:]}")
-    if auto_pad not in (None, "NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
-        raise ValueError(f"auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, got {auto_pad!r}")
-    return w
-
-
 def _check_qlinear_conv(x_dtype, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, B) -> None:
     _check_scales(x_scale=x_scale, w_scale=w_scale, y_scale=y_scale)
-    _zero_point_dtype("x_zero_point", x_zero_point, np.zeros(0, x_dtype))
-    _zero_point_dtype("w_zero_point", w_zero_point, w)
+    check_zero_point_dtype("x_zero_point", x_zero_point, np.zeros(0, x_dtype))
+    check_zero_point_dtype("w_zero_point", w_zero_point, w)
     if B is not None and np.asarray(B).dtype != np.int32:
         raise ValueError(f"QLinearConv bias B must be int32, got {np.asarray(B).dtype}")
 
@@ -178,19 +143,13 @@ def _check_qlinear_conv(x_dtype, x_scale, x_zero_point, w, w_scale, w_zero_point
 def _onnx_prepared_conv(x_shape, x_dtype, w, w_zp, bias, auto_pad, dilations, group, kernel_shape, pads,
                         strides, accumulator, backend) -> PreparedConv:  # fmt: skip
     """The NHWC layer of an ONNX 2-D convolution (NCHW input of ``x_shape``, OIHW weights)."""
-    w = _check_onnx_conv(x_shape, w, kernel_shape, auto_pad)
+    w = check_onnx_conv(x_shape, w, kernel_shape, auto_pad)
     n, c, h, w_ = x_shape
     return PreparedConv(
         np.transpose(w, (0, 2, 3, 1)), w_zp, bias, input_shape=(n, h, w_, c), input_dtype=x_dtype,
-        strides=strides or (1, 1), dilations=dilations or (1, 1), padding=_onnx_padding(auto_pad, pads),
+        strides=strides or (1, 1), dilations=dilations or (1, 1), padding=onnx_padding(auto_pad, pads),
         groups=group, accumulator=accumulator, backend=backend,
     )  # fmt: skip
-
-
-def _nchw_report(report):
-    if report.mask is not None:
-        report.mask = np.transpose(report.mask, (0, 3, 1, 2))
-    return report
 
 
 def conv_integer(
@@ -200,14 +159,14 @@ def conv_integer(
     """ONNX ConvInteger (2-D): int32 accumulators, NCHW, padding with the input zero point.
     onnxruntime's kernel (``conv_integer.cc``) is exact for uint8 x int8 on every CPU, so an
     accumulator's ``int16_pairs`` does not act here (checked against onnxruntime 1.32, AVX2)."""
-    _zero_point_dtype("x_zero_point", x_zero_point, x)
-    _zero_point_dtype("w_zero_point", w_zero_point, w)
+    check_zero_point_dtype("x_zero_point", x_zero_point, x)
+    check_zero_point_dtype("w_zero_point", w_zero_point, w)
     x = np.asarray(x)
     conv = _onnx_prepared_conv(x.shape, x.dtype, w, 0 if w_zero_point is None else w_zero_point, None, auto_pad,
                                dilations, group, kernel_shape, pads, strides, _without_pairs(accumulator or INT32),
                                backend)  # fmt: skip
     acc, report = conv.accumulate(nchw_to_nhwc(x, backend=backend), 0 if x_zero_point is None else x_zero_point)
-    return _finish(nhwc_to_nchw(acc, backend=backend), _nchw_report(report), return_report)
+    return _finish(nhwc_to_nchw(acc, backend=backend), nchw_report(report), return_report)
 
 
 def _requantize(acc, s_in, s_w, s_out, zp_out, out_dtype, profile, op, axis, backend, clamp=None):
@@ -230,9 +189,9 @@ def qlinear_matmul(
     """ONNX QLinearMatMul: ``requantize((a - a_zp) @ (b - b_zp))`` by ``profile``'s FC rule.
     ``b_scale``/``b_zero_point`` may be per column; the output has ``y_zero_point``'s dtype."""
     _check_scales(a_scale=a_scale, b_scale=b_scale, y_scale=y_scale)
-    _zero_point_dtype("a_zero_point", a_zero_point, a)
-    _zero_point_dtype("b_zero_point", b_zero_point, b)
-    out_dtype = _output_dtype(y_zero_point)
+    check_zero_point_dtype("a_zero_point", a_zero_point, a)
+    check_zero_point_dtype("b_zero_point", b_zero_point, b)
+    out_dtype = output_dtype(y_zero_point)
     acc, report = matmul_integer(
         a, b, a_zero_point, b_zero_point, accumulator=profile_accumulator(profile, accumulator, False),
         backend=backend, return_report=True,
@@ -261,49 +220,6 @@ def qlinear_conv(
 # ---- TFLite -------------------------------------------------------------------------------------
 
 
-def activation_range(activation: str, scale, zero_point: int, qmin: int, qmax: int,
-                     rounding: str = "nearest_away") -> tuple[int, int]:  # fmt: skip
-    """TFLite ``CalculateActivationRangeQuantized``: ``q(f) = zero_point + round(f / scale)``
-    (float32 division, half away from zero) clipped to the output type."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    mode_id(rounding)
-    s = np.float32(scale)
-
-    def q(f):
-        code = formats.encode(np.array([np.float32(f) / s], np.float32), "int32", rounding=rounding)
-        return zero_point + int(code.view(np.int32)[0])
-
-    if activation == "none":
-        return qmin, qmax
-    if activation == "relu":
-        return max(qmin, q(0.0)), qmax
-    if activation == "relu6":
-        return max(qmin, q(0.0)), min(qmax, q(6.0))
-    return max(qmin, q(-1.0)), min(qmax, q(1.0))
-
-
-def _tflite_common(x, input_zero_point, output_zero_point, output_dtype):
-    x = np.asarray(x)
-    if x.dtype not in (np.int8, np.int16, np.uint8):
-        raise ValueError(f"TFLite activations are int8, uint8 or int16, got {x.dtype}")
-    int16x8 = x.dtype == np.int16
-    if int16x8 and (input_zero_point or output_zero_point):
-        raise ValueError("int16x8 kernels have no zero points (symmetric int16 activations)")
-    out_dtype = np.dtype(output_dtype if output_dtype is not None else x.dtype)
-    return x, int16x8, out_dtype
-
-
-def _tflite_bias(bias, int16x8):
-    if bias is None:
-        return None
-    b = np.asarray(bias)
-    want = np.int64 if int16x8 else np.int32
-    if b.dtype != want:
-        raise ValueError(f"bias must be {np.dtype(want)} for {'int16x8' if int16x8 else 'int8'} kernels, got {b.dtype}")
-    return b
-
-
 def fully_connected(
     input, filter, bias=None, *, input_scale, input_zero_point=0, filter_scale,
     filter_zero_point=0, output_scale, output_zero_point=0, activation="none", output_dtype=None,
@@ -311,7 +227,7 @@ def fully_connected(
 ):  # fmt: skip
     """TFLite FULLY_CONNECTED: ``input`` (batch, depth), ``filter`` (units, depth), ``bias``
     (units).  ``filter_scale`` per tensor or per unit."""
-    x, _, _ = _tflite_common(input, input_zero_point, output_zero_point, output_dtype)
+    x, _, _ = check_activations(input, input_zero_point, output_zero_point, output_dtype)
     w = np.asarray(filter)
     if w.ndim != 2 or x.ndim < 1 or x.shape[-1] != w.shape[1]:
         raise ValueError(f"input depth {x.shape[-1:]} does not match the filter's {w.shape}")
@@ -339,7 +255,7 @@ def conv2d(
 def _conv2d(input, filter, bias, strides, padding, dilations, input_scale, input_zero_point, filter_scale,
             output_scale, output_zero_point, activation, output_dtype, profile, accumulator, backend, return_report,
             op_class):  # fmt: skip
-    x, _, _ = _tflite_common(input, input_zero_point, output_zero_point, output_dtype)
+    x, _, _ = check_activations(input, input_zero_point, output_zero_point, output_dtype)
     w = np.asarray(filter)
     if w.ndim != 4 or x.ndim != 4:
         raise ValueError(f"conv2d takes NHWC input and OHWI filters, got {x.shape} and {w.shape}")
@@ -427,11 +343,11 @@ def prepare_fully_connected(
     ...)(input)`` equals ``fully_connected(input, filter, ...)``."""
     x_dtype = np.dtype(input_dtype)
     x0 = np.zeros((0,), x_dtype)  # the common checks need an array of the input's dtype
-    _, int16x8, out_dtype = _tflite_common(x0, input_zero_point, output_zero_point, output_dtype)
+    _, int16x8, out_dtype = check_activations(x0, input_zero_point, output_zero_point, output_dtype)
     w = np.asarray(filter)
     if w.ndim != 2:
         raise ValueError(f"filter must be 2-D (units, depth), got {w.shape}")
-    gemm = PreparedGemm(w, filter_zero_point, _tflite_bias(bias, int16x8), input_dtype=x_dtype,
+    gemm = PreparedGemm(w, filter_zero_point, check_bias(bias, int16x8), input_dtype=x_dtype,
                         accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend)  # fmt: skip
     req = _prepared_requantizer(profile, "int16-fc" if int16x8 else "fc", input_scale, filter_scale, output_scale,
                                 output_zero_point, activation, out_dtype, backend)  # fmt: skip
@@ -463,9 +379,9 @@ def _prepare_conv(w, bias, input_shape, input_dtype, strides, padding, dilations
                   backend, op_class) -> PreparedLayer:  # fmt: skip
     """A TFLite conv layer from OHWI filters (``op_class`` "conv" or "depthwise")."""
     x_dtype = np.dtype(input_dtype)
-    _, int16x8, out_dtype = _tflite_common(np.zeros((0,), x_dtype), input_zero_point, output_zero_point, output_dtype)
+    _, int16x8, out_dtype = check_activations(np.zeros((0,), x_dtype), input_zero_point, output_zero_point, output_dtype)
     conv = PreparedConv(
-        w, 0, _tflite_bias(bias, int16x8), input_shape=input_shape, input_dtype=x_dtype, strides=strides,
+        w, 0, check_bias(bias, int16x8), input_shape=input_shape, input_dtype=x_dtype, strides=strides,
         dilations=dilations, padding=padding, groups=input_shape[3] // w.shape[3],
         accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend,
     )  # fmt: skip
@@ -486,25 +402,9 @@ def prepare_qlinear_conv(
     conv = _onnx_prepared_conv(tuple(x_shape), x_dtype, w, w_zero_point if w_zero_point is not None else 0, B,
                                auto_pad, dilations, group, kernel_shape, pads, strides,
                                profile_accumulator(profile, accumulator, False), backend)  # fmt: skip
-    out_dtype = _output_dtype(y_zero_point)
+    out_dtype = output_dtype(y_zero_point)
     info = np.iinfo(out_dtype)
     req = _profiles.Requantizer(_profiles.get(profile), x_scale, np.asarray(w_scale).reshape(-1), y_scale,
                                 np.asarray(y_zero_point), qmin=info.min, qmax=info.max, op="conv", backend=backend)  # fmt: skip
     x_zp = _int_value("x_zero_point", 0 if x_zero_point is None else x_zero_point, x_dtype)
     return NCHWLayer(PreparedLayer(conv, req, x_zp, out_dtype, None), backend)
-
-
-class NCHWLayer:
-    """A ``PreparedLayer`` (NHWC) taking and returning NCHW arrays, as ONNX lays them out."""
-
-    def __init__(self, layer: PreparedLayer, backend: str):
-        self.layer, self.backend = layer, backend
-
-    def __call__(self, x) -> np.ndarray:
-        return nhwc_to_nchw(self.layer(nchw_to_nhwc(x, backend=self.backend)), backend=self.backend)
-
-    def run(self, x, return_report: bool = False):
-        if not return_report:
-            return self(x)
-        y, report = self.layer.run(nchw_to_nhwc(x, backend=self.backend), True)
-        return nhwc_to_nchw(y, backend=self.backend), _nchw_report(report)

@@ -19,8 +19,22 @@ conformance tests.
 ================  ===================================================================================
 """
 
-from intsim.onnx.backend import Backend
-from intsim.onnx.graph import Graph, ModelError
-from intsim.onnx.interpreter import QDQ_MODES, Result, load, run
+import importlib
 
-__all__ = ["QDQ_MODES", "Backend", "Graph", "ModelError", "Result", "load", "run"]
+# names load their module (and the onnx package) on first use, so that
+# ``intsim.onnx.conventions`` imports without onnx installed
+_EXPORTS = {
+    "Backend": "backend", "Graph": "graph", "ModelError": "graph",
+    **dict.fromkeys(("QDQ_MODES", "Result", "load", "run"), "interpreter"),
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"intsim.onnx.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'intsim.onnx' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS})

@@ -24,10 +24,21 @@ Any profile runs a model (``intsim.profiles``): ``tflite-reference`` (LiteRT
 =======================  ==========================================================================
 """
 
-from intsim.tflite.interpreter import TFLITE_PROFILES, LayerDiff, diff, execute, load, run, supported_ops
-from intsim.tflite.model import Model, ModelError, Operator, Tensor, parse
+import importlib
 
-__all__ = [
-    "TFLITE_PROFILES", "LayerDiff", "Model", "ModelError", "Operator", "Tensor", "diff", "execute",
-    "load", "parse", "run", "supported_ops",
-]  # fmt: skip
+# names load their module on first use, so that ``intsim.tflite.conventions`` imports alone
+_EXPORTS = {
+    **dict.fromkeys(("TFLITE_PROFILES", "LayerDiff", "diff", "execute", "load", "run", "supported_ops"), "interpreter"),
+    **dict.fromkeys(("Model", "ModelError", "Operator", "Tensor", "parse"), "model"),
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"intsim.tflite.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'intsim.tflite' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_EXPORTS})

@@ -11,7 +11,7 @@ from intsim import fixedpoint as fxp
 from intsim import frontend
 from intsim import profiles as _profiles
 from intsim.kernels.geometry import output_size, resolve_padding
-from intsim.ops import activation_range
+from intsim.tflite.conventions import activation_range
 from intsim.tflite.model import Model, ModelError, Operator, Tensor
 
 KERNELS = frontend.Registry("TFLite operator")  # BuiltinOperator name -> fn(ctx, op) -> outputs
