@@ -55,7 +55,9 @@ def apply(rule: Rule, acc, p1, p2, zero_point, qmin: int, qmax: int, *, axis=Non
         out = rule.reference(view, v1[:, None], v2[:, None], zv[:, None], qmin, qmax)
         return np.asarray(out).astype(np.int32).reshape(shape)
     out = np.empty(view.shape, np.int32)
-    rule.kernel(backend, view.size)(view, v1, v2, zv, int(qmin), int(qmax), out)
+    raw = isinstance(rule, IntegerRule) and rule.scales_into_int32 and qmin <= INT32_MIN and qmax >= INT32_MAX
+    kernel = rule.scale_kernel if raw and not zv.any() else rule.kernel  # nothing to add or clamp
+    kernel(backend, view.size)(view, v1, v2, zv, int(qmin), int(qmax), out)
     return out.reshape(shape)
 
 

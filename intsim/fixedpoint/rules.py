@@ -97,9 +97,12 @@ class Rule:
 
 class IntegerRule(Rule):
     """``clamp(scale(acc, p1, p2) + zp, qmin, qmax)``: give ``params``, ``scale_reference(x,
-    p1, p2)`` (numpy int64 arrays) and ``scale_scalar`` (numba, int64 scalars)."""
+    p1, p2)`` (numpy int64 arrays) and ``scale_scalar`` (numba, int64 scalars).  Set
+    ``scales_into_int32`` where the scaled value always fits int32 (it wraps, as MBQM does):
+    then a call without zero point or clamp skips both."""
 
     scale_scalar = None
+    scales_into_int32 = False
 
     @staticmethod
     def scale_reference(x, p1, p2):
@@ -112,11 +115,28 @@ class IntegerRule(Rule):
     def scalar(self):
         return None if self.scale_scalar is None else _clamped(self.scale_scalar)
 
+    @functools.cached_property
+    def _scale_kernel(self) -> Kernel:
+        return _rule_kernel(_unclamped(self.scale_scalar), self.name + "_scale")
+
+    def scale_kernel(self, backend: str, work: int | None = None):
+        """The kernel of the scaling alone (``scales_into_int32`` rules): same arguments as
+        ``kernel``, zero point and clamp ignored."""
+        return self._scale_kernel.build(backend, work)
+
 
 def _clamped(scale):
     @uncached_helper
     def scalar(x, p1, p2, zp, qmin, qmax):
         return min(max(scale(x, p1, p2) + zp, qmin), qmax)
+
+    return scalar
+
+
+def _unclamped(scale):
+    @uncached_helper
+    def scalar(x, p1, p2, zp, qmin, qmax):
+        return scale(x, p1, p2)
 
     return scalar
 
@@ -149,6 +169,8 @@ class MultiplyByQuantizedMultiplier(IntegerRule):
     the shift (tensorflow/tflite-micro ``tensorflow/lite/kernels/internal/common.cc``,
     ``quantization_util.cc``).  The TFLite operators that quantize their own multipliers
     (ADD, MUL, SOFTMAX, ...) take the two builds of this class only."""
+
+    scales_into_int32 = True
 
     def __init__(self, rounding: str, source: str):
         self.name = self.rounding = rounding
@@ -183,6 +205,7 @@ class MultiplyByQuantizedMultiplierInt64(IntegerRule):
     source = ("tensorflow/lite/kernels/internal/common.cc MultiplyByQuantizedMultiplier(int64_t x, ...): the "
               "int16x8 kernels' rule, 16-bit reduced multiplier")  # fmt: skip
     acc_limit = 1 << 47
+    scales_into_int32 = True
 
     def params(self, real):
         q, shift = quantize_multiplier(np.asarray(real, np.float64))
