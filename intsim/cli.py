@@ -127,27 +127,39 @@ def error_sweep_command(args, out=None) -> None:
         print(f"\nwrote {folder / 'error_sweep.md'} and {folder / 'j_curve_gaussian_4bit.png'}", file=out)
 
 
-def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: int = 0, out=None) -> None:
-    """Run a TFLite model on one random input under one or more profiles; print each output
-    and, per layer, where each profile differs from the first."""
+def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: int = 0, out=None, inputs=None,
+                   json_path=None) -> None:  # fmt: skip
+    """Run a TFLite model under two or more profiles (one profile: just its output) on the
+    samples of ``inputs`` (a .npy/.npz file) or one random input; print the outputs of the first
+    sample and the divergence report (``intsim.tflite.report.divergence``), and write it as JSON to
+    ``json_path`` if given."""
     out = out or sys.stdout
+    import json
+
     import intsim.tflite as itf
     from intsim import profiles as P
+    from intsim.tflite.report import divergence, samples_from_file
 
     for p in profiles:
         P.get(p)  # an unknown name fails here, before any work
     model = itf.load(model_source)
-    xs = model.random_inputs(np.random.default_rng(seed))
+    if inputs is not None:
+        samples, origin = samples_from_file(model, inputs), f"inputs from {inputs}"
+    else:
+        samples, origin = [model.random_inputs(np.random.default_rng(seed))], f"random input, seed {seed}"
     print(f"{model.source}: {len(model.operators)} operators "
-          f"({', '.join(sorted({op.op for op in model.operators}))}); random input, seed {seed}", file=out)  # fmt: skip
+          f"({', '.join(sorted({op.op for op in model.operators}))}); {len(samples)} sample(s), {origin}", file=out)  # fmt: skip
     for p in profiles:
-        outputs = itf.run(model, xs, profile=p)
+        outputs = itf.run(model, samples[0], profile=p)
         print(f"  {p:<22} output: {np.array2string(outputs[0].reshape(-1)[:12], separator=' ')}", file=out)
-    for other in profiles[1:]:
-        print(f"\nper layer, {other} against {profiles[0]} (differing elements, max LSB, and how many "
-              "originate in the layer):", file=out)  # fmt: skip
-        for row in itf.diff(model, xs, (profiles[0], other)):
-            print("  " + row.line(), file=out)
+    if len(profiles) < 2:
+        return
+    report = divergence(model, samples, profiles)
+    print("\n" + report.text().split("\n", 1)[1].lstrip("\n"), file=out)
+    if json_path is not None:
+        with open(json_path, "w") as f:
+            json.dump(report.to_dict(), f, indent=1)
+        print(f"\nwrote {json_path}", file=out)
 
 
 def report_command(model, float_model, inputs_path, profile=None, qdq="fused", out=None) -> None:
@@ -227,8 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     tfl = sub.add_parser("tflite", help="run a .tflite model under one or more profiles and show where they differ")
     tfl.add_argument("model", help="path of an int8 or int16x8 .tflite model")
     tfl.add_argument("--profiles", default=("tflite-reference", "tflm"), type=_profile_list,
-                     help="one or more profiles, comma separated; each is compared with the first")
-    tfl.add_argument("--seed", type=int, default=0, help="seed of the random input")
+                     help="one or more profiles, comma separated; every pair is compared")
+    tfl.add_argument("--input", help=".npy (one input) or .npz (arrays by input name) file; a leading axis holds samples")
+    tfl.add_argument("--json", dest="json_path", help="write the divergence report to this JSON file")
+    tfl.add_argument("--seed", type=int, default=0, help="seed of the random input (without --input)")
     rep = sub.add_parser("report", help="per-layer error of a quantized ONNX model against its float model")
     rep.add_argument("model", help="quantized .onnx model (QDQ or QOperator)")
     rep.add_argument("--float", dest="float_model", required=True, help="the float .onnx model it came from")
@@ -259,7 +273,7 @@ def _dispatch(args) -> None:
               "kernels against a single-rounding TFLite Micro build:", file=sys.stdout)  # fmt: skip
         tflite_command(itf.parse(example_cnn(), "example-cnn.tflite"), ("tflite-reference", "tflm-single-rounding"), seed=1)
     elif args.command == "tflite":
-        tflite_command(args.model, args.profiles, args.seed)
+        tflite_command(args.model, args.profiles, args.seed, inputs=args.input, json_path=args.json_path)
     elif args.command == "report":
         report_command(args.model, args.float_model, args.inputs, args.profile, args.qdq)
     elif args.command == "formats":

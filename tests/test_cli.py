@@ -81,4 +81,5 @@ def test_tflite_command_takes_any_number_of_profiles(models_dir, capsys, profile
     out = capsys.readouterr().out
     names = profiles.split(",")
     assert all(f"  {p} " in out for p in names)
-    assert out.count("per layer,") == len(names) - 1
+    pairs = [f"{a} vs {b}, per layer" for i, a in enumerate(names) for b in names[i + 1 :]]  # every pair
+    assert all(p in out for p in pairs) and out.count(", per layer") == len(pairs)

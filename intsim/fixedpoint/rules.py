@@ -68,6 +68,11 @@ class Rule:
     source: str = ""
     acc_limit: int = 1 << 31
 
+    @property
+    def summary(self) -> str:
+        """How the rule rounds, in a few words (what the divergence report prints)."""
+        return f"requantizes by rule {self.name!r} ({self.source})"
+
     def params(self, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
@@ -176,6 +181,12 @@ class MultiplyByQuantizedMultiplier(IntegerRule):
         self.name = self.rounding = rounding
         self.source = source
 
+    @property
+    def summary(self) -> str:
+        if self.rounding == "double":
+            return "rounds twice (MultiplyByQuantizedMultiplier: SRDHM, then a rounding right shift)"
+        return "rounds once (single-rounding MultiplyByQuantizedMultiplier)"
+
     def params(self, real):
         q, shift = quantize_multiplier(np.asarray(real, np.float64), single_rounding=self.rounding == "single")
         check_layer_multiplier(real, shift, self.rounding)
@@ -220,6 +231,7 @@ class MultiplyByQuantizedMultiplierInt64(IntegerRule):
         return wrap32((x * reduced + (np.int64(1) << (total - 1))) >> total)
 
     scale_scalar = mbqm_int64_scalar
+    summary = "rounds once with a 16-bit multiplier (int64 MultiplyByQuantizedMultiplier)"
 
 
 # ---- float rules ----------------------------------------------------------------------------------
@@ -251,8 +263,13 @@ def float64_away_scalar(acc, multiplier, _, zero_point, qmin, qmax):
 class FloatRule(Rule):
     """A float rule: ``p1`` is the real multiplier itself (float64), ``p2`` unused."""
 
-    def __init__(self, name: str, source: str, scalar, reference):
+    def __init__(self, name: str, source: str, scalar, reference, summary: str):
         self.name, self.source, self.scalar, self._reference = name, source, scalar, reference
+        self._summary = summary
+
+    @property
+    def summary(self) -> str:
+        return self._summary
 
     def params(self, real):
         m = np.asarray(real, np.float64).reshape(-1)
@@ -341,11 +358,14 @@ register(MultiplyByQuantizedMultiplier("double", "tensorflow/lite/kernels/intern
 register(MultiplyByQuantizedMultiplier("single", "common.cc with TFLITE_SINGLE_ROUNDING"))
 register(MultiplyByQuantizedMultiplierInt64())
 register(FloatRule("float32", "onnxruntime/core/mlas/lib/quantize.cpp MlasRequantizeOutput; XNNPACK "
-                   "src/xnnpack/requantization.h (fp32)", float32_scalar, _float32_reference))  # fmt: skip
+                   "src/xnnpack/requantization.h (fp32)", float32_scalar, _float32_reference,
+                   "rounds once in float32 (float32(acc) * float32(M), ties to even)"))  # fmt: skip
 register(FloatRule("float64-onnx", "onnx/reference/ops/op_qlinear_conv.py, op_qlinear_matmul.py",
-                   float64_onnx_scalar, _float64_onnx_reference))  # fmt: skip
+                   float64_onnx_scalar, _float64_onnx_reference,
+                   "rounds once in float64 after adding the zero point (ties to even)"))  # fmt: skip
 register(FloatRule("float64-away", "LiteRT tflite/kernels/internal/reference/integer_ops/fully_connected.h",
-                   float64_away_scalar, _float64_away_reference))  # fmt: skip
+                   float64_away_scalar, _float64_away_reference,
+                   "rounds once in float64 (ties away from zero)"))  # fmt: skip
 
 ROUNDINGS = ("double", "single")  # the MultiplyByQuantizedMultiplier builds
 FLOAT_RULES = ("float32", "float64-onnx", "float64-away")

@@ -19,7 +19,10 @@ Any profile runs a model (``intsim.profiles``): ``tflite-reference`` (LiteRT
 ``kernels_shape``        RESHAPE, TRANSPOSE, PAD, CONCATENATION, STRIDED_SLICE, ...
 ``add``, ``softmax``     TFLite's ADD/SUB and int8 SOFTMAX kernels, each beside its reference
 ``program``              small models compiled into one numba call
-``interpreter``          ``load``, ``run``, ``diff``
+``interpreter``          ``load``, ``run``
+``report``               why targets differ: ``diff`` (two profiles, one input) and ``divergence``
+                         (per layer and pair of profiles over input samples, with the rule that
+                         explains each difference)
 ``builder``              writes single-op models and example networks
 =======================  ==========================================================================
 """
@@ -28,8 +31,9 @@ import importlib
 
 # names load their module on first use, so that ``intsim.tflite.conventions`` imports alone
 _EXPORTS = {
-    **dict.fromkeys(("TFLITE_PROFILES", "LayerDiff", "diff", "execute", "load", "run", "supported_ops"), "interpreter"),
+    **dict.fromkeys(("TFLITE_PROFILES", "execute", "load", "run", "supported_ops"), "interpreter"),
     **dict.fromkeys(("Model", "ModelError", "Operator", "Tensor", "parse"), "model"),
+    **dict.fromkeys(("Divergence", "LayerDiff", "diff", "divergence"), "report"),
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -69,7 +68,7 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
         if prog is not None:
             return prog(inputs)
     m = load(model)
-    p = _profiles.get(profile)  # any profile: conv/FC by its rules, the rest by its mbqm build
+    p = _profiles.get(profile)  # any profile: each operator by the rule its table gives its class
     if whole_model is not False:
         if backend in ("jit", "jit-serial") and not return_intermediates:
             prog = program_for(m, p)
@@ -90,50 +89,3 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
     if return_intermediates:
         return outputs, {m.tensors[i].name: v for i, v in ctx.values.items()}
     return outputs
-
-
-@dataclass
-class LayerDiff:
-    """Where two profiles disagree on one operator's output."""
-
-    index: int
-    op: str
-    tensor: str
-    elements: int
-    differ: int  # elements that differ when each profile runs the whole model
-    max_lsb: int
-    locations: list = field(default_factory=list)  # first few differing indices
-    originate: int = 0  # elements that differ when both profiles get the same (first profile's) inputs
-
-    def line(self) -> str:
-        where = ", ".join(str(tuple(int(v) for v in loc)) for loc in self.locations)
-        return (f"{self.index:3d} {self.op:<18} {self.differ:6d}/{self.elements:<7d} max {self.max_lsb} LSB"
-                f"  ({self.originate} originate here){'  at ' + where if where else ''}")  # fmt: skip
-
-
-def diff(model, inputs, profiles=("tflm", "tflite-reference"), *, max_locations: int = 5, backend: str = "jit"):
-    """Per-layer disagreement between two profiles on one input.
-
-    For every operator: how many output elements differ between the two end-to-end runs, by how
-    many LSB at most, where, and how many differ already when the second profile's kernel is fed
-    the first profile's inputs (the disagreement that *originates* in this layer).
-    """
-    m = load(model)
-    pa, pb = (_profiles.get(p) for p in profiles)
-    a = Context(m, pa, m.bind_inputs(inputs), backend)
-    b = Context(m, pb, dict(a.values), backend)
-    rows = []
-    for op in m.operators:
-        isolated = Context(m, pb, dict(a.values), backend)
-        ya = execute(a, op)
-        yb = execute(b, op)
-        yi = execute(isolated, op)
-        for k, out_a, out_b, out_i in zip(op.outputs, ya, yb, yi, strict=True):
-            if out_a.dtype.kind not in "iu":
-                continue
-            d = np.abs(out_a.astype(np.int64) - out_b.astype(np.int64))
-            locs = np.argwhere(d != 0)[:max_locations]
-            originate = int(np.count_nonzero(out_a != out_i))
-            rows.append(LayerDiff(op.index, op.op, m.tensors[k].name, d.size, int(np.count_nonzero(d)),
-                                  int(d.max(initial=0)), [tuple(v) for v in locs], originate))  # fmt: skip
-    return rows
