@@ -6,6 +6,8 @@ the error that names the model and the operator, and the cache of prepared layer
 * ``reported(error, where)``: a ``ValueError``, ``IndexError`` or ``KeyError`` raised while an
   operator runs or is prepared becomes the frontend's ``ModelError`` prefixed with ``where``
   (the model and the operator index or node name); a ``ModelError`` passes unchanged.
+* ``lazy_exports(package, exports)``: a frontend package's ``__getattr__`` and ``__dir__`` that
+  load each public name's module on first use (so that its ``conventions`` module imports alone).
 * ``prepared(store, key, profile, backend, build)``: a layer built once per model, keyed by the
   operator, the ``Profile`` object (two custom profiles may share a name; equal profiles share
   layers) and the backend.
@@ -14,6 +16,7 @@ the error that names the model and the operator, and the cache of prepared layer
 from __future__ import annotations
 
 import contextlib
+import importlib
 
 
 class ModelError(ValueError):
@@ -65,3 +68,18 @@ def prepared(store: dict, key, profile, backend: str, build):
     if layer is None:
         layer = store[full] = build()
     return layer
+
+
+def lazy_exports(package: str, exports: dict):
+    """``(__getattr__, __dir__)`` for ``package`` whose public names (``exports``: name ->
+    submodule) load their submodule on first use."""
+
+    def __getattr__(name):
+        if name in exports:
+            return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted({*vars(importlib.import_module(package)), *exports})
+
+    return __getattr__, __dir__

@@ -19,7 +19,7 @@ conformance tests.
 ================  ===================================================================================
 """
 
-import importlib
+from intsim.frontend import lazy_exports
 
 # names load their module (and the onnx package) on first use, so that
 # ``intsim.onnx.conventions`` imports without onnx installed
@@ -30,11 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"intsim.onnx.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'intsim.onnx' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

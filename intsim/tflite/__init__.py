@@ -27,7 +27,7 @@ Any profile runs a model (``intsim.profiles``): ``tflite-reference`` (LiteRT
 =======================  ==========================================================================
 """
 
-import importlib
+from intsim.frontend import lazy_exports
 
 # names load their module on first use, so that ``intsim.tflite.conventions`` imports alone
 _EXPORTS = {
@@ -38,11 +38,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"intsim.tflite.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'intsim.tflite' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
