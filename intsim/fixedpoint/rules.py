@@ -57,7 +57,7 @@ from intsim.fixedpoint.primitives import (
 )  # fmt: skip
 from intsim.rounding import round_half_away
 
-jit_scalar = uncached_helper  # compiles a rule's scalar function for the kernels (inlined, never fastmath)
+jit_scalar = uncached_helper  # compiles a rule's scalar function for the kernels (inlined, exact IEEE arithmetic)
 
 
 class Rule:
