@@ -1,0 +1,68 @@
+"""LiteRT's default interpreter (``Interpreter()``: the XNNPACK delegate where it takes the node)
+against the ``xnnpack`` profile, on single-op int8 models whose only operator XNNPACK runs:
+CONV_2D (3x3 and 1x1), DEPTHWISE_CONV_2D and FULLY_CONNECTED, per-channel filters, every fused
+activation, under every backend.  The same models under BUILTIN_REF are the control: the two
+interpreters must really disagree somewhere, or this test would prove nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _tflite_util import T, random_int, reference, single_op
+from ai_edge_litert.interpreter import Interpreter
+from conftest import ALL_BACKENDS
+
+import intsim.tflite as itf
+
+
+def default_interpreter(model: bytes, x: np.ndarray) -> np.ndarray:
+    ip = Interpreter(model_content=model)  # the default op resolver: XNNPACK delegate applied
+    ip.allocate_tensors()
+    ip.set_tensor(ip.get_input_details()[0]["index"], x)
+    ip.invoke()
+    return ip.get_tensor(ip.get_output_details()[0]["index"]).copy()
+
+
+def _case(rng, op: str, kernel: int, activation: int):
+    c = 16
+    s_x, s_y = np.float32(0.05), np.float32(rng.choice([0.37, 0.125, 0.9]))
+    s_w = rng.uniform(0.002, 0.02, c).astype(np.float32)
+    s_w[0] = 2.0**-7  # a power of two: exact ties in that channel
+    zp_x, zp_y = int(rng.choice([-128, -3, 0, 127])), int(rng.choice([-128, 5, 127]))
+    b = rng.integers(-3000, 3000, c).astype(np.int32)
+    bias = T("b", (c,), "INT32", data=b, scale=s_x * s_w, zero_point=[0] * c)
+    if op == "FULLY_CONNECTED":
+        x = random_int(rng, (6, 48), np.int8)
+        w = rng.integers(-127, 128, (c, 48)).astype(np.int8)
+        inputs = [T("x", x.shape, "INT8", scale=s_x, zero_point=zp_x),
+                  T("w", w.shape, "INT8", data=w, scale=s_w, zero_point=[0] * c), bias]  # fmt: skip
+        return single_op(op, inputs, [T("y", (6, c), "INT8", scale=s_y, zero_point=zp_y)],
+                         {"fused_activation_function": activation}), x  # fmt: skip
+    x = random_int(rng, (1, 24, 24, c), np.int8)
+    if op == "CONV_2D":
+        w, dim = rng.integers(-127, 128, (c, kernel, kernel, c)).astype(np.int8), 0
+        opts = {"padding": 0, "stride_h": 1, "stride_w": 1}
+    else:
+        w, dim = rng.integers(-127, 128, (1, kernel, kernel, c)).astype(np.int8), 3
+        opts = {"padding": 0, "stride_h": 1, "stride_w": 1, "depth_multiplier": 1}
+    inputs = [T("x", x.shape, "INT8", scale=s_x, zero_point=zp_x),
+              T("w", w.shape, "INT8", data=w, scale=s_w, zero_point=[0] * c, quantized_dimension=dim), bias]  # fmt: skip
+    out = T("y", (1, 24, 24, c), "INT8", scale=s_y, zero_point=zp_y)
+    return single_op(op, inputs, [out], {**opts, "fused_activation_function": activation}), x
+
+
+@pytest.mark.parametrize("op, kernel", [("CONV_2D", 3), ("CONV_2D", 1), ("DEPTHWISE_CONV_2D", 3),
+                                        ("FULLY_CONNECTED", 0)])  # fmt: skip
+def test_xnnpack_profile_equals_the_default_interpreter(op, kernel):
+    rng = np.random.default_rng(kernel + len(op))
+    departs = 0
+    for activation in (0, 1, 3):  # NONE, RELU, RELU6
+        model, x = _case(rng, op, kernel, activation)
+        want = default_interpreter(model, x)
+        m = itf.load(model)
+        for backend in ALL_BACKENDS:
+            np.testing.assert_array_equal(itf.run(m, x, profile="xnnpack", backend=backend)[0], want,
+                                          err_msg=f"{op} activation {activation} {backend}")  # fmt: skip
+        departs += int(np.count_nonzero(reference(model, [x])[0] != want))
+    if op != "FULLY_CONNECTED":  # LiteRT's reference FC rounds in float64 once: it may agree throughout
+        assert departs, "BUILTIN_REF agrees everywhere: the cases do not tell the two interpreters apart"
