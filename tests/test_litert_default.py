@@ -66,3 +66,28 @@ def test_xnnpack_profile_equals_the_default_interpreter(op, kernel):
         departs += int(np.count_nonzero(reference(model, [x])[0] != want))
     if op != "FULLY_CONNECTED":  # LiteRT's reference FC rounds in float64 once: it may agree throughout
         assert departs, "BUILTIN_REF agrees everywhere: the cases do not tell the two interpreters apart"
+
+
+def test_xnnpack_profile_equals_the_default_interpreter_in_every_layer_of_a_cnn():
+    """``builder.example_cnn`` (conv, depthwise, 1x1 convs, residual ADD, average pool, FC,
+    softmax) with every layer's output a graph output (LiteRT's intermediate tensors inside a
+    delegated partition are not the delegate's results)."""
+    from intsim.tflite.builder import example_cnn
+
+    data = example_cnn(seed=7, every_output=True)
+    m = itf.load(data)
+    rng = np.random.default_rng(2)
+    departs = 0
+    for _ in range(2):
+        xs = m.random_inputs(rng)
+        ip = Interpreter(model_content=data)
+        ip.allocate_tensors()
+        ip.set_tensor(ip.get_input_details()[0]["index"], xs[0])
+        ip.invoke()
+        want = {d["index"]: ip.get_tensor(d["index"]) for d in ip.get_output_details()}
+        for backend in ALL_BACKENDS:
+            for y, k in zip(itf.run(m, xs, profile="xnnpack", backend=backend), m.outputs, strict=True):
+                np.testing.assert_array_equal(y, want[k], err_msg=f"{m.tensors[k].name} {backend}")
+        ref = reference(data, xs)
+        departs += sum(int(np.count_nonzero(r != want[k])) for r, k in zip(ref, m.outputs, strict=True))
+    assert departs, "BUILTIN_REF agrees everywhere: the model does not tell the two interpreters apart"

@@ -184,9 +184,13 @@ def build(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int], outpu
     return bytes(b.Output())
 
 
-def example_cnn(seed: int = 0, size: int = 32, channels: int = 16) -> bytes:
+def example_cnn(seed: int = 0, size: int = 32, channels: int = 16, every_output: bool = False) -> bytes:
     """A small int8 CNN (conv, depthwise, residual add, average pool, reshape, fully connected,
-    softmax) with random weights: the benchmark's and demo's model."""
+    softmax) with random weights: the benchmark's and demo's model.  Biases are quantized as the
+    TFLite converter writes them (scale ``s_in * s_w``; LiteRT's XNNPACK delegate rejects a conv
+    whose bias is not).  ``every_output=True`` makes every activation a graph output too, so
+    that a runtime's own result for each layer can be read (LiteRT's intermediate tensors inside
+    a delegated partition are not)."""
     rng = np.random.default_rng(seed)
     c, h = channels, size
 
@@ -199,26 +203,38 @@ def example_cnn(seed: int = 0, size: int = 32, channels: int = 16) -> bytes:
                           scale=rng.uniform(0.002, 0.006, n), zero_point=np.zeros(n, np.int64),
                           quantized_dimension=axis)  # fmt: skip
 
-    def bias(name, n):
-        return TensorSpec(name, (n,), "INT32", data=rng.integers(-2000, 2000, n).astype(np.int32))
+    def bias(name, n, s_in, w):
+        return TensorSpec(name, (n,), "INT32", data=rng.integers(-2000, 2000, n).astype(np.int32),
+                          scale=np.float32(s_in) * np.asarray(w.scale, np.float32) * np.ones(n, np.float32),
+                          zero_point=np.zeros(n, np.int64))  # fmt: skip
 
+    # drawn in the order of the tensors below (the seed's values are those of earlier versions)
+    conv1_w = weights("conv1/w", (c, 3, 3, 8))
+    conv1_b = bias("conv1/b", c, 0.05, conv1_w)
+    dw_w = weights("dw/w", (1, 3, 3, c), axis=3)
+    dw_b = bias("dw/b", c, 0.08, dw_w)
+    pw_a_w = weights("pw_a/w", (2 * c, 1, 1, c))
+    pw_a_b = bias("pw_a/b", 2 * c, 0.05, pw_a_w)
+    pw_b_w = weights("pw_b/w", (2 * c, 1, 1, c))
+    pw_b_b = bias("pw_b/b", 2 * c, 0.05, pw_b_w)
+    fc_w = TensorSpec("fc/w", (10, (h // 4) ** 2 * 2 * c), "INT8", scale=0.003, zero_point=0,
+                      data=rng.integers(-127, 128, (10, (h // 4) ** 2 * 2 * c)).astype(np.int8))  # fmt: skip
     t = [
         act("input", (1, h, h, 8), 0.05, -2),                                   # 0
-        weights("conv1/w", (c, 3, 3, 8)), bias("conv1/b", c),                   # 1, 2
+        conv1_w, conv1_b,                                                       # 1, 2
         act("conv1", (1, h, h, c), 0.08, -128),                                 # 3
-        weights("dw/w", (1, 3, 3, c), axis=3), bias("dw/b", c),                 # 4, 5
+        dw_w, dw_b,                                                             # 4, 5
         act("dw", (1, h // 2, h // 2, c), 0.05, -128),                          # 6
-        weights("pw_a/w", (2 * c, 1, 1, c)), bias("pw_a/b", 2 * c),             # 7, 8
+        pw_a_w, pw_a_b,                                                         # 7, 8
         act("pw_a", (1, h // 2, h // 2, 2 * c), 0.04, 3),                       # 9
-        weights("pw_b/w", (2 * c, 1, 1, c)), bias("pw_b/b", 2 * c),             # 10, 11
+        pw_b_w, pw_b_b,                                                         # 10, 11
         act("pw_b", (1, h // 2, h // 2, 2 * c), 0.04, -5),                      # 12
         act("add", (1, h // 2, h // 2, 2 * c), 0.05, -128),                     # 13
         act("pool", (1, h // 4, h // 4, 2 * c), 0.05, -128),                    # 14
         TensorSpec("flat/shape", (2,), "INT32", data=np.array([1, -1], np.int32)),  # 15
         act("flat", (1, (h // 4) ** 2 * 2 * c), 0.05, -128),                    # 16
-        TensorSpec("fc/w", (10, (h // 4) ** 2 * 2 * c), "INT8", scale=0.003, zero_point=0,
-                   data=rng.integers(-127, 128, (10, (h // 4) ** 2 * 2 * c)).astype(np.int8)),  # 17
-        bias("fc/b", 10),                                                       # 18
+        fc_w,                                                                   # 17
+        bias("fc/b", 10, 0.05, fc_w),                                           # 18
         act("logits", (1, 10), 2.0, 0),                                         # 19
         act("probabilities", (1, 10), 1 / 256, -128),                           # 20
     ]  # fmt: skip
@@ -235,7 +251,8 @@ def example_cnn(seed: int = 0, size: int = 32, channels: int = 16) -> bytes:
         OpSpec("FULLY_CONNECTED", [16, 17, 18], [19]),
         OpSpec("SOFTMAX", [19], [20], dict(beta=1.0)),
     ]  # fmt: skip
-    return build(t, ops, inputs=[0], outputs=[20], description="intsim example CNN")
+    outputs = [3, 6, 9, 12, 13, 14, 16, 19, 20] if every_output else [20]
+    return build(t, ops, inputs=[0], outputs=outputs, description="intsim example CNN")
 
 
 def example_mobilenet(seed: int = 0, size: int = 96, width: int = 8) -> bytes:
@@ -258,10 +275,12 @@ def example_mobilenet(seed: int = 0, size: int = 96, width: int = 8) -> bytes:
         cin = shape_in[3]
         w_shape = (1, k, k, cin) if depthwise else (cout, k, k, cin)
         axis = 3 if depthwise else 0
+        w_scale = rng.uniform(0.002, 0.02, cout)
         w = add(TensorSpec(f"w{len(tensors)}", w_shape, "INT8", data=rng.integers(-127, 128, w_shape).astype(np.int8),
-                           scale=rng.uniform(0.002, 0.02, cout), zero_point=np.zeros(cout, np.int64),
-                           quantized_dimension=axis))  # fmt: skip
-        b = add(TensorSpec(f"b{len(tensors)}", (cout,), "INT32", data=rng.integers(-500, 500, cout).astype(np.int32)))
+                           scale=w_scale, zero_point=np.zeros(cout, np.int64), quantized_dimension=axis))  # fmt: skip
+        s_in = np.float32(tensors[x].scale)
+        b = add(TensorSpec(f"b{len(tensors)}", (cout,), "INT32", data=rng.integers(-500, 500, cout).astype(np.int32),
+                           scale=s_in * w_scale.astype(np.float32), zero_point=np.zeros(cout, np.int64)))  # fmt: skip
         hw = -(-shape_in[1] // stride)
         shape = (1, hw, hw, cout)
         y = act(shape, *out_q)
