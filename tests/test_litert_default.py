@@ -70,8 +70,8 @@ def test_xnnpack_profile_equals_the_default_interpreter(op, kernel):
 
 def test_xnnpack_profile_equals_the_default_interpreter_in_every_layer_of_a_cnn():
     """``builder.example_cnn`` (conv, depthwise, 1x1 convs, residual ADD, average pool, FC,
-    softmax) with every layer's output a graph output (LiteRT's intermediate tensors inside a
-    delegated partition are not the delegate's results)."""
+    softmax) with every layer's output a graph output, read from the interpreter as users run it
+    (no ``experimental_preserve_all_tensors``)."""
     from intsim.tflite.builder import example_cnn
 
     data = example_cnn(seed=7, every_output=True)

@@ -189,8 +189,8 @@ def example_cnn(seed: int = 0, size: int = 32, channels: int = 16, every_output:
     softmax) with random weights: the benchmark's and demo's model.  Biases are quantized as the
     TFLite converter writes them (scale ``s_in * s_w``; LiteRT's XNNPACK delegate rejects a conv
     whose bias is not).  ``every_output=True`` makes every activation a graph output too, so
-    that a runtime's own result for each layer can be read (LiteRT's intermediate tensors inside
-    a delegated partition are not)."""
+    that each layer's result is read without LiteRT's debugging option
+    ``experimental_preserve_all_tensors``."""
     rng = np.random.default_rng(seed)
     c, h = channels, size
 
