@@ -1,7 +1,8 @@
 """LiteRT's default interpreter (``Interpreter()``: the XNNPACK delegate where it takes the node)
 against the ``xnnpack`` profile, on single-op int8 models whose only operator XNNPACK runs:
 CONV_2D (3x3 and 1x1), DEPTHWISE_CONV_2D and FULLY_CONNECTED, per-channel filters, every fused
-activation, under every backend.  The same models under BUILTIN_REF are the control: the two
+activation, and ADD/SUB (hypothesis: scales, extreme zero points, broadcasting); and in every
+layer of an example CNN; under every backend.  The same models under BUILTIN_REF are the control: the two
 interpreters must really disagree somewhere, or this test would prove nothing."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import pytest
 from _tflite_util import T, random_int, reference, single_op
 from ai_edge_litert.interpreter import Interpreter
 from conftest import ALL_BACKENDS
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import intsim.tflite as itf
 
@@ -91,3 +94,43 @@ def test_xnnpack_profile_equals_the_default_interpreter_in_every_layer_of_a_cnn(
         ref = reference(data, xs)
         departs += sum(int(np.count_nonzero(r != want[k])) for r, k in zip(ref, m.outputs, strict=True))
     assert departs, "BUILTIN_REF agrees everywhere: the model does not tell the two interpreters apart"
+
+
+SCALE = st.one_of(st.sampled_from([2.0**-7, 0.02, 0.05, 0.1, 1.0]), st.floats(0.00390625, 0.5, width=32))
+
+
+@settings(max_examples=25, deadline=None)
+@given(op=st.sampled_from(["ADD", "SUB"]), scales=st.tuples(SCALE, SCALE, SCALE),
+       zps=st.tuples(*[st.sampled_from([-128, -1, 0, 5, 127])] * 3), act=st.sampled_from([0, 1, 3]),
+       broadcast=st.booleans(), seed=st.integers(0, 2**16))  # fmt: skip
+def test_xnnpack_profile_equals_the_default_interpreter_on_int8_add_and_sub(op, scales, zps, act, broadcast, seed):
+    (s1, s2, so), (z1, z2, zo) = scales, zps
+    ratios = (np.float32(s1) / np.float32(so), np.float32(s2) / np.float32(so))
+    assume(all(2.0**-10 <= r < 2.0**8 for r in ratios))  # XNNPACK's range; outside it LiteRT keeps the op
+    rng = np.random.default_rng(seed)
+    shape2 = (1, 1, 7) if broadcast else (2, 3, 7)
+    model = single_op(op, [T("a", (2, 3, 7), "INT8", scale=s1, zero_point=z1),
+                           T("b", shape2, "INT8", scale=s2, zero_point=z2)],
+                      [T("y", (2, 3, 7), "INT8", scale=so, zero_point=zo)], {"fused_activation_function": act})  # fmt: skip
+    xs = [random_int(rng, (2, 3, 7), np.int8), random_int(rng, shape2, np.int8)]
+    ip = Interpreter(model_content=model)
+    ip.allocate_tensors()
+    for d, x in zip(ip.get_input_details(), xs, strict=True):
+        ip.set_tensor(d["index"], x)
+    ip.invoke()
+    want = ip.get_tensor(ip.get_output_details()[0]["index"])
+    m = itf.load(model)
+    for backend in ALL_BACKENDS:
+        np.testing.assert_array_equal(itf.run(m, xs, profile="xnnpack", backend=backend)[0], want, err_msg=backend)
+
+
+def test_xnnpack_add_departs_from_the_reference_kernels():
+    """The control: on a case with many ties, LiteRT's reference ADD and XNNPACK's differ."""
+    model = single_op("ADD", [T("a", (4, 64), "INT8", scale=0.02, zero_point=3), T("b", (4, 64), "INT8", scale=0.05,
+                                                                                 zero_point=-7)],
+                      [T("y", (4, 64), "INT8", scale=0.04, zero_point=1)])  # fmt: skip
+    rng = np.random.default_rng(0)
+    xs = [random_int(rng, (4, 64), np.int8), random_int(rng, (4, 64), np.int8)]
+    got = itf.run(itf.load(model), xs, profile="xnnpack")[0]
+    assert np.count_nonzero(got != reference(model, xs)[0]) > 0
+    assert np.count_nonzero(got != itf.run(itf.load(model), xs, profile="tflite-reference")[0]) > 0

@@ -12,7 +12,7 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import quant
-from intsim.tflite.add import quantized_add
+from intsim.tflite.add import quantized_add, xnnpack_add, xnnpack_add_params
 from intsim.rounding import round_half_away
 from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import act_range, check_types, kernel, qparams, type_range
@@ -33,12 +33,18 @@ def add_sub(ctx, op):
     """``reference_integer_ops::Add`` / ``reference_ops::Sub`` general path (int8, and int16 with
     ``pot_scale_int16 = false``): inputs shifted left by 20 (int8) or 15 (int16), each scaled by
     ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``
-    (``tflite.add.quantized_add``).  The parameters depend on the model only: derived
-    once per op and kept on the model."""
+    (``tflite.add.quantized_add``).  A profile with ``add_impl="xnnpack"`` runs int8 ADD/SUB as
+    XNNPACK does instead (``tflite.add.xnnpack_add``; int16 ones stay with LiteRT's kernels, as
+    in its default interpreter).  The parameters depend on the model only: derived once per op
+    and kept on the model."""
     dtype, params = ctx.once(("add_sub", op.index), lambda: _add_sub_params(ctx, op))
     x1, x2 = ctx.input(op, 0), ctx.input(op, 1)
     if x1.shape != x2.shape:
         x1, x2 = _broadcast(op, x1, x2)
+    if "xnnpack" in params:
+        p = params["xnnpack"]
+        return [xnnpack_add(x1, x2, p, output_zero_point=params["output_zero_point"], clamp=params["clamp"],
+                            backend=ctx.backend).astype(dtype)]  # fmt: skip
     return [quantized_add(x1, x2, **params, backend=ctx.backend).astype(dtype)]
 
 
@@ -52,6 +58,9 @@ def _add_sub_params(ctx, op):
         if op.options.get("pot_scale_int16", True) and all(_is_pot(s) for s in (s1, s2, so)):
             raise ModelError(f"{op.describe()}: int16 {op.op} with pot_scale_int16 and power-of-two scales "
                              "(the LSTM-only path) is not supported")  # fmt: skip
+    if dtype == np.int8 and ctx.profile.add_impl == "xnnpack":
+        return dtype, dict(xnnpack=xnnpack_add_params(s1, z1, s2, z2, so, op.op == "SUB"), output_zero_point=zo,
+                           clamp=act_range(op, ot))  # fmt: skip
     left_shift = 15 if dtype == np.int16 else 20
     twice_max = f64(f32(2) * max(s1, s2))
     reals = (f64(s1) / twice_max, f64(s2) / twice_max, twice_max / f64(f32(1 << left_shift) * so))
