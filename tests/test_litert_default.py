@@ -1,7 +1,7 @@
 """LiteRT's default interpreter (``Interpreter()``: the XNNPACK delegate where it takes the node)
 against the ``xnnpack`` profile, on single-op int8 models whose only operator XNNPACK runs:
 CONV_2D (3x3 and 1x1), DEPTHWISE_CONV_2D and FULLY_CONNECTED, per-channel filters, every fused
-activation, and ADD/SUB (hypothesis: scales, extreme zero points, broadcasting); and in every
+activation, and ADD/SUB/MUL (hypothesis: scales, extreme zero points, broadcasting); and in every
 layer of an example CNN; under every backend.  The same models under BUILTIN_REF are the control: the two
 interpreters must really disagree somewhere, or this test would prove nothing."""
 
@@ -99,14 +99,14 @@ def test_xnnpack_profile_equals_the_default_interpreter_in_every_layer_of_a_cnn(
 SCALE = st.one_of(st.sampled_from([2.0**-7, 0.02, 0.05, 0.1, 1.0]), st.floats(0.00390625, 0.5, width=32))
 
 
-@settings(max_examples=25, deadline=None)
-@given(op=st.sampled_from(["ADD", "SUB"]), scales=st.tuples(SCALE, SCALE, SCALE),
+@settings(max_examples=40, deadline=None)
+@given(op=st.sampled_from(["ADD", "SUB", "MUL"]), scales=st.tuples(SCALE, SCALE, SCALE),
        zps=st.tuples(*[st.sampled_from([-128, -1, 0, 5, 127])] * 3), act=st.sampled_from([0, 1, 3]),
        broadcast=st.booleans(), seed=st.integers(0, 2**16))  # fmt: skip
-def test_xnnpack_profile_equals_the_default_interpreter_on_int8_add_and_sub(op, scales, zps, act, broadcast, seed):
+def test_xnnpack_profile_equals_the_default_interpreter_on_int8_add_sub_mul(op, scales, zps, act, broadcast, seed):
     (s1, s2, so), (z1, z2, zo) = scales, zps
     ratios = (np.float32(s1) / np.float32(so), np.float32(s2) / np.float32(so))
-    assume(all(2.0**-10 <= r < 2.0**8 for r in ratios))  # XNNPACK's range; outside it LiteRT keeps the op
+    assume(op == "MUL" or all(2.0**-10 <= r < 2.0**8 for r in ratios))  # ADD outside: the next test
     rng = np.random.default_rng(seed)
     shape2 = (1, 1, 7) if broadcast else (2, 3, 7)
     model = single_op(op, [T("a", (2, 3, 7), "INT8", scale=s1, zero_point=z1),
@@ -134,3 +134,19 @@ def test_xnnpack_add_departs_from_the_reference_kernels():
     got = itf.run(itf.load(model), xs, profile="xnnpack")[0]
     assert np.count_nonzero(got != reference(model, xs)[0]) > 0
     assert np.count_nonzero(got != itf.run(itf.load(model), xs, profile="tflite-reference")[0]) > 0
+
+
+def test_an_add_xnnpack_does_not_take_stays_with_litert_kernels():
+    """Scale ratios outside XNNPACK's [2**-10, 2**8): LiteRT's delegate leaves the ADD (the peer
+    shows no DELEGATE node), and the profile computes it as LiteRT's kernels do."""
+    model = single_op("ADD", [T("a", (4, 64), "INT8", scale=2.0**-12, zero_point=3),
+                              T("b", (4, 64), "INT8", scale=0.05, zero_point=-7)],
+                      [T("y", (4, 64), "INT8", scale=1.0, zero_point=1)])  # fmt: skip
+    ip = Interpreter(model_content=model)
+    ip.allocate_tensors()
+    assert "DELEGATE" not in [o["op_name"] for o in ip._get_ops_details()]
+    rng = np.random.default_rng(1)
+    xs = [random_int(rng, (4, 64), np.int8), random_int(rng, (4, 64), np.int8)]
+    m = itf.load(model)
+    np.testing.assert_array_equal(itf.run(m, xs, profile="xnnpack")[0], reference(model, xs)[0])
+
