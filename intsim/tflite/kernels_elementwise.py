@@ -33,10 +33,10 @@ def add_sub(ctx, op):
     """``reference_integer_ops::Add`` / ``reference_ops::Sub`` general path (int8, and int16 with
     ``pot_scale_int16 = false``): inputs shifted left by 20 (int8) or 15 (int16), each scaled by
     ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``
-    (``tflite.add.quantized_add``).  A profile with ``binary_impl="xnnpack"`` runs int8 ADD/SUB as
-    XNNPACK does instead (``tflite.add.xnnpack_add``); int16 ones, and int8 ones whose scale
-    ratios XNNPACK does not take, stay with LiteRT's kernels, as in its default interpreter.  The parameters depend on the model only: derived once per op
-    and kept on the model."""
+    (``tflite.add.quantized_add``).  A profile with ``binary_impl="xnnpack"`` runs int8 ADD/SUB
+    as XNNPACK does instead (``tflite.add.xnnpack_add``); int16 ones, and int8 ones whose scale
+    ratios XNNPACK does not take, stay with LiteRT's kernels, as in its default interpreter.  The
+    parameters depend on the model only: derived once per op and kept on the model."""
     dtype, params = ctx.once(("add_sub", op.index), lambda: _add_sub_params(ctx, op))
     x1, x2 = ctx.input(op, 0), ctx.input(op, 1)
     if x1.shape != x2.shape:
