@@ -13,8 +13,8 @@ their int16x8 forms ``int16``, ``int16-fc``), which take any rule, and the TFLit
 quantize their own multipliers (``add``, ``mul``, ``mean``, ``softmax``, ``activation``,
 ``quantize``), which take a MultiplyByQuantizedMultiplier build (``"double"`` or ``"single"``).
 Besides the table: the accumulator model, whether uint8 x int8 products are summed in saturating
-int16 pairs, the int8 LOGISTIC/TANH and ADD/SUB/MUL implementations, and the rounding of quantize
-ops.
+int16 pairs, the int8 LOGISTIC/TANH and ADD/SUB/MUL/QUANTIZE implementations, and the rounding
+of quantize ops.
 
 Build your own hardware's profile with ``custom(base, name, rules={...}, **changes)``.
 """
@@ -36,7 +36,7 @@ from intsim.rounding import MODES
 MULTIPLIER_RULES = ("float64", "float32-product", "float32")
 OVERFLOW = ("wrap", "saturate")
 ACTIVATION_IMPLS = ("lut", "fixed-point")
-BINARY_IMPLS = ("tflite", "xnnpack")
+ELEMENTWISE_IMPLS = ("tflite", "xnnpack")
 OP_CLASSES = {
     "conv": "Conv2D, TRANSPOSE_CONV, ONNX QLinearConv",
     "depthwise": "DEPTHWISE_CONV_2D",
@@ -70,7 +70,7 @@ class Profile:
     source: str
     rules_table: Mapping = field(default_factory=dict)
     activation_impl: str = "lut"  # TFLite int8 LOGISTIC/TANH: float-built table or gemmlowp fixed point
-    binary_impl: str = "tflite"  # int8 ADD/SUB/MUL: TFLite's (by the "add"/"mul" rules) or XNNPACK's arithmetic
+    elementwise_impl: str = "tflite"  # int8 ADD/SUB/MUL/QUANTIZE: TFLite's (by the table) or XNNPACK's arithmetic
     accumulator_bits: int = 32
     accumulator_overflow: str = "wrap"
     int16_pairs: bool = False  # uint8 x int8 products summed in saturating int16 pairs (x86 vpmaddubsw)
@@ -96,7 +96,7 @@ class Profile:
                                  f"got {multiplier!r}")  # fmt: skip
         for field_, value, allowed in (
             ("activation_impl", self.activation_impl, ACTIVATION_IMPLS),
-            ("binary_impl", self.binary_impl, BINARY_IMPLS),
+            ("elementwise_impl", self.elementwise_impl, ELEMENTWISE_IMPLS),
             ("accumulator_overflow", self.accumulator_overflow, OVERFLOW),
             ("quantize_rounding", self.quantize_rounding, tuple(MODES)),
         ):  # fmt: skip
@@ -326,9 +326,10 @@ PROFILES = {
             "connected by lrintf(float32(acc) * scale), clamp, + zp (google/XNNPACK "
             "src/xnnpack/requantization.h, fp32 variant); int8 ADD/SUB by XNNPACK's qs8 add "
             "(src/microparams-init.c xnn_init_qs8_add_minmax_scalar_params, src/qs8-vadd); int8 MUL by "
-            "the fp32 rule on the int32 product (src/qs8-vmul); the "
+            "the fp32 rule on the int32 product (src/qs8-vmul); int8 QUANTIZE by qs8-vcvt's Q8 multiplier "
+            "(src/qs8-vcvt); each where LiteRT's delegate takes it (intsim.tflite.xnnpack); the "
             "other operators as LiteRT's reference kernels",
-            table(("float32", "float32"), ("float32", "float32")), binary_impl="xnnpack",
+            table(("float32", "float32"), ("float32", "float32")), elementwise_impl="xnnpack",
         ),
     )
 }

@@ -1,7 +1,7 @@
 """LiteRT's default interpreter (``Interpreter()``: the XNNPACK delegate where it takes the node)
 against the ``xnnpack`` profile, on single-op int8 models whose only operator XNNPACK runs:
 CONV_2D (3x3 and 1x1), DEPTHWISE_CONV_2D and FULLY_CONNECTED, per-channel filters, every fused
-activation, and ADD/SUB/MUL (hypothesis: scales, extreme zero points, broadcasting); and in every
+activation, ADD/SUB/MUL and int8 QUANTIZE (hypothesis: scales, extreme zero points, broadcasting); and in every
 layer of an example CNN; under every backend.  The same models under BUILTIN_REF are the control: the two
 interpreters must really disagree somewhere, or this test would prove nothing."""
 
@@ -150,3 +150,28 @@ def test_an_add_xnnpack_does_not_take_stays_with_litert_kernels():
     m = itf.load(model)
     np.testing.assert_array_equal(itf.run(m, xs, profile="xnnpack")[0], reference(model, xs)[0])
 
+
+
+@settings(max_examples=30, deadline=None)
+@given(scales=st.tuples(SCALE, SCALE), zps=st.tuples(*[st.sampled_from([-128, -6, 0, 4, 127])] * 2),
+       seed=st.integers(0, 2**16))  # fmt: skip
+def test_xnnpack_profile_equals_the_default_interpreter_on_int8_requantize(scales, zps, seed):
+    """QUANTIZE int8 -> int8, where the delegate takes it (ratio in [2**-8, 2**7]) and where it
+    does not (then LiteRT's kernel: the profile follows it there too)."""
+    (s_in, s_out), (z_in, z_out) = scales, zps
+    model = single_op("QUANTIZE", [T("x", (4, 64), "INT8", scale=s_in, zero_point=z_in)],
+                      [T("y", (4, 64), "INT8", scale=s_out, zero_point=z_out)])  # fmt: skip
+    x = random_int(np.random.default_rng(seed), (4, 64), np.int8)
+    want = default_interpreter(model, x)
+    m = itf.load(model)
+    for backend in ALL_BACKENDS:
+        np.testing.assert_array_equal(itf.run(m, x, profile="xnnpack", backend=backend)[0], want, err_msg=backend)
+
+
+def test_xnnpack_requantize_departs_from_the_reference_kernels():
+    """The control: LiteRT's reference QUANTIZE rounds by MultiplyByQuantizedMultiplier."""
+    model = single_op("QUANTIZE", [T("x", (4, 64), "INT8", scale=0.037, zero_point=-6)],
+                      [T("y", (4, 64), "INT8", scale=0.05, zero_point=4)])  # fmt: skip
+    x = random_int(np.random.default_rng(0), (4, 64), np.int8)
+    got = itf.run(itf.load(model), x, profile="xnnpack")[0]
+    assert np.array_equal(got, default_interpreter(model, x)) and np.count_nonzero(got != reference(model, [x])[0]) > 0

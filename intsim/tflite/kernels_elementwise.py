@@ -12,7 +12,8 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import quant
-from intsim.tflite.add import quantized_add, xnnpack_add, xnnpack_add_params, xnnpack_takes_add
+from intsim.tflite import xnnpack
+from intsim.tflite.add import quantized_add
 from intsim.rounding import round_half_away
 from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import act_range, check_types, kernel, qparams, type_range
@@ -33,8 +34,8 @@ def add_sub(ctx, op):
     """``reference_integer_ops::Add`` / ``reference_ops::Sub`` general path (int8, and int16 with
     ``pot_scale_int16 = false``): inputs shifted left by 20 (int8) or 15 (int16), each scaled by
     ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``
-    (``tflite.add.quantized_add``).  A profile with ``binary_impl="xnnpack"`` runs int8 ADD/SUB
-    as XNNPACK does instead (``tflite.add.xnnpack_add``); int16 ones, and int8 ones whose scale
+    (``tflite.add.quantized_add``).  A profile with ``elementwise_impl="xnnpack"`` runs int8 ADD/SUB
+    as XNNPACK does instead (``tflite.xnnpack.xnnpack_add``); int16 ones, and int8 ones whose scale
     ratios XNNPACK does not take, stay with LiteRT's kernels, as in its default interpreter.  The
     parameters depend on the model only: derived once per op and kept on the model."""
     dtype, params = ctx.once(("add_sub", op.index), lambda: _add_sub_params(ctx, op))
@@ -43,7 +44,7 @@ def add_sub(ctx, op):
         x1, x2 = _broadcast(op, x1, x2)
     if "xnnpack" in params:
         p = params["xnnpack"]
-        return [xnnpack_add(x1, x2, p, output_zero_point=params["output_zero_point"], clamp=params["clamp"],
+        return [xnnpack.xnnpack_add(x1, x2, p, output_zero_point=params["output_zero_point"], clamp=params["clamp"],
                             backend=ctx.backend).astype(dtype)]  # fmt: skip
     return [quantized_add(x1, x2, **params, backend=ctx.backend).astype(dtype)]
 
@@ -58,8 +59,8 @@ def _add_sub_params(ctx, op):
         if op.options.get("pot_scale_int16", True) and all(_is_pot(s) for s in (s1, s2, so)):
             raise ModelError(f"{op.describe()}: int16 {op.op} with pot_scale_int16 and power-of-two scales "
                              "(the LSTM-only path) is not supported")  # fmt: skip
-    if dtype == np.int8 and ctx.profile.binary_impl == "xnnpack" and xnnpack_takes_add(s1, s2, so):
-        return dtype, dict(xnnpack=xnnpack_add_params(s1, z1, s2, z2, so, op.op == "SUB"), output_zero_point=zo,
+    if dtype == np.int8 and ctx.profile.elementwise_impl == "xnnpack" and xnnpack.xnnpack_takes_add(s1, s2, so):
+        return dtype, dict(xnnpack=xnnpack.xnnpack_add_params(s1, z1, s2, z2, so, op.op == "SUB"), output_zero_point=zo,
                            clamp=act_range(op, ot))  # fmt: skip
     left_shift = 15 if dtype == np.int16 else 20
     twice_max = f64(f32(2) * max(s1, s2))
@@ -81,7 +82,7 @@ def _is_pot(scale) -> bool:
 def mul(ctx, op):
     """``reference_integer_ops::Mul`` / ``reference_ops::Mul<int16_t>``: ``MBQM((x1 - z1) *
     (x2 - z2))`` with the multiplier ``s1 * s2 / s_out`` evaluated in float32 (mul.cc).  A
-    profile with ``binary_impl="xnnpack"`` requantizes the int8 product as XNNPACK's qs8 vmul
+    profile with ``elementwise_impl="xnnpack"`` requantizes the int8 product as XNNPACK's qs8 vmul
     does (``src/qs8-vmul``, fp32: the ``float32`` rule with that same multiplier)."""
     t1, t2, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
     dtype = check_types(op, [t1, t2, ot], (np.int8, np.int16))
@@ -89,7 +90,7 @@ def mul(ctx, op):
     x1, x2 = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
     m = f64(f32(f32(s1 * s2) / so))
     lo, hi = act_range(op, ot)
-    if dtype == np.int8 and ctx.profile.binary_impl == "xnnpack":
+    if dtype == np.int8 and ctx.profile.elementwise_impl == "xnnpack":
         acc = ((x1 - z1) * (x2 - z2)).astype(np.int32)  # |acc| <= 255 * 255
         return [fxp.requantize_float(acc, m, zo, qmin=lo, qmax=hi, rule="float32", backend=ctx.backend).astype(dtype)]
     return [np.clip(ctx.mbqm(op, g.wrap32((x1 - z1) * (x2 - z2)), m) + zo, lo, hi).astype(dtype)]
@@ -186,7 +187,9 @@ def quantize_op(ctx, op):
     (``tensorflow/lite/kernels/internal/reference/requantize.h``: MBQM of ``x - zp_in`` by
     ``double(s_in) / double(s_out)``, then ``+ zp_out`` in int32, clamped to the output type).
     Integer pairs: int8, uint8 and int16 to each other, int8 and int16 to int32 (int16 -> int32
-    in LiteRT too; int8 -> int32 in TFLite Micro only), int32 to int8 and int16."""
+    in LiteRT too; int8 -> int32 in TFLite Micro only), int32 to int8 and int16.  A profile with
+    ``elementwise_impl="xnnpack"`` requantizes int8 -> int8 as XNNPACK does where LiteRT's
+    delegate takes it (``tflite.xnnpack.xnnpack_requantize``)."""
     it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     x = ctx.input(op, 0)
     if ot.dtype not in (np.int8, np.uint8, np.int16, np.int32) or (it.dtype == np.float32 and ot.dtype == np.int32):
@@ -200,6 +203,9 @@ def quantize_op(ctx, op):
     if it.dtype == np.int32 and ot.dtype not in (np.int8, np.int16):
         raise ModelError(f"{op.describe()}: QUANTIZE from int32 to {ot.describe()} is not supported")
     (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
+    if (it.dtype == ot.dtype == np.int8 and ctx.profile.elementwise_impl == "xnnpack"
+            and xnnpack.xnnpack_takes_requantize(si, so)):  # fmt: skip
+        return [xnnpack.xnnpack_requantize(x, si, zi, so, zo).astype(np.int8)]
     y = fxp.wrap32(ctx.mbqm(op, fxp.wrap32(x.astype(np.int64) - zi), f64(si) / f64(so)).astype(np.int64) + zo)
     lo, hi = type_range(ot.dtype)
     return [np.clip(y, lo, hi).astype(ot.dtype)]
