@@ -211,27 +211,23 @@ class MultiplyByQuantizedMultiplier(IntegerRule):
             check_single_rounding_range(acc, p1, p2, real, axis)
 
 
-class MultiplyByQuantizedMultiplierInt64(IntegerRule):
-    name = "int64"
-    source = ("tensorflow/lite/kernels/internal/common.cc MultiplyByQuantizedMultiplier(int64_t x, ...): the "
-              "int16x8 kernels' rule, 16-bit reduced multiplier")  # fmt: skip
-    acc_limit = 1 << 47
-    scales_into_int32 = True
+class MultiplyByQuantizedMultiplierInt64(MultiplyByQuantizedMultiplier):
+    """The int16x8 kernels' ``MultiplyByQuantizedMultiplier(int64_t x, ...)``: the same
+    QuantizeMultiplier parameters and checks, a 16-bit reduced multiplier, int64 accumulators."""
 
-    def params(self, real):
-        q, shift = quantize_multiplier(np.asarray(real, np.float64))
-        check_layer_multiplier(real, shift, "int64")
-        check_quantized_multiplier(q, shift, "int64")
-        return np.asarray(q, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
+    acc_limit = 1 << 47
+    scale_scalar = mbqm_int64_scalar
+    summary = "rounds once with a 16-bit multiplier (int64 MultiplyByQuantizedMultiplier)"
+
+    def __init__(self):
+        super().__init__("int64", "tensorflow/lite/kernels/internal/common.cc MultiplyByQuantizedMultiplier"
+                         "(int64_t x, ...): the int16x8 kernels' rule, 16-bit reduced multiplier")  # fmt: skip
 
     @staticmethod
     def scale_reference(x, q, shift):
         reduced = np.where(q < 0x7FFF0000, (q + (1 << 15)) >> 16, 0x7FFF)
         total = 15 - shift
         return wrap32((x * reduced + (np.int64(1) << (total - 1))) >> total)
-
-    scale_scalar = mbqm_int64_scalar
-    summary = "rounds once with a 16-bit multiplier (int64 MultiplyByQuantizedMultiplier)"
 
 
 # ---- float rules ----------------------------------------------------------------------------------
