@@ -133,17 +133,17 @@ def _summary(rule) -> str:
 
 def _lockstep(m, inputs, pa, pb, backend: str):
     """Both profiles through the model side by side on one input, and ``pb``'s kernel on
-    ``pa``'s inputs to each layer: ``(op, output tensor, a, b, b isolated)`` per integer output,
-    then the two contexts (their values hold every tensor)."""
+    ``pa``'s inputs to each layer: ``(rows, a, b)``, one row ``(op, output tensor, a, b, b
+    isolated)`` per integer output, and the two contexts (their values hold every tensor)."""
     a = Context(m, pa, m.bind_inputs(inputs), backend)
     b = Context(m, pb, dict(a.values), backend)
+    rows = []
     for op in m.operators:
         isolated = Context(m, pb, dict(a.values), backend)
         ya, yb, yi = execute(a, op), execute(b, op), execute(isolated, op)
-        for k, out_a, out_b, out_i in zip(op.outputs, ya, yb, yi, strict=True):
-            if out_a.dtype.kind in "iu":
-                yield op, k, out_a, out_b, out_i
-    return a, b
+        rows += [(op, k, out_a, out_b, out_i) for k, out_a, out_b, out_i in zip(op.outputs, ya, yb, yi, strict=True)
+                 if out_a.dtype.kind in "iu"]  # fmt: skip
+    return rows, a, b
 
 
 @dataclass
@@ -172,7 +172,7 @@ def diff(model, inputs, profiles=("tflm", "tflite-reference"), *, max_locations:
     m = load(model)
     pa, pb = (_profiles.get(p) for p in profiles)
     rows = []
-    for op, k, out_a, out_b, out_i in _lockstep(m, inputs, pa, pb, backend):
+    for op, k, out_a, out_b, out_i in _lockstep(m, inputs, pa, pb, backend)[0]:
         d = np.abs(out_a.astype(np.int64) - out_b.astype(np.int64))
         locs = np.argwhere(d != 0)[:max_locations]
         rows.append(LayerDiff(op.index, op.op, m.tensors[k].name, d.size, int(np.count_nonzero(d)),
@@ -196,13 +196,8 @@ def divergence(model, samples, profiles, *, backend: str = "jit") -> Divergence:
         stats = {}
         out_differ = out_elements = 0
         for x in samples:
-            walk = _lockstep(m, x, pa, pb, backend)
-            while True:
-                try:
-                    op, k, out_a, out_b, out_i = next(walk)
-                except StopIteration as done:
-                    a, b = done.value
-                    break
+            rows, a, b = _lockstep(m, x, pa, pb, backend)
+            for op, k, out_a, out_b, out_i in rows:
                 d = np.abs(out_a.astype(np.int64) - out_b.astype(np.int64))
                 differs, originates = d != 0, out_a != out_i
                 data = op.inputs[2] if op.op == "TRANSPOSE_CONV" else op.inputs[0] if op.inputs else -1
