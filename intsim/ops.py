@@ -324,13 +324,13 @@ class PreparedLayer:
 
 
 def _prepared_requantizer(profile, op, input_scale, filter_scale, output_scale, output_zero_point,
-                          activation, out_dtype, backend):  # fmt: skip
+                          activation, out_dtype, backend, channels):  # fmt: skip
     _check_scales(input_scale=input_scale, filter_scale=filter_scale, output_scale=output_scale)
     info = np.iinfo(out_dtype)
     lo, hi = activation_range(activation, output_scale, int(output_zero_point), info.min, info.max)
     return _profiles.Requantizer(
         _profiles.get(profile), input_scale, np.asarray(filter_scale).reshape(-1), output_scale,
-        np.asarray(output_zero_point), qmin=lo, qmax=hi, op=op, backend=backend,
+        np.asarray(output_zero_point), qmin=lo, qmax=hi, op=op, backend=backend, channels=channels,
     )  # fmt: skip
 
 
@@ -350,7 +350,7 @@ def prepare_fully_connected(
     gemm = PreparedGemm(w, filter_zero_point, check_bias(bias, int16x8), input_dtype=x_dtype,
                         accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend)  # fmt: skip
     req = _prepared_requantizer(profile, "int16-fc" if int16x8 else "fc", input_scale, filter_scale, output_scale,
-                                output_zero_point, activation, out_dtype, backend)  # fmt: skip
+                                output_zero_point, activation, out_dtype, backend, w.shape[0])  # fmt: skip
     return PreparedLayer(gemm, req, _int_value("input_zero_point", input_zero_point, x_dtype), out_dtype, (w.shape[0],))
 
 
@@ -386,7 +386,7 @@ def _prepare_conv(w, bias, input_shape, input_dtype, strides, padding, dilations
         accumulator=profile_accumulator(profile, accumulator, int16x8), backend=backend,
     )  # fmt: skip
     req = _prepared_requantizer(profile, "int16" if int16x8 else op_class, input_scale, filter_scale, output_scale,
-                                output_zero_point, activation, out_dtype, backend)  # fmt: skip
+                                output_zero_point, activation, out_dtype, backend, w.shape[0])  # fmt: skip
     return PreparedLayer(conv, req, _int_value("input_zero_point", input_zero_point, x_dtype), out_dtype, None)
 
 
@@ -405,6 +405,7 @@ def prepare_qlinear_conv(
     out_dtype = output_dtype(y_zero_point)
     info = np.iinfo(out_dtype)
     req = _profiles.Requantizer(_profiles.get(profile), x_scale, np.asarray(w_scale).reshape(-1), y_scale,
-                                np.asarray(y_zero_point), qmin=info.min, qmax=info.max, op="conv", backend=backend)  # fmt: skip
+                                np.asarray(y_zero_point), qmin=info.min, qmax=info.max, op="conv", backend=backend,
+                                channels=w.shape[0])  # fmt: skip
     x_zp = _int_value("x_zero_point", 0 if x_zero_point is None else x_zero_point, x_dtype)
     return NCHWLayer(PreparedLayer(conv, req, x_zp, out_dtype, None), backend)

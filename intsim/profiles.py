@@ -8,7 +8,8 @@ multiplier  ``"float64"``: ``double(s_in) * double(s_w) / double(s_out)``;
             ``"float32-product"``: ``double(float32(s_in * s_w)) / double(s_out)``;
             ``"float32"``: ``float32(float32(s_in * s_w) / s_out)``
 
-Operator classes (``OP_CLASSES``): the layers with weights (``conv``, ``depthwise``, ``fc``, and
+Operator classes (``OP_CLASSES``): the layers with weights (``conv``, ``depthwise``,
+``transpose-conv``, ``fc``, and
 their int16x8 forms ``int16``, ``int16-fc``), which take any rule, and the TFLite operators that
 quantize their own multipliers (``add``, ``mul``, ``mean``, ``softmax``, ``activation``,
 ``quantize``), which take a MultiplyByQuantizedMultiplier build (``"double"`` or ``"single"``).
@@ -38,8 +39,9 @@ OVERFLOW = ("wrap", "saturate")
 ACTIVATION_IMPLS = ("lut", "fixed-point")
 ELEMENTWISE_IMPLS = ("tflite", "xnnpack")
 OP_CLASSES = {
-    "conv": "Conv2D, TRANSPOSE_CONV, ONNX QLinearConv",
+    "conv": "Conv2D, ONNX QLinearConv",
     "depthwise": "DEPTHWISE_CONV_2D",
+    "transpose-conv": "TRANSPOSE_CONV",
     "fc": "FULLY_CONNECTED, ONNX QLinearMatMul, QGemm",
     "int16": "int16x8 Conv2D, DEPTHWISE_CONV_2D, TRANSPOSE_CONV",
     "int16-fc": "int16x8 FULLY_CONNECTED",
@@ -54,9 +56,9 @@ OWN_MULTIPLIER = ("add", "mul", "mean", "softmax", "activation", "quantize")
 
 
 def table(conv, fc, *, int16=("int64", "float64"), int16_fc=("int64", "float64"), mbqm="double") -> dict:
-    """A full rule table: ``conv`` also for depthwise, ``mbqm`` for every operator that quantizes
-    its own multipliers."""
-    return {"conv": conv, "depthwise": conv, "fc": fc, "int16": int16, "int16-fc": int16_fc,
+    """A full rule table: ``conv`` also for depthwise and transpose convolutions, ``mbqm`` for
+    every operator that quantizes its own multipliers."""
+    return {"conv": conv, "depthwise": conv, "transpose-conv": conv, "fc": fc, "int16": int16, "int16-fc": int16_fc,
             **{c: (mbqm, "float64") for c in OWN_MULTIPLIER}}  # fmt: skip
 
 
@@ -194,15 +196,22 @@ class Requantizer:
     layer): the multiplier is derived, checked and turned into the rule's parameters once.
     ``r(acc)`` takes int32 accumulators (int64 within the rule's ``acc_limit`` for int16x8)
     whose last axis is the channel axis (NHWC, (M, N)) and returns exactly
-    ``profile.requantize(acc, ..., axis=-1)`` (which it calls for other inputs)."""
+    ``profile.requantize(acc, ..., axis=-1)`` (which it calls for other inputs).  ``channels``,
+    the layer's output channel count, is needed where the rule depends on a channel's position
+    (``Rule.by_channel_position``) and the scales are per tensor."""
 
     def __init__(self, profile: Profile, s_in, s_w, s_out, zero_point, *, qmin: int, qmax: int,
-                 op: str = "conv", backend: str = "jit"):  # fmt: skip
+                 op: str = "conv", backend: str = "jit", channels: int | None = None):  # fmt: skip
         self.profile, self.args = profile, (s_in, s_w, s_out, zero_point)
         self.qmin, self.qmax, self.op, self.backend = int(qmin), int(qmax), op, fxp_check_backend(backend)
         self.rule = profile.rule(op)
         m, zp = fxp.check_requant_params(profile.real_multiplier(s_in, s_w, s_out, op), zero_point, qmin, qmax)
         m, zp = m.reshape(-1), zp.reshape(-1)
+        if self.rule.by_channel_position and m.size == 1:
+            if channels is None:
+                raise ValueError(f"rule {self.rule.name!r} of operator class {op!r} depends on the channel's "
+                                 "position: pass the layer's channel count (channels=)")  # fmt: skip
+            m = np.full(channels, m[0])
         self.channels = max(m.size, zp.size)
         if {m.size, zp.size} - {1, self.channels}:
             raise ValueError(f"per-channel parameters disagree in length: {m.size} and {zp.size}")
@@ -280,6 +289,18 @@ PROFILES = {
             "int8 LOGISTIC/TANH use float-built 256-entry tables (LUTPopulate); QUANTIZE rounds "
             "half away from zero",
             table(("double", "float64"), ("float64-away", "float64"), int16_fc=("float64-away", "float64")),
+            quantize_rounding="nearest_away",
+        ),
+        Profile(
+            "litert-builtin",
+            "LiteRT's optimized builtin kernels (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES; "
+            "google-ai-edge/LiteRT tflite/kernels/internal/optimized/): int8 CONV_2D and "
+            "FULLY_CONNECTED by ruy's x86 kernels (ruy/kernel_avx2_fma.cc: SRDHM, then a rounding "
+            "shift with ties toward +inf), int8 DEPTHWISE_CONV_2D by optimized_ops::Quantize "
+            "(optimized_ops.h: that rounding in channels of whole blocks of 8, MultiplyByQuantized"
+            "Multiplier in the rest); the other operators as BUILTIN_REF",
+            table(("double-up", "float64"), ("double-up", "float64"), int16_fc=("float64-away", "float64"))
+            | {"depthwise": ("double-up8", "float64"), "transpose-conv": ("double-up8", "float64")},
             quantize_rounding="nearest_away",
         ),
         Profile(

@@ -101,6 +101,34 @@ def MultiplyByQuantizedMultiplier_int64(x, quantized_multiplier, shift):
     return int32_cast(x >> total_shift)
 
 
+def ruy_avx2_apply_multiplier(x, m, e):
+    """ruy/kernel_avx2_fma.cc, Kernel8bitAvx2 ``apply_multiplier`` and ``rounding_right_shift``,
+    lane by lane: the 64-bit product is offset into unsigned range for the logical shift."""
+    left, right = max(e, 0), max(-e, 0)
+    shifted = int32_cast(x << left)  # _mm256_sllv_epi32
+    scaled = (shifted * m + (1 << 30) + (1 << 63)) % 2**64  # _mm256_mul_epi32, + offset_vector
+    result = int32_cast((scaled >> 31) & 0xFFFFFFFF)  # _mm256_srlv_epi64 by 31, low dword
+    nudge = (1 << (right - 1)) if right > 0 else 0
+    if result > 0x7FFFFFFF - nudge:  # mask_num_plus_nudge_overflow
+        return 1 << (31 - right)
+    return int32_cast(result + nudge) >> right  # _mm256_srav_epi32
+
+
+def optimized_quantize(acc_row, multipliers, shifts):
+    """LiteRT optimized_ops.h ``Quantize`` (int8, no TFLITE_SINGLE_ROUNDING) on one row of
+    channels: its NEON loop (vshlq_s32, vqrdmulhq_s32, vrshlq_s32 by the negative part) for
+    channels 8 at a time, MultiplyByQuantizedMultiplier for the rest."""
+    c, out = len(acc_row), []
+    for i, (x, m, e) in enumerate(zip(acc_row, multipliers, shifts, strict=True)):
+        if i < c // 8 * 8:
+            h = SaturatingRoundingDoublingHighMul(int32_cast(x << max(e, 0)), m)
+            right = max(-e, 0)
+            out.append((h + ((1 << right) >> 1)) >> right)  # VRSHL: rounding shift in wide arithmetic
+        else:
+            out.append(MultiplyByQuantizedMultiplier_double(x, m, e))
+    return out
+
+
 # ---- edge-heavy strategies ----------------------------------------------------------------------
 
 EDGE_INT32 = sorted({INT32_MIN, INT32_MIN + 1, -1, 0, 1, INT32_MAX, INT32_MAX - 1}
@@ -202,6 +230,45 @@ def test_mbqm_single_property(xs, qm, shift):
     want = [MultiplyByQuantizedMultiplier_single(x, qm, shift) for x in xs]
     got = all_backends(fxp.multiply_by_quantized_multiplier, np.array(xs), qm, shift, rounding="single")
     assert got.tolist() == want
+
+
+@given(st.lists(acc32, min_size=1, max_size=16), multipliers, st.integers(-31, 7))
+def test_mbqm_double_up_is_ruys_x86_kernel(xs, qm, shift):
+    want = [ruy_avx2_apply_multiplier(x, qm, shift) for x in xs]
+    got = all_backends(fxp.multiply_by_quantized_multiplier, np.array(xs), qm, shift, rounding="double-up")
+    assert got.tolist() == want
+
+
+def test_double_up_differs_from_double_only_in_negative_ties():
+    acc = np.arange(-4096, 4096)
+    m, s = fxp.quantize_multiplier(2.0**-5)  # 2**30, -4: SRDHM halves, then the shift by 4 sees ties
+    assert (m, s) == (2**30, -4)
+    up = fxp.multiply_by_quantized_multiplier(acc, m, s, rounding="double-up").astype(np.int64)
+    double = fxp.multiply_by_quantized_multiplier(acc, m, s)
+    half = (acc + 1) >> 1  # SRDHM by 2**30: x / 2, ties toward +inf
+    assert np.array_equal(up - double, np.where((half < 0) & (half % 16 == 8), 1, 0))
+
+
+@given(data=st.data())
+def test_double_up8_rounds_by_the_channel_position(data):
+    """``"double-up8"`` equals LiteRT's optimized Quantize channel by channel, per channel and
+    per tensor (where the one multiplier is spread over every channel)."""
+    c = data.draw(st.sampled_from([1, 3, 8, 12, 17]), label="channels")
+    per_channel = data.draw(st.booleans(), label="per_channel")
+    exps = data.draw(st.lists(st.integers(-14, 1), min_size=c, max_size=c), label="exponents")
+    real = np.array([2.0**e for e in exps]) * data.draw(st.sampled_from([1.0, 0.75, 0.6180339887]))
+    real = real if per_channel else real[:1]
+    rows = data.draw(st.lists(st.lists(acc32, min_size=c, max_size=c), min_size=1, max_size=4), label="acc")
+    zp = data.draw(st.integers(-128, 127))
+    q, shift = fxp.quantize_multiplier(np.broadcast_to(real, (c,)))
+    want = [[min(max(v + zp, -128), 127) for v in optimized_quantize(r, q.tolist(), shift.tolist())] for r in rows]
+    got = all_backends(fxp.requantize, np.array(rows), real, zp, "double-up8", qmin=-128, qmax=127, axis=-1)
+    assert got.tolist() == want
+
+
+def test_double_up8_needs_the_channel_axis():
+    with pytest.raises(ValueError, match="depends on the channel's position: pass axis"):
+        fxp.requantize(np.zeros(8, np.int32), 0.01, 0, "double-up8", qmin=-128, qmax=127)
 
 
 @given(

@@ -67,6 +67,10 @@ def requantize(acc, multiplier, zero_point, rule, *, qmin: int, qmax: int, axis=
     clamped to ``[qmin, qmax]``: int32."""
     r = get_rule(rule)
     m, zp = check_requant_params(multiplier, zero_point, qmin, qmax)
+    if r.by_channel_position and m.size == 1:  # the rule needs every channel's multiplier
+        if axis is None or np.ndim(acc) == 0:
+            raise ValueError(f"rule {r.name!r} depends on the channel's position: pass axis= (the channel axis)")
+        m = np.full(np.shape(acc)[axis], m.reshape(-1)[0])
     p1, p2 = r.params(m)
     if r.needs_acc_check(p1, p2):
         r.check_acc(acc, p1, p2, m, axis)
@@ -81,11 +85,12 @@ def multiply_by_quantized_multiplier(
     ``multiplier``/``shift`` come from ``quantize_multiplier``: scalars, or 1-D per-channel
     arrays along ``axis`` (default: the last axis).  ``rounding="double"`` is the default
     TFLite/TFLM/CMSIS-NN rule ``RDBPOT(SRDHM(acc * 2**max(shift, 0), multiplier), max(-shift, 0))``;
-    ``"single"`` is ``(acc * multiplier + 2**(30 - shift)) >> (31 - shift)`` (multiplier >= 0).
+    ``"single"`` is ``(acc * multiplier + 2**(30 - shift)) >> (31 - shift)`` (multiplier >= 0);
+    ``"double-up"`` is ``"double"`` with the last shift's ties toward +inf (ruy, NEON VRSHL).
     Returns int32.
     """
-    if rounding not in ROUNDINGS:
-        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    if rounding not in (*ROUNDINGS, "double-up"):
+        raise ValueError(f"rounding must be one of {(*ROUNDINGS, 'double-up')}, got {rounding!r}")
     single = rounding == "single"
     m, s = check_multiplier(multiplier, shift, -31, 30 if single else 31, nonnegative=single)
     return apply(get_rule(rounding), acc, m, s, 0, INT32_MIN, INT32_MAX, axis=axis, backend=backend)

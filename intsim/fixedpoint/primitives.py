@@ -6,8 +6,14 @@ Transliterated from google/gemmlowp ``fixedpoint/fixedpoint.h``:
 
 ``wrap32``            two's-complement wrap to int32 (C's int32 overflow on every target here)
 ``srdhm``             SaturatingRoundingDoublingHighMul (ARM VQRDMULH): ``(a*b + nudge) / 2**31``
-                      truncated, nudge ``2**30`` or ``1 - 2**30`` by sign, ``(MIN, MIN) -> MAX``
+                      truncated, nudge ``2**30`` or ``1 - 2**30`` by sign, ``(MIN, MIN) -> MAX``;
+                      that is ``floor((a*b + 2**30) / 2**31)``: ties toward +inf, as VQRDMULH
 ``rdbpot``            RoundingDivideByPOT: ``x / 2**e`` to nearest, ties away from zero
+
+and the rounding right shift of ARM's VRSHL (``vrshlq_s32`` by a negative amount) and of ruy's
+x86 kernels (``ruy/kernel_avx2_fma.cc``, ``rounding_right_shift``):
+
+``rshift_round_up``   ``(x + 2**(e-1)) >> e`` in wide arithmetic: to nearest, ties toward +inf
 """
 
 from __future__ import annotations
@@ -54,6 +60,12 @@ def rdbpot(x, exponent) -> np.ndarray:
     return (x >> e) + ((x & mask) > threshold)
 
 
+def rshift_round_up(x, exponent) -> np.ndarray:
+    """VRSHL's rounding right shift (numpy, broadcasting), ``0 <= exponent <= 31``."""
+    x, e = i64(x), i64(exponent)
+    return (x + ((np.int64(1) << e) >> 1)) >> e
+
+
 def srdhm_reference(a: int, b: int) -> int:
     """``srdhm`` of two ints, as a Python int."""
     return int(srdhm(a, b))
@@ -90,3 +102,8 @@ def rounding_divide_by_pot_scalar(x, exponent):
     remainder = x & mask
     threshold = (mask >> 1) + ((x >> 63) & 1)  # + 1 if x < 0
     return (x >> exponent) + np.int64(remainder > threshold)
+
+
+@helper
+def rshift_round_up_scalar(x, exponent):
+    return (x + ((np.int64(1) << exponent) >> 1)) >> exponent

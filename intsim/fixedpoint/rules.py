@@ -20,6 +20,16 @@ here (``RULES``, names as in ``intsim.profiles``):
                     ``RDBPOT(SRDHM(wrap32(x * 2**max(s, 0)), q), max(-s, 0))``
 ``"single"``        the TFLITE_SINGLE_ROUNDING / CMSIS_NN_USE_SINGLE_ROUNDING build:
                     ``wrap32((x * q + 2**(30 - s)) >> (31 - s))``, shifts above 30 clamped
+``"double-up"``     LiteRT's optimized kernels on x86 and ARM (ruy's AVX2/AVX-512 kernels,
+                    ``ruy/kernel_avx2_fma.cc``; NEON ``vqrdmulhq_s32`` + ``vrshlq_s32`` in
+                    ``cpu_backend_gemm_custom_gemv.h``): the same parameters and SRDHM as
+                    ``"double"``, then a rounding right shift whose ties go toward +inf:
+                    ``rshift_round_up(SRDHM(wrap32(x * 2**max(s, 0)), q), max(-s, 0))``
+``"double-up8"``    LiteRT's optimized ``optimized_ops::Quantize`` (``optimized_ops.h``, the
+                    depthwise output stage): ``"double-up"`` in the channels of whole blocks of
+                    8 (its NEON loop), ``"double"`` in the last ``C % 8`` channels (its scalar
+                    loop).  The rule depends on the channel's position: a per-tensor layer is
+                    given its channel count (``Requantizer(channels=...)``)
 ``"int64"``         the int16x8 kernels' int64 MultiplyByQuantizedMultiplier: ``q`` reduced to
                     16 bits, ``(x * reduced + 2**(14 - s)) >> (15 - s)``, ``|x| < 2**47``
 ``"float32"``       onnxruntime MLAS ``MlasRequantizeOutput`` and XNNPACK:
@@ -53,7 +63,8 @@ from intsim.fixedpoint.multiplier import (
     check_layer_multiplier, check_quantized_multiplier, check_single_rounding_range, quantize_multiplier,
 )  # fmt: skip
 from intsim.fixedpoint.primitives import (
-    INT32_MIN, i64, rdbpot, rounding_divide_by_pot_scalar, srdhm, srdhm_scalar, wrap32, wrap_int32,
+    INT32_MIN, i64, rdbpot, rounding_divide_by_pot_scalar, rshift_round_up, rshift_round_up_scalar, srdhm,
+    srdhm_scalar, wrap32, wrap_int32,
 )  # fmt: skip
 from intsim.rounding import round_half_away
 
@@ -67,6 +78,7 @@ class Rule:
     name: str = ""
     source: str = ""
     acc_limit: int = 1 << 31
+    by_channel_position = False  # params depend on where a channel is: give them every channel's multiplier
 
     @property
     def summary(self) -> str:
@@ -157,6 +169,13 @@ def mbqm_double_scalar(x, multiplier, shift):
 
 
 @helper
+def mbqm_double_up_scalar(x, multiplier, shift):
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    return rshift_round_up_scalar(srdhm_scalar(wrap_int32(x << left), multiplier), right)
+
+
+@helper
 def mbqm_single_scalar(x, multiplier, shift):
     total = 31 - shift
     return wrap_int32((x * multiplier + (np.int64(1) << (total - 1))) >> total)
@@ -184,7 +203,9 @@ class MultiplyByQuantizedMultiplier(IntegerRule):
     @property
     def summary(self) -> str:
         if self.rounding == "double":
-            return "rounds twice (MultiplyByQuantizedMultiplier: SRDHM, then a rounding right shift)"
+            return "rounds twice (MultiplyByQuantizedMultiplier: SRDHM, then a rounding right shift, ties away from zero)"
+        if self.rounding == "double-up":
+            return "rounds twice (SRDHM, then a rounding right shift with ties toward +inf: ruy, NEON VRSHL)"
         return "rounds once (single-rounding MultiplyByQuantizedMultiplier)"
 
     def params(self, real):
@@ -194,14 +215,15 @@ class MultiplyByQuantizedMultiplier(IntegerRule):
         return np.asarray(q, np.int64).reshape(-1), np.asarray(shift, np.int64).reshape(-1)
 
     def scale_reference(self, x, q, shift):
-        if self.rounding == "double":
-            return rdbpot(srdhm(wrap32(x << np.maximum(shift, 0)), q), np.maximum(-shift, 0))
+        if self.rounding != "single":
+            shifted = rdbpot if self.rounding == "double" else rshift_round_up
+            return shifted(srdhm(wrap32(x << np.maximum(shift, 0)), q), np.maximum(-shift, 0))
         total = 31 - shift
         return wrap32((x * q + (np.int64(1) << (total - 1))) >> total)
 
     @property
     def scale_scalar(self):
-        return mbqm_double_scalar if self.rounding == "double" else mbqm_single_scalar
+        return {"double": mbqm_double_scalar, "double-up": mbqm_double_up_scalar}.get(self.rounding, mbqm_single_scalar)
 
     def needs_acc_check(self, p1, p2) -> bool:
         return self.rounding == "single" and bool(np.any(np.asarray(p2) > 0))
@@ -228,6 +250,45 @@ class MultiplyByQuantizedMultiplierInt64(MultiplyByQuantizedMultiplier):
         reduced = np.where(q < 0x7FFF0000, (q + (1 << 15)) >> 16, 0x7FFF)
         total = 15 - shift
         return wrap32((x * reduced + (np.int64(1) << (total - 1))) >> total)
+
+
+BLOCK_FLAG = 64  # added to a channel's shift (in [-31, 30]) to mark it as in a whole block
+
+
+@helper
+def mbqm_double_up8_scalar(x, multiplier, flagged_shift):
+    if flagged_shift >= BLOCK_FLAG - 32:
+        return mbqm_double_up_scalar(x, multiplier, flagged_shift - BLOCK_FLAG)
+    return mbqm_double_scalar(x, multiplier, flagged_shift)
+
+
+class MultiplyByQuantizedMultiplierBlocks(MultiplyByQuantizedMultiplier):
+    """LiteRT's ``optimized_ops::Quantize`` (``tflite/kernels/internal/optimized/optimized_ops.h``,
+    the int8 depthwise output stage): its NEON loop (NEON_2_SSE on x86) takes the channels 8 at
+    a time by VQRDMULH + VRSHL (``"double-up"``), its scalar loop the last ``C % 8`` channels by
+    MultiplyByQuantizedMultiplier (``"double"``).  ``p2`` is the shift, plus ``BLOCK_FLAG`` in
+    the channels of whole blocks; ``params`` takes the multiplier of every channel."""
+
+    by_channel_position = True
+    scale_scalar = mbqm_double_up8_scalar
+    summary = ("rounds twice (SRDHM, then a rounding right shift: ties toward +inf in channels of whole blocks "
+               "of 8, away from zero in the last C % 8: LiteRT optimized_ops::Quantize)")  # fmt: skip
+
+    def __init__(self, block: int = 8):
+        super().__init__("double", "LiteRT tflite/kernels/internal/optimized/optimized_ops.h Quantize")
+        self.name, self.block = f"double-up{block}", block
+
+    def params(self, real):
+        q, shift = super().params(real)
+        blocks = np.arange(shift.size) < shift.size // self.block * self.block
+        return q, shift + BLOCK_FLAG * blocks
+
+    def scale_reference(self, x, q, flagged_shift):
+        up = flagged_shift >= BLOCK_FLAG - 32
+        shift = flagged_shift - BLOCK_FLAG * up
+        x = wrap32(x << np.maximum(shift, 0))
+        h, right = srdhm(x, q), np.maximum(-shift, 0)
+        return np.where(up, rshift_round_up(h, right), rdbpot(h, right))
 
 
 # ---- float rules ----------------------------------------------------------------------------------
@@ -352,6 +413,9 @@ def get_rule(name) -> Rule:
 
 register(MultiplyByQuantizedMultiplier("double", "tensorflow/lite/kernels/internal/common.cc MultiplyByQuantizedMultiplier"))
 register(MultiplyByQuantizedMultiplier("single", "common.cc with TFLITE_SINGLE_ROUNDING"))
+register(MultiplyByQuantizedMultiplier("double-up", "ruy/kernel_avx2_fma.cc, kernel_avx512.cc; LiteRT "
+                                       "tflite/kernels/cpu_backend_gemm_custom_gemv.h (NEON)"))  # fmt: skip
+register(MultiplyByQuantizedMultiplierBlocks(8))
 register(MultiplyByQuantizedMultiplierInt64())
 register(FloatRule("float32", "onnxruntime/core/mlas/lib/quantize.cpp MlasRequantizeOutput; XNNPACK "
                    "src/xnnpack/requantization.h (fp32)", float32_scalar, _float32_reference,

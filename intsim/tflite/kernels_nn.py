@@ -153,8 +153,8 @@ def transpose_conv(ctx, op):
     lo, hi = act_range(op, ot)
     int16x8 = dtype == np.int16
     req = ctx.once(("transpose_conv", op.index), lambda: _profiles.Requantizer(
-        ctx.profile, s_in, wt.scale, s_out, zp_out, qmin=lo, qmax=hi, op="int16" if int16x8 else "conv",
-        backend=ctx.backend))  # fmt: skip
+        ctx.profile, s_in, wt.scale, s_out, zp_out, qmin=lo, qmax=hi, op="int16" if int16x8 else "transpose-conv",
+        backend=ctx.backend, channels=acc.shape[-1]))  # fmt: skip
     acc = acc if int16x8 else g.wrap32(acc).astype(np.int32)  # int32 scratch buffer (int8)
     return [req(np.ascontiguousarray(acc)).astype(dtype)]
 

@@ -28,7 +28,7 @@ from intsim.tflite.context import OWN_MULTIPLIER_CLASS, Context
 from intsim.tflite.interpreter import execute, load
 from intsim.tflite.model import Operator
 
-_WEIGHT_CLASS = {"CONV_2D": "conv", "TRANSPOSE_CONV": "conv", "DEPTHWISE_CONV_2D": "depthwise",
+_WEIGHT_CLASS = {"CONV_2D": "conv", "TRANSPOSE_CONV": "transpose-conv", "DEPTHWISE_CONV_2D": "depthwise",
                  "FULLY_CONNECTED": "fc"}  # fmt: skip
 
 
