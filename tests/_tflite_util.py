@@ -21,9 +21,21 @@ def single_op(op: str, inputs: list, outputs: list, options: dict | None = None,
     return build(tensors, [OpSpec(op, ins, outs, options or {}, version)], graph_inputs, outs)
 
 
+# each LiteRT mode and the intsim profile that models it
+MODES = {
+    "tflite-reference": OpResolverType.BUILTIN_REF,
+    "litert-builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+}
+
+
 def reference(model: bytes, inputs: list) -> list[np.ndarray]:
     """Outputs of the LiteRT reference kernels."""
-    ip = Interpreter(model_content=model, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    return interpret(model, inputs, "tflite-reference")
+
+
+def interpret(model: bytes, inputs: list, profile: str) -> list[np.ndarray]:
+    """Outputs of LiteRT in the mode ``profile`` models (``MODES``)."""
+    ip = Interpreter(model_content=model, experimental_op_resolver_type=MODES[profile])
     ip.allocate_tensors()
     for d, x in zip(ip.get_input_details(), inputs, strict=True):
         ip.set_tensor(d["index"], x)

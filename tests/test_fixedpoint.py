@@ -114,13 +114,14 @@ def ruy_avx2_apply_multiplier(x, m, e):
     return int32_cast(result + nudge) >> right  # _mm256_srav_epi32
 
 
-def optimized_quantize(acc_row, multipliers, shifts):
+def optimized_quantize(acc_row, multipliers, shifts, block=8):
     """LiteRT optimized_ops.h ``Quantize`` (int8, no TFLITE_SINGLE_ROUNDING) on one row of
     channels: its NEON loop (vshlq_s32, vqrdmulhq_s32, vrshlq_s32 by the negative part) for
-    channels 8 at a time, MultiplyByQuantizedMultiplier for the rest."""
+    channels 8 at a time, MultiplyByQuantizedMultiplier for the rest (``block=16``:
+    integer_ops/mean.h ``MeanImpl``, 16 channels at a time)."""
     c, out = len(acc_row), []
     for i, (x, m, e) in enumerate(zip(acc_row, multipliers, shifts, strict=True)):
-        if i < c // 8 * 8:
+        if i < c // block * block:
             h = SaturatingRoundingDoublingHighMul(int32_cast(x << max(e, 0)), m)
             right = max(-e, 0)
             out.append((h + ((1 << right) >> 1)) >> right)  # VRSHL: rounding shift in wide arithmetic
@@ -251,9 +252,11 @@ def test_double_up_differs_from_double_only_in_negative_ties():
 
 @given(data=st.data())
 def test_double_up8_rounds_by_the_channel_position(data):
-    """``"double-up8"`` equals LiteRT's optimized Quantize channel by channel, per channel and
-    per tensor (where the one multiplier is spread over every channel)."""
-    c = data.draw(st.sampled_from([1, 3, 8, 12, 17]), label="channels")
+    """``"double-up8"`` / ``"double-up16"`` equal LiteRT's optimized Quantize / MeanImpl channel
+    by channel, per channel and per tensor (where the one multiplier is spread over every
+    channel)."""
+    block = data.draw(st.sampled_from([8, 16]), label="block")
+    c = data.draw(st.sampled_from([1, 3, 8, 12, 17, 33]), label="channels")
     per_channel = data.draw(st.booleans(), label="per_channel")
     exps = data.draw(st.lists(st.integers(-14, 1), min_size=c, max_size=c), label="exponents")
     real = np.array([2.0**e for e in exps]) * data.draw(st.sampled_from([1.0, 0.75, 0.6180339887]))
@@ -261,8 +264,9 @@ def test_double_up8_rounds_by_the_channel_position(data):
     rows = data.draw(st.lists(st.lists(acc32, min_size=c, max_size=c), min_size=1, max_size=4), label="acc")
     zp = data.draw(st.integers(-128, 127))
     q, shift = fxp.quantize_multiplier(np.broadcast_to(real, (c,)))
-    want = [[min(max(v + zp, -128), 127) for v in optimized_quantize(r, q.tolist(), shift.tolist())] for r in rows]
-    got = all_backends(fxp.requantize, np.array(rows), real, zp, "double-up8", qmin=-128, qmax=127, axis=-1)
+    want = [[min(max(v + zp, -128), 127) for v in optimized_quantize(r, q.tolist(), shift.tolist(), block)]
+            for r in rows]  # fmt: skip
+    got = all_backends(fxp.requantize, np.array(rows), real, zp, f"double-up{block}", qmin=-128, qmax=127, axis=-1)
     assert got.tolist() == want
 
 

@@ -28,8 +28,9 @@ here (``RULES``, names as in ``intsim.profiles``):
 ``"double-up8"``    LiteRT's optimized ``optimized_ops::Quantize`` (``optimized_ops.h``, the
                     depthwise output stage): ``"double-up"`` in the channels of whole blocks of
                     8 (its NEON loop), ``"double"`` in the last ``C % 8`` channels (its scalar
-                    loop).  The rule depends on the channel's position: a per-tensor layer is
-                    given its channel count (``Requantizer(channels=...)``)
+                    loop); ``"double-up16"`` likewise in blocks of 16 (``integer_ops/mean.h``).
+                    The rule depends on the channel's position: a per-tensor layer is given
+                    its channel count (``Requantizer(channels=...)``)
 ``"int64"``         the int16x8 kernels' int64 MultiplyByQuantizedMultiplier: ``q`` reduced to
                     16 bits, ``(x * reduced + 2**(14 - s)) >> (15 - s)``, ``|x| < 2**47``
 ``"float32"``       onnxruntime MLAS ``MlasRequantizeOutput`` and XNNPACK:
@@ -416,6 +417,7 @@ register(MultiplyByQuantizedMultiplier("single", "common.cc with TFLITE_SINGLE_R
 register(MultiplyByQuantizedMultiplier("double-up", "ruy/kernel_avx2_fma.cc, kernel_avx512.cc; LiteRT "
                                        "tflite/kernels/cpu_backend_gemm_custom_gemv.h (NEON)"))  # fmt: skip
 register(MultiplyByQuantizedMultiplierBlocks(8))
+register(MultiplyByQuantizedMultiplierBlocks(16))  # optimized_integer_ops::Mean (mean.h)
 register(MultiplyByQuantizedMultiplierInt64())
 register(FloatRule("float32", "onnxruntime/core/mlas/lib/quantize.cpp MlasRequantizeOutput; XNNPACK "
                    "src/xnnpack/requantization.h (fp32)", float32_scalar, _float32_reference,

@@ -12,7 +12,7 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim import quant
-from intsim.tflite import xnnpack
+from intsim.tflite import optimized, xnnpack
 from intsim.tflite.add import quantized_add
 from intsim.rounding import round_half_away
 from intsim.fixedpoint import gemmlowp as g
@@ -34,7 +34,7 @@ def add_sub(ctx, op):
     """``reference_integer_ops::Add`` / ``reference_ops::Sub`` general path (int8, and int16 with
     ``pot_scale_int16 = false``): inputs shifted left by 20 (int8) or 15 (int16), each scaled by
     ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``
-    (``tflite.add.quantized_add``).  A profile with ``elementwise_impl="xnnpack"`` runs int8 ADD/SUB
+    (``tflite.add.quantized_add``).  A profile with ``kernels="xnnpack"`` runs int8 ADD/SUB
     as XNNPACK does instead (``tflite.xnnpack.xnnpack_add``); int16 ones, and int8 ones whose scale
     ratios XNNPACK does not take, stay with LiteRT's kernels, as in its default interpreter.  The
     parameters depend on the model only: derived once per op and kept on the model."""
@@ -59,7 +59,7 @@ def _add_sub_params(ctx, op):
         if op.options.get("pot_scale_int16", True) and all(_is_pot(s) for s in (s1, s2, so)):
             raise ModelError(f"{op.describe()}: int16 {op.op} with pot_scale_int16 and power-of-two scales "
                              "(the LSTM-only path) is not supported")  # fmt: skip
-    if dtype == np.int8 and ctx.profile.elementwise_impl == "xnnpack" and xnnpack.xnnpack_takes_add(s1, s2, so):
+    if dtype == np.int8 and ctx.profile.kernels == "xnnpack" and xnnpack.xnnpack_takes_add(s1, s2, so):
         return dtype, dict(xnnpack=xnnpack.xnnpack_add_params(s1, z1, s2, z2, so, op.op == "SUB"), output_zero_point=zo,
                            clamp=act_range(op, ot))  # fmt: skip
     left_shift = 15 if dtype == np.int16 else 20
@@ -82,7 +82,7 @@ def _is_pot(scale) -> bool:
 def mul(ctx, op):
     """``reference_integer_ops::Mul`` / ``reference_ops::Mul<int16_t>``: ``MBQM((x1 - z1) *
     (x2 - z2))`` with the multiplier ``s1 * s2 / s_out`` evaluated in float32 (mul.cc).  A
-    profile with ``elementwise_impl="xnnpack"`` requantizes the int8 product as XNNPACK's qs8 vmul
+    profile with ``kernels="xnnpack"`` requantizes the int8 product as XNNPACK's qs8 vmul
     does (``src/qs8-vmul``, fp32: the ``float32`` rule with that same multiplier)."""
     t1, t2, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
     dtype = check_types(op, [t1, t2, ot], (np.int8, np.int16))
@@ -90,7 +90,7 @@ def mul(ctx, op):
     x1, x2 = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
     m = f64(f32(f32(s1 * s2) / so))
     lo, hi = act_range(op, ot)
-    if dtype == np.int8 and ctx.profile.elementwise_impl == "xnnpack":
+    if dtype == np.int8 and ctx.profile.kernels == "xnnpack":
         acc = ((x1 - z1) * (x2 - z2)).astype(np.int32)  # |acc| <= 255 * 255
         return [fxp.requantize_float(acc, m, zo, qmin=lo, qmax=hi, rule="float32", backend=ctx.backend).astype(dtype)]
     return [np.clip(ctx.mbqm(op, g.wrap32((x1 - z1) * (x2 - z2)), m) + zo, lo, hi).astype(dtype)]
@@ -188,14 +188,17 @@ def quantize_op(ctx, op):
     ``double(s_in) / double(s_out)``, then ``+ zp_out`` in int32, clamped to the output type).
     Integer pairs: int8, uint8 and int16 to each other, int8 and int16 to int32 (int16 -> int32
     in LiteRT too; int8 -> int32 in TFLite Micro only), int32 to int8 and int16.  A profile with
-    ``elementwise_impl="xnnpack"`` requantizes int8 -> int8 as XNNPACK does where LiteRT's
-    delegate takes it (``tflite.xnnpack.xnnpack_requantize``)."""
+    ``kernels="optimized"`` quantizes float32 per tensor as ``optimized_ops::AffineQuantize``
+    (``tflite.optimized``); one with ``kernels="xnnpack"`` requantizes int8 -> int8 as XNNPACK
+    does where LiteRT's delegate takes it (``tflite.xnnpack.xnnpack_requantize``)."""
     it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     x = ctx.input(op, 0)
     if ot.dtype not in (np.int8, np.uint8, np.int16, np.int32) or (it.dtype == np.float32 and ot.dtype == np.int32):
         raise ModelError(f"{op.describe()}: QUANTIZE to {ot.describe()} is not supported")
     if it.dtype == np.float32:
         axis = ot.quantized_dimension if ot.scale.size > 1 else None
+        if ctx.profile.kernels == "optimized" and axis is None and ot.dtype != np.int32:
+            return [optimized.affine_quantize(x, ot.scale[0], int(ot.zero_point[0]), ot.dtype)]
         return [quant.quantize(x, ot.scale if axis is not None else ot.scale[0],
                                ot.zero_point.astype(ot.dtype) if axis is not None else ot.dtype.type(ot.zero_point[0]),
                                dtype=ot.dtype.name, axis=axis, rounding="nearest_away")]  # fmt: skip
@@ -203,7 +206,7 @@ def quantize_op(ctx, op):
     if it.dtype == np.int32 and ot.dtype not in (np.int8, np.int16):
         raise ModelError(f"{op.describe()}: QUANTIZE from int32 to {ot.describe()} is not supported")
     (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
-    if (it.dtype == ot.dtype == np.int8 and ctx.profile.elementwise_impl == "xnnpack"
+    if (it.dtype == ot.dtype == np.int8 and ctx.profile.kernels == "xnnpack"
             and xnnpack.xnnpack_takes_requantize(si, so)):  # fmt: skip
         return [xnnpack.xnnpack_requantize(x, si, zi, so, zo).astype(np.int8)]
     y = fxp.wrap32(ctx.mbqm(op, fxp.wrap32(x.astype(np.int64) - zi), f64(si) / f64(so)).astype(np.int64) + zo)
@@ -213,13 +216,16 @@ def quantize_op(ctx, op):
 
 @kernel("DEQUANTIZE")
 def dequantize_op(ctx, op):
-    """``reference_ops::Dequantize``: ``float32(double(scale) * (x - zp))``."""
+    """``reference_ops::Dequantize``: ``float32(double(scale) * (x - zp))``; a profile with
+    ``kernels="optimized"`` follows ``optimized_ops::Dequantize`` (``tflite.optimized``)."""
     it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     if ot.dtype != np.float32 or it.dtype not in (np.int8, np.uint8, np.int16, np.float16):
         raise ModelError(f"{op.describe()}: DEQUANTIZE from {it.describe()} to {ot.describe()} is not supported")
     x = ctx.input(op, 0)
     if it.dtype == np.float16:
         return [x.astype(np.float32)]
+    if ctx.profile.kernels == "optimized" and it.scale.size == 1:
+        return [optimized.dequantize(x, it.scale[0], int(it.zero_point[0]))]
     if it.scale.size > 1:
         shape = [1] * x.ndim
         shape[it.quantized_dimension] = -1

@@ -19,6 +19,7 @@ from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import (
     act_range, activation_name, check_types, geometry, kernel, padding_name, qparams, type_range,
 )  # fmt: skip
+from intsim.tflite import optimized
 from intsim.tflite.model import ModelError
 
 ACT_TYPES = (np.int8, np.int16)
@@ -196,15 +197,20 @@ def max_pool_2d(ctx, op):
 def mean(ctx, op):
     """LiteRT ``reference_ops::QuantizedMeanOrSum`` (compute_sum=false): int32 sum over the
     axes, the multiplier ``s_in/s_out`` folded with ``1/n`` as ``(q << k) / n`` (``k = floor(log2
-    n)`` capped at 32 and ``31 + shift``), then MBQM of ``sum - zp_in * n`` and ``+ zp_out``."""
+    n)`` capped at 32 and ``31 + shift``), then MBQM of ``sum - zp_in * n`` and ``+ zp_out``.  A
+    profile with ``kernels="optimized"`` runs int8 4-D H-and-W means with ``keep_dims`` as
+    ``optimized_integer_ops::Mean`` (``tflite.optimized``), as LiteRT's reduce.cc does."""
     x = ctx.input(op, 0)
     xt, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     dtype = check_types(op, [xt, ot], ACT_TYPES)
     axes = sorted({int(a) % x.ndim for a in np.asarray(ctx.input(op, 1)).reshape(-1)})
     s_in, zp_in = qparams(xt, op)
     s_out, zp_out = qparams(ot, op)
+    keep = bool(op.options.get("keep_dims", False))
+    if ctx.profile.kernels == "optimized" and optimized.takes_mean(x.shape, axes, keep, dtype):
+        return [optimized.mean_hw(x, s_in, zp_in, s_out, zp_out, ctx.backend)]
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
-    total = x.astype(np.int64).sum(axis=tuple(axes), keepdims=bool(op.options.get("keep_dims", False)))
+    total = x.astype(np.int64).sum(axis=tuple(axes), keepdims=keep)
     total = g.wrap32(total)  # int32 temp_sum
     q, shift = fxp.quantize_multiplier(float(np.float64(s_in) / np.float64(s_out)), single_rounding=ctx.rounding(op) == "single")
     k = min(n.bit_length() - 1, 32, 31 + shift)

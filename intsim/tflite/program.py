@@ -50,7 +50,7 @@ MAX_MACS = 1 << 20
 _FC, _ADD, _COPY = 0, 1, 2
 _WIDTH = 20  # fields per row
 # the rules a program applies, by code (a profile naming another rule runs op by op)
-_RULES = ("float32", "float64-onnx", "float64-away", "double", "single", "int64")
+_RULES = ("float32", "float64-onnx", "float64-away", "double", "single", "int64", "double-up")
 
 
 # ---- the compiled program ------------------------------------------------------------------------
@@ -70,8 +70,10 @@ def _requant(acc, rule, p, u, units, ci, cf, zo, lo, hi):
         v = rules.mbqm_double_scalar(acc, q, e)
     elif rule == 4:
         v = rules.mbqm_single_scalar(acc, q, e)
-    else:
+    elif rule == 5:
         v = rules.mbqm_int64_scalar(acc, q, e)
+    else:
+        v = rules.mbqm_double_up_scalar(acc, q, e)
     return min(max(v + zo, lo), hi)
 
 

@@ -107,8 +107,8 @@ def explain(op: Operator, input_dtype, pa: _profiles.Profile, pb: _profiles.Prof
         if acc_a != acc_b:
             parts.append(f"accumulator {acc_a} vs {acc_b} (bits, overflow, int16 pairs)")
     own = ("ADD", "SUB", "MUL", "QUANTIZE")
-    if op.op in own and np.dtype(input_dtype) == np.int8 and pa.elementwise_impl != pb.elementwise_impl:
-        parts.append(f"{op.op} is {pa.elementwise_impl}'s arithmetic in {pa.name}, {pb.elementwise_impl}'s in {pb.name}")
+    if op.op in own and np.dtype(input_dtype) == np.int8 and pa.kernels != pb.kernels:
+        parts.append(f"{op.op} is {pa.kernels}'s arithmetic in {pa.name}, {pb.kernels}'s in {pb.name}")
     if op.op in ("LOGISTIC", "TANH") and pa.activation_impl != pb.activation_impl:
         parts.append(f"{pa.name} uses a {pa.activation_impl} implementation, {pb.name} a {pb.activation_impl} one")
     if op.op == "QUANTIZE" and pa.quantize_rounding != pb.quantize_rounding:

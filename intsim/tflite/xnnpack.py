@@ -1,6 +1,6 @@
 """XNNPACK's own int8 arithmetic, where LiteRT's default interpreter hands an operator to its
 XNNPACK delegate and XNNPACK computes otherwise than LiteRT's kernels (profile ``xnnpack``,
-``Profile.elementwise_impl="xnnpack"``).  Each rule says when the delegate takes the operator;
+``Profile.kernels="xnnpack"``).  Each rule says when the delegate takes the operator;
 the others stay with LiteRT's kernels.  Checked against ai-edge-litert 2.3's default
 ``Interpreter()`` in ``tests/test_litert_default.py``.
 

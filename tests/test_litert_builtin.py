@@ -1,0 +1,147 @@
+"""LiteRT's optimized builtin kernels (``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``)
+against the ``litert-builtin`` profile, bit for bit: every operator case of test_tflite_ops,
+tie-heavy convolutions with 12 channels (the rounding of optimized_ops::Quantize changes at
+channel 8), and every layer of the shared models and the builder's CNNs.  The reference
+interpreter is the control: on the tie-heavy cases the two modes must really disagree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _tflite_util import MODES, T, interpret, random_int, single_op
+from ai_edge_litert.interpreter import Interpreter
+from conftest import ALL_BACKENDS
+from test_tflite_ops import CASES, _inputs
+
+import intsim.tflite as itf
+from intsim.tflite.builder import example_cnn, example_mobilenet
+
+PROFILE = "litert-builtin"
+
+
+def _pow2_layer(rng, op, c=12, batch=24):
+    """``op`` with power-of-two scales (the last shift of the requantization sees exact ties),
+    per-channel filters, extreme input zero points, no fused activation."""
+    s_x, s_y = 2.0**-4, 2.0**-1
+    s_w = 2.0 ** -rng.integers(1, 5, c)  # multipliers 2**-4 .. 2**-7 and small weights: frequent ties,
+    zp_x, zp_y = int(rng.choice([-128, 0, 127])), int(rng.choice([-20, 0, 20]))  # outputs mostly in range
+    w = lambda shape: rng.integers(-8, 9, shape).astype(np.int8)  # noqa: E731
+    x = T("x", (batch, 40) if op == "FULLY_CONNECTED" else (1, 9, 9, 3), "INT8", scale=s_x, zero_point=zp_x)
+    bias = T("b", (c,), "INT32", data=rng.integers(-3000, 3000, c).astype(np.int32), scale=s_x * s_w,
+             zero_point=[0] * c)  # fmt: skip
+    zeros = [0] * c
+    if op == "FULLY_CONNECTED":
+        f = T("w", (c, 40), "INT8", data=w((c, 40)), scale=s_w, zero_point=zeros)
+        return single_op(op, [x, f, bias], [T("y", (batch, c), "INT8", scale=s_y, zero_point=zp_y)])
+    y = T("y", (1, 9, 9, c), "INT8", scale=s_y, zero_point=zp_y)
+    if op == "CONV_2D":
+        f = T("w", (c, 1, 1, 3), "INT8", data=w((c, 1, 1, 3)), scale=s_w,
+              zero_point=zeros)  # fmt: skip
+        return single_op(op, [x, f, bias], [y], {"padding": 0, "stride_h": 1, "stride_w": 1})
+    if op == "DEPTHWISE_CONV_2D":  # depth multiplier 4: 12 channels from 3
+        f = T("w", (1, 3, 3, c), "INT8", data=w((1, 3, 3, c)), scale=s_w,
+              zero_point=zeros, quantized_dimension=3)  # fmt: skip
+        return single_op(op, [x, f, bias], [y], {"padding": 0, "stride_h": 1, "stride_w": 1, "depth_multiplier": 4})
+    shape = T("shape", (4,), "INT32", data=np.array([1, 9, 9, c], np.int32))  # TRANSPOSE_CONV, stride 1
+    f = T("w", (c, 3, 3, 3), "INT8", data=w((c, 3, 3, 3)), scale=s_w,
+          zero_point=zeros)  # fmt: skip
+    return single_op(op, [shape, f, x], [y], {"padding": 0, "stride_h": 1, "stride_w": 1})
+
+
+TIES = {
+    "ties_conv_1x1_12ch": lambda r: _pow2_layer(r, "CONV_2D"),
+    "ties_depthwise_12ch": lambda r: _pow2_layer(r, "DEPTHWISE_CONV_2D"),
+    "ties_transpose_conv_12ch": lambda r: _pow2_layer(r, "TRANSPOSE_CONV"),
+    "ties_fc_12_units": lambda r: _pow2_layer(r, "FULLY_CONNECTED"),
+    "ties_fc_batch1": lambda r: _pow2_layer(r, "FULLY_CONNECTED", batch=1),  # the GEMV path
+}
+
+
+def _check(data, draws, rng):
+    model = itf.load(data)
+    departs = 0
+    for draw in range(draws):
+        xs = _inputs(model, rng)
+        want = interpret(data, xs, PROFILE)
+        for backend in ALL_BACKENDS if draw == 0 else ("jit",):  # the Python-int reference once
+            got = itf.run(model, xs, profile=PROFILE, backend=backend)
+            for g, w in zip(got, want, strict=True):
+                assert g.dtype == w.dtype and g.shape == w.shape
+                np.testing.assert_array_equal(g, w, err_msg=backend)
+        departs += sum(int(np.count_nonzero(a != b)) for a, b in zip(interpret(data, xs, "tflite-reference"), want))
+    return departs
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_matches_litert_builtin(case):
+    rng = np.random.default_rng(sum(map(ord, case)) + 2)
+    _check(CASES[case](rng), 4, rng)
+
+
+@pytest.mark.parametrize("case", sorted(TIES))
+def test_tie_heavy_layers_match_litert_builtin_and_depart_from_builtin_ref(case):
+    rng = np.random.default_rng(sum(map(ord, case)))
+    assert _check(TIES[case](rng), 3, rng), "BUILTIN_REF agrees everywhere: the case does not tell the modes apart"
+
+
+@pytest.mark.parametrize("dtype", ["INT8", "UINT8", "INT16"])
+def test_quantize_and_dequantize_at_every_position(dtype):
+    """13 and 29 elements: the NEON loop takes 8 and 24, the scalar loop the rest.  Inputs are
+    exact ties of the scale (half to even in the loop, away from zero in the tail), huge values
+    and infinities."""
+    rng = np.random.default_rng(len(dtype))
+    scale, zp = 2.0**-5, {"INT8": -3, "UINT8": 128, "INT16": 0}[dtype]
+    info = np.iinfo(dtype.lower())
+    departs = 0
+    for n in (13, 29):
+        q = single_op("QUANTIZE", [T("x", (n,), "FLOAT32")], [T("y", (n,), dtype, scale=scale, zero_point=zp)])
+        dq = single_op("DEQUANTIZE", [T("x", (n,), dtype, scale=0.0371, zero_point=zp)], [T("y", (n,), "FLOAT32")])
+        for _ in range(6):
+            x = (rng.integers(-300, 300, n) + 0.5) * scale
+            x[rng.integers(0, n, 3)] = rng.choice([1e30, -1e30, np.inf, -np.inf, 3e9 * scale], 3)
+            x = x.astype(np.float32)
+            xi = random_int(rng, (n,), info.dtype)
+            for data, inputs in ((q, [x]), (dq, [xi])):
+                want = interpret(data, inputs, PROFILE)[0]
+                np.testing.assert_array_equal(itf.run(itf.load(data), inputs, profile=PROFILE)[0], want)
+                departs += int(np.count_nonzero(interpret(data, inputs, "tflite-reference")[0] != want))
+    assert departs, "BUILTIN_REF agrees everywhere: the cases do not tell the modes apart"
+
+
+@pytest.mark.parametrize("channels", [4, 16, 20, 37])
+def test_mean_over_h_and_w_by_channel_blocks(channels):
+    """The optimized MEAN: channels in blocks of 16 round their ties up, the rest away from zero;
+    H * W = 4 and power-of-two scales make ties frequent."""
+    rng = np.random.default_rng(channels)
+    for zp_in, zp_out in ((-128, 0), (5, -7), (127, 127)):
+        x = T("x", (3, 2, 2, channels), "INT8", scale=2.0**-3, zero_point=zp_in)
+        axes = T("axes", (2,), "INT32", data=np.array([2, 1], np.int32))
+        y = T("y", (3, 1, 1, channels), "INT8", scale=2.0**-5, zero_point=zp_out)
+        data = single_op("MEAN", [x, axes], [y], {"keep_dims": True})
+        _check(data, 2, rng)
+
+
+def _model(name, models_dir) -> bytes:
+    if name == "example_cnn":
+        return example_cnn(seed=7)
+    if name == "example_mobilenet":
+        return example_mobilenet(seed=3, size=32)
+    return (models_dir / "tflite" / f"{name}.tflite").read_bytes()
+
+
+@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized", "example_cnn", "example_mobilenet"])
+def test_every_layer_matches_litert_builtin(name, models_dir):
+    data = _model(name, models_dir)
+    model = itf.load(data)
+    ip = Interpreter(model_content=data, experimental_op_resolver_type=MODES[PROFILE],
+                     experimental_preserve_all_tensors=True)  # fmt: skip
+    ip.allocate_tensors()
+    rng = np.random.default_rng(11)
+    for _ in range(4):
+        x = random_int(rng, model.input_details()[0].shape, model.input_details()[0].dtype)
+        ip.set_tensor(ip.get_input_details()[0]["index"], x)
+        ip.invoke()
+        _, tensors = itf.run(model, x, profile=PROFILE, return_intermediates=True)
+        for op in model.operators:
+            t = model.tensors[op.outputs[0]]
+            np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=f"{name}: {op.describe()}")
