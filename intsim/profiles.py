@@ -38,6 +38,7 @@ MULTIPLIER_RULES = ("float64", "float32-product", "float32")
 OVERFLOW = ("wrap", "saturate")
 ACTIVATION_IMPLS = ("lut", "fixed-point")
 KERNELS = ("reference", "optimized", "xnnpack")
+DELEGATES = ("", "xnnpack")
 OP_CLASSES = {
     "conv": "Conv2D, ONNX QLinearConv",
     "depthwise": "DEPTHWISE_CONV_2D",
@@ -75,6 +76,8 @@ class Profile:
     # whose arithmetic the operators with their own (ADD/SUB/MUL, QUANTIZE, DEQUANTIZE, MEAN) follow:
     # LiteRT's reference kernels (by the table), its optimized kernels, or XNNPACK where LiteRT's delegate takes them
     kernels: str = "reference"
+    # "xnnpack": the nodes LiteRT's XNNPACK delegate takes run profile ``xnnpack`` (intsim.tflite.delegate)
+    delegate: str = ""
     accumulator_bits: int = 32
     accumulator_overflow: str = "wrap"
     int16_pairs: bool = False  # uint8 x int8 products summed in saturating int16 pairs (x86 vpmaddubsw)
@@ -101,6 +104,7 @@ class Profile:
         for field_, value, allowed in (
             ("activation_impl", self.activation_impl, ACTIVATION_IMPLS),
             ("kernels", self.kernels, KERNELS),
+            ("delegate", self.delegate, DELEGATES),
             ("accumulator_overflow", self.accumulator_overflow, OVERFLOW),
             ("quantize_rounding", self.quantize_rounding, tuple(MODES)),
         ):  # fmt: skip
@@ -306,6 +310,16 @@ PROFILES = {
             table(("double-up", "float64"), ("double-up", "float64"), int16_fc=("float64-away", "float64"))
             | {"depthwise": ("double-up8", "float64"), "transpose-conv": ("double-up8", "float64")},
             quantize_rounding="nearest_away", kernels="optimized",
+        ),
+        Profile(
+            "litert",
+            "LiteRT's default Interpreter() (OpResolverType.AUTO): the nodes its XNNPACK delegate takes "
+            "(tflite/delegates/xnnpack/xnnpack_delegate.cc, as intsim.tflite.delegate models it) by "
+            "XNNPACK's arithmetic (profile xnnpack), the others by LiteRT's optimized builtin kernels "
+            "(as litert-builtin). Measured against ai-edge-litert 2.3 on x86-64",
+            table(("double-up", "float64"), ("double-up", "float64"), int16_fc=("float64-away", "float64"))
+            | {"depthwise": ("double-up8", "float64"), "transpose-conv": ("double-up8", "float64")},
+            quantize_rounding="nearest_away", kernels="optimized", delegate="xnnpack",
         ),
         Profile(
             "tflm",

@@ -25,6 +25,7 @@ def single_op(op: str, inputs: list, outputs: list, options: dict | None = None,
 MODES = {
     "tflite-reference": OpResolverType.BUILTIN_REF,
     "litert-builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    "litert": OpResolverType.AUTO,  # the default Interpreter(): XNNPACK where its delegate takes the node
 }
 
 

@@ -65,7 +65,8 @@ def test_explanations_name_the_rules_that_differ(cnn):
     op = next(o for o in cnn.operators if o.op == "FULLY_CONNECTED")
     assert explain(op, np.int8, profiles.get("tflite-reference"), profiles.get("tflm")) == (
         "FULLY_CONNECTED: tflite-reference rounds once in float64 (ties away from zero); tflm rounds twice "
-        "(MultiplyByQuantizedMultiplier: SRDHM, then a rounding right shift); multiplier s_in*s_w/s_out in "
+        "(MultiplyByQuantizedMultiplier: SRDHM, then a rounding right shift, ties away from zero); multiplier "
+        "s_in*s_w/s_out in "
         "float64 (tflite-reference) vs float32-product (tflm)")  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """LiteRT's default interpreter (``Interpreter()``: the XNNPACK delegate where it takes the node)
-against the ``xnnpack`` profile, on single-op int8 models whose only operator XNNPACK runs:
+against the ``litert`` profile (every operator case, the delegate's partition, every layer of
+four models) and the ``xnnpack`` profile, on single-op int8 models whose only operator XNNPACK runs:
 CONV_2D (3x3 and 1x1), DEPTHWISE_CONV_2D and FULLY_CONNECTED, per-channel filters, every fused
 activation, ADD/SUB/MUL and int8 QUANTIZE (hypothesis: scales, extreme zero points, broadcasting); and in every
 layer of an example CNN; under every backend.  The same models under BUILTIN_REF are the control: the two
@@ -9,13 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tflite_util import T, random_int, reference, single_op
+from _tflite_util import T, interpret, random_int, reference, single_op
 from ai_edge_litert.interpreter import Interpreter
 from conftest import ALL_BACKENDS
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_tflite_ops import CASES, _inputs
 
 import intsim.tflite as itf
+from intsim.tflite import delegate
+from intsim.tflite.builder import example_cnn, example_mobilenet
+from intsim.tflite.model import ModelError
 
 
 def default_interpreter(model: bytes, x: np.ndarray) -> np.ndarray:
@@ -75,8 +80,6 @@ def test_xnnpack_profile_equals_the_default_interpreter_in_every_layer_of_a_cnn(
     """``builder.example_cnn`` (conv, depthwise, 1x1 convs, residual ADD, average pool, FC,
     softmax) with every layer's output a graph output, read from the interpreter as users run it
     (no ``experimental_preserve_all_tensors``)."""
-    from intsim.tflite.builder import example_cnn
-
     data = example_cnn(seed=7, every_output=True)
     m = itf.load(data)
     rng = np.random.default_rng(2)
@@ -175,3 +178,62 @@ def test_xnnpack_requantize_departs_from_the_reference_kernels():
     x = random_int(np.random.default_rng(0), (4, 64), np.int8)
     got = itf.run(itf.load(model), x, profile="xnnpack")[0]
     assert np.array_equal(got, default_interpreter(model, x)) and np.count_nonzero(got != reference(model, [x])[0]) > 0
+
+
+# ---- the litert profile: XNNPACK where the delegate takes the node, LiteRT's optimized kernels elsewhere
+
+
+def _delegated(data: bytes) -> bool:
+    ip = Interpreter(model_content=data)
+    ip.allocate_tensors()
+    return "DELEGATE" in [o["op_name"] for o in ip._get_ops_details()]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_litert_profile_equals_the_default_interpreter(case):
+    """Every operator case: the partition as the interpreter makes it, and the outputs; a node the
+    delegate takes whose XNNPACK arithmetic intsim lacks raises, naming the node."""
+    rng = np.random.default_rng(sum(map(ord, case)) + 3)
+    data = CASES[case](rng)
+    m = itf.load(data)
+    (op,) = m.operators
+    why = delegate.builtin_reason(m, op)
+    assert (why is None) == _delegated(data), f"{op.describe()}: intsim says {why or 'delegated'}"
+    if why is None and (op.op in delegate.UNMODELLED or m.tensors[op.inputs[0]].dtype == np.float32):
+        with pytest.raises(ModelError, match="XNNPACK delegate takes this node"):
+            itf.run(m, _inputs(m, rng), profile="litert")
+        return
+    for draw in range(3):
+        xs = _inputs(m, rng)
+        want = interpret(data, xs, "litert")
+        for backend in ALL_BACKENDS if draw == 0 else ("jit",):
+            for g, w in zip(itf.run(m, xs, profile="litert", backend=backend), want, strict=True):
+                np.testing.assert_array_equal(g, w, err_msg=backend)
+
+
+def _model(name, models_dir) -> bytes:
+    if name == "example_cnn":
+        return example_cnn(seed=7)
+    if name == "example_mobilenet":
+        return example_mobilenet(seed=3, size=32)
+    return (models_dir / "tflite" / f"{name}.tflite").read_bytes()
+
+
+@pytest.mark.filterwarnings("ignore:Warning. Enabling .experimental_preserve_all_tensors.")
+@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized", "example_cnn", "example_mobilenet"])
+def test_litert_profile_equals_the_default_interpreter_in_every_layer(name, models_dir):
+    """Read with ``experimental_preserve_all_tensors`` (the default interpreter's outputs are the
+    same without it: the CNN test above reads every layer as a graph output)."""
+    data = _model(name, models_dir)
+    m = itf.load(data)
+    ip = Interpreter(model_content=data, experimental_preserve_all_tensors=True)
+    ip.allocate_tensors()
+    rng = np.random.default_rng(12)
+    for _ in range(4):
+        x = random_int(rng, m.input_details()[0].shape, m.input_details()[0].dtype)
+        ip.set_tensor(ip.get_input_details()[0]["index"], x)
+        ip.invoke()
+        _, tensors = itf.run(m, x, profile="litert", return_intermediates=True)
+        for op in m.operators:
+            t = m.tensors[op.outputs[0]]
+            np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=f"{name}: {op.describe()}")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from intsim import profiles as _profiles
+from intsim.tflite import delegate
 from intsim.tflite import kernels_activation, kernels_elementwise, kernels_nn, kernels_shape  # noqa: F401 (registration)
 from intsim.tflite.context import KERNELS, Context, reported
 from intsim.tflite.model import Model, ModelError, Operator, parse
@@ -35,8 +37,12 @@ def load(model) -> Model:
 
 
 def execute(ctx: Context, op: Operator) -> list[np.ndarray]:
-    """Run one operator on ``ctx.values``; checks the results against the model's tensors."""
+    """Run one operator on ``ctx.values``; checks the results against the model's tensors.  A
+    profile with a delegate runs the nodes the delegate takes by the delegate's profile."""
     with reported(ctx.model, op):
+        if ctx.profile.delegate:
+            profile = delegate.node_profile(ctx.model, op, ctx.profile)
+            ctx = ctx if profile is ctx.profile else replace(ctx, profile=profile)
         outs = KERNELS[op.op](ctx, op)
     for k, y in zip(op.outputs, outs, strict=True):
         t = ctx.tensor(k)

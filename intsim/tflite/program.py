@@ -171,6 +171,8 @@ class Program:
         self._rows: list[int] = []
         if not model.inputs or not model.outputs:
             raise NotEligible("the model has no inputs or no outputs")
+        if profile.delegate:
+            raise NotEligible(f"profile {profile.name!r} splits the model between its delegate and LiteRT's kernels")
         for t in model.input_details():
             self._check_activation(t)
             self._slot(t.index)

@@ -19,11 +19,12 @@ departs.  ``Divergence.text()`` prints it; ``Divergence.to_dict()`` is its JSON 
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from intsim import profiles as _profiles
+from intsim.tflite import delegate
 from intsim.tflite.context import OWN_MULTIPLIER_CLASS, Context
 from intsim.tflite.interpreter import execute, load
 from intsim.tflite.model import Operator
@@ -91,8 +92,11 @@ def op_class(op: Operator, input_dtype) -> str | None:
     return OWN_MULTIPLIER_CLASS.get(op.op)
 
 
-def explain(op: Operator, input_dtype, pa: _profiles.Profile, pb: _profiles.Profile) -> str:
-    """The differences between ``pa`` and ``pb`` that bear on ``op`` (one line)."""
+def explain(op: Operator, input_dtype, pa: _profiles.Profile, pb: _profiles.Profile, model=None) -> str:
+    """The differences between ``pa`` and ``pb`` that bear on ``op`` (one line); given the
+    model, a profile with a delegate is read as the profile that runs ``op``."""
+    if model is not None:
+        pa, pb = (_as_run(model, op, p) for p in (pa, pb))
     parts = []
     cls = op_class(op, input_dtype)
     if cls is not None:
@@ -114,6 +118,11 @@ def explain(op: Operator, input_dtype, pa: _profiles.Profile, pb: _profiles.Prof
     if op.op == "QUANTIZE" and pa.quantize_rounding != pb.quantize_rounding:
         parts.append(f"float inputs round {pa.quantize_rounding} ({pa.name}) vs {pb.quantize_rounding} ({pb.name})")
     return f"{op.op}: " + ("; ".join(parts) if parts else "the same rules in both profiles")
+
+
+def _as_run(model, op: Operator, p: _profiles.Profile) -> _profiles.Profile:
+    node = delegate.node_profile(model, op, p)
+    return p if node is p else replace(node, name=f"{p.name} ({node.name})")
 
 
 def _rules(p: _profiles.Profile, cls: str):
@@ -213,7 +222,7 @@ def divergence(model, samples, profiles, *, backend: str = "jit") -> Divergence:
                 out_differ += int(np.count_nonzero(a.values[k] != b.values[k]))
         pair = PairDivergence(pa.name, pb.name, output_elements=out_elements, output_differ=out_differ)
         for (index, k), (op, dtype, elements, differ, max_lsb, originate, arrive) in stats.items():
-            why = explain(op, dtype, pa, pb) if originate else ""
+            why = explain(op, dtype, pa, pb, m) if originate else ""
             pair.layers.append(LayerDivergence(index, op.op, m.tensors[k].name, elements, differ, max_lsb, originate,
                                                arrive, why))  # fmt: skip
             if differ and pair.first_layer is None:
