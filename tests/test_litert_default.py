@@ -18,9 +18,8 @@ from hypothesis import strategies as st
 from test_tflite_ops import CASES, _inputs
 
 import intsim.tflite as itf
-from intsim.tflite import delegate
+from intsim.tflite import delegate, xnnpack
 from intsim.tflite.builder import example_cnn, example_mobilenet
-from intsim.tflite.model import ModelError
 
 
 def default_interpreter(model: bytes, x: np.ndarray) -> np.ndarray:
@@ -191,18 +190,13 @@ def _delegated(data: bytes) -> bool:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_litert_profile_equals_the_default_interpreter(case):
-    """Every operator case: the partition as the interpreter makes it, and the outputs; a node the
-    delegate takes whose XNNPACK arithmetic intsim lacks raises, naming the node."""
+    """Every operator case: the partition as the interpreter makes it, and the outputs."""
     rng = np.random.default_rng(sum(map(ord, case)) + 3)
     data = CASES[case](rng)
     m = itf.load(data)
     (op,) = m.operators
     why = delegate.builtin_reason(m, op)
     assert (why is None) == _delegated(data), f"{op.describe()}: intsim says {why or 'delegated'}"
-    if why is None and (op.op in delegate.UNMODELLED or m.tensors[op.inputs[0]].dtype == np.float32):
-        with pytest.raises(ModelError, match="XNNPACK delegate takes this node"):
-            itf.run(m, _inputs(m, rng), profile="litert")
-        return
     for draw in range(3):
         xs = _inputs(m, rng)
         want = interpret(data, xs, "litert")
@@ -237,3 +231,55 @@ def test_litert_profile_equals_the_default_interpreter_in_every_layer(name, mode
         for op in m.operators:
             t = m.tensors[op.outputs[0]]
             np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=f"{name}: {op.describe()}")
+
+
+@settings(max_examples=30, deadline=None)
+@given(s_in=SCALE, s_out=SCALE, alpha=st.sampled_from([0.1, 0.2, -0.3, 0.5, 1e-3, 3.0, -200.0]),
+       zps=st.tuples(*[st.sampled_from([-128, -1, 0, 5, 127])] * 2), seed=st.integers(0, 2**16))  # fmt: skip
+def test_litert_leaky_relu_inside_and_outside_the_delegate(s_in, s_out, alpha, zps, seed):
+    """XNNPACK's Q8 leaky ReLU where the delegate takes the node, LiteRT's kernel where it does not."""
+    model = single_op("LEAKY_RELU", [T("x", (4, 64), "INT8", scale=s_in, zero_point=zps[0])],
+                      [T("y", (4, 64), "INT8", scale=s_out, zero_point=zps[1])], {"alpha": alpha})  # fmt: skip
+    x = np.arange(-128, 128, dtype=np.int8).reshape(4, 64)  # every input value
+    want = default_interpreter(model, x)
+    m = itf.load(model)
+    assert (delegate.builtin_reason(m, m.operators[0]) is None) == _delegated(model)
+    for backend in ALL_BACKENDS:
+        np.testing.assert_array_equal(itf.run(m, x, profile="litert", backend=backend)[0], want, err_msg=backend)
+
+
+@settings(max_examples=30, deadline=None)
+@given(axes=st.sampled_from([(1, 2), (3,), (0,), (1,), (2, 3), (1, 2, 3), (-1, -2), (1, 1)]), keep=st.booleans(),
+       scales=st.tuples(SCALE, SCALE), zps=st.tuples(*[st.sampled_from([-128, -3, 0, 9, 127])] * 2),
+       seed=st.integers(0, 2**16))  # fmt: skip
+def test_litert_mean_is_xnnpacks(axes, keep, scales, zps, seed):
+    """Every int8 MEAN goes to XNNPACK: float32 scale and zero point, ties to even."""
+    shape = (2, 4, 6, 5)
+    red = sorted({a % 4 for a in axes})
+    out = tuple(1 if i in red else d for i, d in enumerate(shape)) if keep else \
+        tuple(d for i, d in enumerate(shape) if i not in red)  # fmt: skip
+    model = single_op("MEAN", [T("x", shape, "INT8", scale=scales[0], zero_point=zps[0]),
+                               T("axes", (len(axes),), "INT32", data=np.array(axes, np.int32))],
+                      [T("y", out, "INT8", scale=scales[1], zero_point=zps[1])], {"keep_dims": keep})  # fmt: skip
+    x = random_int(np.random.default_rng(seed), shape, np.int8)
+    m = itf.load(model)
+    np.testing.assert_array_equal(itf.run(m, x, profile="litert")[0], default_interpreter(model, x))
+
+
+@settings(max_examples=25, deadline=None)
+@given(scale=SCALE, zp=st.sampled_from([-128, -6, 0, 4, 127]), n=st.sampled_from([1, 7, 64, 77]),
+       seed=st.integers(0, 2**16))  # fmt: skip
+def test_litert_quantize_from_float_is_xnnpacks(scale, zp, n, seed):
+    """x * float32(1 / scale), ties to even, saturated; NaN and infinities included."""
+    rng = np.random.default_rng(seed)
+    x = ((rng.integers(-200, 200, n) + 0.5) * np.float32(scale)).astype(np.float32)  # near-ties
+    x[rng.integers(0, n, min(n, 3))] = rng.choice([np.nan, np.inf, -np.inf, 1e30, -0.0], min(n, 3))
+    model = single_op("QUANTIZE", [T("x", (n,), "FLOAT32")], [T("y", (n,), "INT8", scale=scale, zero_point=zp)])
+    np.testing.assert_array_equal(itf.run(itf.load(model), x, profile="litert")[0], default_interpreter(model, x))
+
+
+def test_xnnpack_mean_refuses_runs_its_sum_kernel_wraps():
+    x = np.zeros((1, 2, 9000), np.int8)
+    with pytest.raises(ValueError, match="wraps its 16-bit partial sums"):
+        xnnpack.xnnpack_mean(x, (2,), False, 0.1, 0, 0.1, 0)
+    assert xnnpack.xnnpack_mean(x, (1,), False, 0.1, 0, 0.1, 0).shape == (1, 9000)  # not the last axis: exact

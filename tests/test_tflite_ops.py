@@ -252,9 +252,9 @@ def test_every_registered_op_is_covered():
 
 
 # operators whose arithmetic the profile's conv/FC rules or quantize rounding decide, and those
-# it runs by XNNPACK's own arithmetic (int8 ADD/SUB/MUL/QUANTIZE: tests/test_litert_default.py)
+# it runs by XNNPACK's own arithmetic (int8 ADD/SUB/MUL/QUANTIZE/LEAKY_RELU/MEAN: tests/test_litert_default.py)
 RULED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "QUANTIZE"}
-XNNPACK_OWN = {"ADD", "SUB", "MUL", "QUANTIZE"}
+XNNPACK_OWN = {"ADD", "SUB", "MUL", "QUANTIZE", "LEAKY_RELU", "MEAN"}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -17,11 +17,13 @@ from intsim.tflite import xnnpack
 from intsim.tflite.model import Model, ModelError, Operator
 
 WEIGHTED = {"CONV_2D": 0, "DEPTHWISE_CONV_2D": 3, "FULLY_CONNECTED": 0, "TRANSPOSE_CONV": 0}  # filter channel axis
-FUSED = (0, 1, 2, 3)  # NONE, RELU, RELU_N1_TO_1, RELU6: the fused activations the delegate accepts
-# operators the delegate takes whose arithmetic there intsim does not model yet
-UNMODELLED = {"LEAKY_RELU": "XNNPACK's qs8 leaky ReLU", "MEAN": "XNNPACK's qs8 mean"}
-# operators it takes whose result equals LiteRT's kernels' (data movement, max, or measured equal)
-SAME = {"MAX_POOL_2D", "LOGISTIC", "TANH", "DEQUANTIZE", "PAD", "RESHAPE", "TRANSPOSE", "CONCATENATION"}
+FUSED = (0, 1, 2, 3)  # NONE, RELU, RELU_N1_TO_1, RELU6: the fused activations the delegate accepts (1887)
+# operators it takes whose results equal LiteRT's kernels' (data movement, max; LOGISTIC, TANH and
+# DEQUANTIZE measured equal)
+SAME = {"MAX_POOL_2D", "LOGISTIC", "TANH", "DEQUANTIZE", "PAD", "RESHAPE", "TRANSPOSE", "CONCATENATION",
+        "STRIDED_SLICE"}  # fmt: skip
+NEVER = {"HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D", "SOFTMAX", "PADV2", "SQUEEZE"}
+f32 = np.float32
 
 
 def _tensor(model: Model, op: Operator, k: int):
@@ -29,39 +31,86 @@ def _tensor(model: Model, op: Operator, k: int):
     return None if i < 0 else model.tensors[i]
 
 
+def _same_quantization(a, b) -> bool:
+    return np.array_equal(a.scale, b.scale) and np.array_equal(a.zero_point, b.zero_point)
+
+
+def _weighted(model: Model, op: Operator) -> str | None:
+    """CONV_2D 3983, DEPTHWISE_CONV_2D 4206, FULLY_CONNECTED 4933, TRANSPOSE_CONV 6838."""
+    w, b = _tensor(model, op, 1), _tensor(model, op, 3 if op.op == "TRANSPOSE_CONV" else 2)
+    if w is None or w.data is None:
+        return "its filter is not a constant"
+    if w.scale.size > 1 and w.quantized_dimension != WEIGHTED[op.op]:
+        return f"its filter is quantized along axis {w.quantized_dimension}"
+    if op.op == "FULLY_CONNECTED" and w.scale.size == 1 and w.zero_point.size and w.zero_point[0]:
+        return "its filter has a zero point other than 0"
+    if op.options.get("fused_activation_function", 0) not in FUSED:
+        return "its fused activation is not one XNNPACK applies"
+    if b is None:
+        return None if op.op in ("FULLY_CONNECTED", "TRANSPOSE_CONV") else "it has no bias"
+    if b.data is None or b.scale.size == 0 or not np.all(b.scale > 0):
+        return "its bias carries no quantization parameters"
+    if op.op != "FULLY_CONNECTED" and (w.scale.size > 1) != (b.scale.size > 1):
+        raise ModelError(f"{op.describe()}: LiteRT's default interpreter fails to prepare it (XNNPACK takes "
+                         "the node, then refuses per-channel filters with a per-tensor bias or the converse)")  # fmt: skip
+    return None
+
+
 def builtin_reason(model: Model, op: Operator) -> str | None:
-    """Why LiteRT's XNNPACK delegate leaves ``op`` to the builtin kernels, or None if it takes it."""
+    """Why LiteRT's XNNPACK delegate leaves ``op`` to the builtin kernels, or None if it takes
+    it (line numbers: ``xnnpack_delegate.cc`` at LiteRT 2.3.0).  Raises ``ModelError`` where the
+    delegate takes a node XNNPACK then refuses: the default interpreter fails on that model."""
     x = _tensor(model, op, 2 if op.op == "TRANSPOSE_CONV" else 0)
+    out = model.tensors[op.outputs[0]] if op.outputs else None
     dtype = None if x is None else x.dtype
-    if dtype != np.int8 and not (op.op == "QUANTIZE" and dtype == np.float32):
-        return f"XNNPACK takes int8 {op.op}, not {dtype}"
+    if op.op in NEVER:
+        return f"XNNPACK's delegate takes {op.op} in float only" if op.op not in ("PADV2", "SQUEEZE") else \
+            f"XNNPACK's delegate does not take {op.op}"
+    if dtype not in (np.int8, np.uint8) and not (op.op == "QUANTIZE" and dtype == np.float32):
+        return f"XNNPACK's delegate takes 8-bit {op.op}, not {dtype}"
     if op.op in WEIGHTED:
-        w, b = _tensor(model, op, 1), _tensor(model, op, 3 if op.op == "TRANSPOSE_CONV" else 2)
-        if w is None or w.data is None:
-            return "its filter is not a constant"
-        if w.scale.size > 1 and w.quantized_dimension != WEIGHTED[op.op]:
-            return f"its filter is quantized along axis {w.quantized_dimension}"
-        if b is None:
-            return None if op.op in ("FULLY_CONNECTED", "TRANSPOSE_CONV") else "it has no bias"
-        if b.data is None or b.scale.size == 0:
-            return "its bias carries no quantization parameters"
-        if op.options.get("fused_activation_function", 0) not in FUSED:
-            return "its fused activation is not one XNNPACK applies"
-        return None
-    if op.op in ("ADD", "SUB"):
-        s1, s2, so = (float(t.scale[0]) for t in (_tensor(model, op, 0), _tensor(model, op, 1),
-                                                  model.tensors[op.outputs[0]]))  # fmt: skip
-        return None if xnnpack.xnnpack_takes_add(s1, s2, so) else "its scale ratios lie outside XNNPACK's range"
+        return _weighted(model, op)
+    if op.op in ("ADD", "SUB", "MUL"):
+        s1, s2, so = (f32(t.scale[0]) for t in (_tensor(model, op, 0), _tensor(model, op, 1), out))
+        if op.op == "MUL":
+            return None if xnnpack.xnnpack_takes_mul(s1, s2, so) else "its scale ratio lies outside XNNPACK's [2**-16, 2**8)"
+        return None if xnnpack.xnnpack_takes_add(s1, s2, so) else "its scale ratios lie outside XNNPACK's [2**-10, 2**8)"
     if op.op == "QUANTIZE":
-        out = model.tensors[op.outputs[0]]
-        if out.dtype != np.int8:
-            return f"XNNPACK quantizes to int8, not {out.dtype}"
-        if dtype == np.int8 and not xnnpack.xnnpack_takes_requantize(float(x.scale[0]), float(out.scale[0])):
-            return "its scale ratio lies outside XNNPACK's range"
+        if out.scale.size != 1:
+            return "its output is quantized per channel"
+        if dtype == np.float32:
+            return None if out.dtype in (np.int8, np.uint8) else f"XNNPACK quantizes to 8 bits, not {out.dtype}"
+        if out.dtype != dtype:
+            return "XNNPACK requantizes within one 8-bit type"
+        return None if xnnpack.xnnpack_takes_requantize(x.scale[0], out.scale[0]) else \
+            "its scale ratio lies outside XNNPACK's [2**-8, 2**7]"
+    if op.op == "LEAKY_RELU":  # 4649
+        takes = xnnpack.xnnpack_takes_leaky_relu(x.scale[0], out.scale[0], op.options.get("alpha", 0.2))
+        return None if takes else "its alpha or scale ratio lies outside XNNPACK's range"
+    if op.op == "MAX_POOL_2D":  # 5234, 2144
+        o = op.options
+        if o["stride_h"] > o["filter_height"] or o["stride_w"] > o["filter_width"]:
+            return "its stride exceeds its filter"
+        if o["filter_height"] == o["filter_width"] == 1 and max(o["stride_h"], o["stride_w"]) > 1:
+            return "a 1x1 pool with stride above 1"
+    if op.op == "STRIDED_SLICE":  # 6245
+        o, strides = op.options, _tensor(model, op, 3)
+        if any(o.get(k, 0) for k in ("ellipsis_mask", "new_axis_mask", "shrink_axis_mask")):
+            return "it has an ellipsis, new-axis or shrink-axis mask"
+        if strides is None or strides.data is None or np.any(strides.data != 1):
+            return "its strides are not all 1"
+    if op.op == "CONCATENATION" and not 2 <= len(op.inputs) <= 5:
+        return "it joins fewer than 2 or more than 5 inputs"
+    if op.op == "RESHAPE" and not _same_quantization(x, out):
+        return "its input and output quantization differ"
+    if op.op in ("MAX_POOL_2D", "PAD", "TRANSPOSE", "STRIDED_SLICE", "CONCATENATION") and dtype == np.int8:
+        ins = [model.tensors[i] for i in (op.inputs if op.op == "CONCATENATION" else op.inputs[:1])]
+        if not all(_same_quantization(t, out) for t in ins):
+            raise ModelError(f"{op.describe()}: LiteRT's default interpreter fails to prepare it (XNNPACK takes "
+                             "the node, then refuses input and output quantization that differ)")  # fmt: skip
+    if op.op in ("MEAN", "LEAKY_RELU") or op.op in SAME:
         return None
-    if op.op == "MUL" or op.op in UNMODELLED or op.op in SAME:
-        return None
-    return f"XNNPACK's delegate does not take int8 {op.op}"
+    return f"XNNPACK's delegate does not take {op.op}"
 
 
 def node_profile(model: Model, op: Operator, profile: _profiles.Profile) -> _profiles.Profile:
@@ -69,8 +118,9 @@ def node_profile(model: Model, op: Operator, profile: _profiles.Profile) -> _pro
     ``delegate="xnnpack"`` profile's delegate takes, else ``profile`` itself."""
     if profile.delegate != "xnnpack" or builtin_reason(model, op) is not None:
         return profile
-    if op.op in UNMODELLED or (op.op == "QUANTIZE" and model.tensors[op.inputs[0]].dtype == np.float32):
-        what = UNMODELLED.get(op.op, "XNNPACK's float32 to int8 conversion")
+    x = model.tensors[op.inputs[2 if op.op == "TRANSPOSE_CONV" else 0]]
+    out = model.tensors[op.outputs[0]]
+    if (x.dtype == np.uint8 or out.dtype == np.uint8) and op.op not in SAME:
         raise ModelError(f"{op.describe()}: under profile {profile.name!r} LiteRT's XNNPACK delegate takes this "
-                         f"node, and {what} is not modelled yet")  # fmt: skip
+                         f"node, and XNNPACK's uint8 {op.op} is not modelled yet")  # fmt: skip
     return _profiles.get("xnnpack")

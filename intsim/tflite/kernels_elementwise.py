@@ -83,14 +83,15 @@ def mul(ctx, op):
     """``reference_integer_ops::Mul`` / ``reference_ops::Mul<int16_t>``: ``MBQM((x1 - z1) *
     (x2 - z2))`` with the multiplier ``s1 * s2 / s_out`` evaluated in float32 (mul.cc).  A
     profile with ``kernels="xnnpack"`` requantizes the int8 product as XNNPACK's qs8 vmul
-    does (``src/qs8-vmul``, fp32: the ``float32`` rule with that same multiplier)."""
+    does (``src/qs8-vmul``, fp32: the ``float32`` rule with that same multiplier) where LiteRT's
+    delegate takes the node (``xnnpack.xnnpack_takes_mul``)."""
     t1, t2, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
     dtype = check_types(op, [t1, t2, ot], (np.int8, np.int16))
     (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(ot, op)
     x1, x2 = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
     m = f64(f32(f32(s1 * s2) / so))
     lo, hi = act_range(op, ot)
-    if dtype == np.int8 and ctx.profile.kernels == "xnnpack":
+    if dtype == np.int8 and ctx.profile.kernels == "xnnpack" and xnnpack.xnnpack_takes_mul(s1, s2, so):
         acc = ((x1 - z1) * (x2 - z2)).astype(np.int32)  # |acc| <= 255 * 255
         return [fxp.requantize_float(acc, m, zo, qmin=lo, qmax=hi, rule="float32", backend=ctx.backend).astype(dtype)]
     return [np.clip(ctx.mbqm(op, g.wrap32((x1 - z1) * (x2 - z2)), m) + zo, lo, hi).astype(dtype)]
@@ -128,11 +129,15 @@ def relu_n1_to_1(ctx, op):
 def leaky_relu(ctx, op):
     """``reference_ops::QuantizeLeakyRelu``: identity multiplier ``s_in / s_out`` for
     ``x >= zp``, alpha multiplier ``s_in * alpha / s_out`` (float32) otherwise; a negative alpha
-    multiplier is applied to the magnitude and negated."""
+    multiplier is applied to the magnitude and negated.  A profile with ``kernels="xnnpack"``
+    follows XNNPACK's qs8 leaky ReLU where LiteRT's delegate takes the node
+    (``xnnpack.xnnpack_leaky_relu``)."""
     it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     dtype = check_types(op, [it, ot], (np.int8, np.int16))
     (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
     alpha = f32(op.options.get("alpha", 0.2))
+    if dtype == np.int8 and ctx.profile.kernels == "xnnpack" and xnnpack.xnnpack_takes_leaky_relu(si, so, alpha):
+        return [xnnpack.xnnpack_leaky_relu(ctx.input(op, 0), si, zi, so, zo, alpha)]
     m_alpha = f64(f32(f32(si * alpha) / so))
     m_id = f64(f32(si / so))
     v = ctx.input(op, 0).astype(np.int64) - zi
@@ -189,8 +194,9 @@ def quantize_op(ctx, op):
     Integer pairs: int8, uint8 and int16 to each other, int8 and int16 to int32 (int16 -> int32
     in LiteRT too; int8 -> int32 in TFLite Micro only), int32 to int8 and int16.  A profile with
     ``kernels="optimized"`` quantizes float32 per tensor as ``optimized_ops::AffineQuantize``
-    (``tflite.optimized``); one with ``kernels="xnnpack"`` requantizes int8 -> int8 as XNNPACK
-    does where LiteRT's delegate takes it (``tflite.xnnpack.xnnpack_requantize``)."""
+    (``tflite.optimized``); one with ``kernels="xnnpack"`` quantizes float32 to int8 and
+    requantizes int8 -> int8 as XNNPACK does where LiteRT's delegate takes the node
+    (``tflite.xnnpack``)."""
     it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     x = ctx.input(op, 0)
     if ot.dtype not in (np.int8, np.uint8, np.int16, np.int32) or (it.dtype == np.float32 and ot.dtype == np.int32):
@@ -199,6 +205,8 @@ def quantize_op(ctx, op):
         axis = ot.quantized_dimension if ot.scale.size > 1 else None
         if ctx.profile.kernels == "optimized" and axis is None and ot.dtype != np.int32:
             return [optimized.affine_quantize(x, ot.scale[0], int(ot.zero_point[0]), ot.dtype)]
+        if ctx.profile.kernels == "xnnpack" and axis is None and ot.dtype == np.int8:
+            return [xnnpack.xnnpack_quantize(x, ot.scale[0], int(ot.zero_point[0]))]
         return [quant.quantize(x, ot.scale if axis is not None else ot.scale[0],
                                ot.zero_point.astype(ot.dtype) if axis is not None else ot.dtype.type(ot.zero_point[0]),
                                dtype=ot.dtype.name, axis=axis, rounding="nearest_away")]  # fmt: skip

@@ -19,7 +19,7 @@ from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import (
     act_range, activation_name, check_types, geometry, kernel, padding_name, qparams, type_range,
 )  # fmt: skip
-from intsim.tflite import optimized
+from intsim.tflite import optimized, xnnpack
 from intsim.tflite.model import ModelError
 
 ACT_TYPES = (np.int8, np.int16)
@@ -199,7 +199,8 @@ def mean(ctx, op):
     axes, the multiplier ``s_in/s_out`` folded with ``1/n`` as ``(q << k) / n`` (``k = floor(log2
     n)`` capped at 32 and ``31 + shift``), then MBQM of ``sum - zp_in * n`` and ``+ zp_out``.  A
     profile with ``kernels="optimized"`` runs int8 4-D H-and-W means with ``keep_dims`` as
-    ``optimized_integer_ops::Mean`` (``tflite.optimized``), as LiteRT's reduce.cc does."""
+    ``optimized_integer_ops::Mean`` (``tflite.optimized``), as LiteRT's reduce.cc does; one
+    with ``kernels="xnnpack"`` every int8 MEAN as XNNPACK does (``tflite.xnnpack.xnnpack_mean``)."""
     x = ctx.input(op, 0)
     xt, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     dtype = check_types(op, [xt, ot], ACT_TYPES)
@@ -209,6 +210,8 @@ def mean(ctx, op):
     keep = bool(op.options.get("keep_dims", False))
     if ctx.profile.kernels == "optimized" and optimized.takes_mean(x.shape, axes, keep, dtype):
         return [optimized.mean_hw(x, s_in, zp_in, s_out, zp_out, ctx.backend)]
+    if ctx.profile.kernels == "xnnpack" and dtype == np.int8 and axes:
+        return [xnnpack.xnnpack_mean(x, axes, keep, s_in, zp_in, s_out, zp_out).reshape(ot.shape)]
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
     total = x.astype(np.int64).sum(axis=tuple(axes), keepdims=keep)
     total = g.wrap32(total)  # int32 temp_sum

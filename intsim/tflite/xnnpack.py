@@ -9,7 +9,10 @@ the others stay with LiteRT's kernels.  Checked against ai-edge-litert 2.3's def
   ``lrintf(float32(s_in / s_out) * 256)`` and ``((zp_out << 8) + 128 + (x - zp_in) * m) >> 8``
   (arithmetic shift: round half up), saturated; the delegate takes it for ratios in
   [2**-8, 2**7] (measured).
-* MUL (int8): the ``float32`` rule on the int32 product (``kernels_elementwise.mul``).
+* MUL (int8): the ``float32`` rule on the int32 product (``kernels_elementwise.mul``), for
+  ``s1 * s2 / s_out`` in [2**-16, 2**8).
+* LEAKY_RELU, MEAN and QUANTIZE from float32 (int8): ``xnnpack_leaky_relu``, ``xnnpack_mean``,
+  ``xnnpack_quantize`` below.
 """
 
 from __future__ import annotations
@@ -95,3 +98,79 @@ def xnnpack_requantize(x, s_in, zp_in: int, s_out, zp_out: int) -> np.ndarray:
     m = int(np.rint(np.float32(np.float32(np.float32(s_in) / np.float32(s_out)) * np.float32(256))))
     acc = (int(zp_out) << 8) + 128 + (np.asarray(x, np.int64) - int(zp_in)) * m
     return np.clip(acc >> 8, -128, 127)
+
+
+# ---- MUL, LEAKY_RELU, MEAN, QUANTIZE from float32 -------------------------------------------------
+# Read from google/XNNPACK (src/microparams-init.c, src/qs8-vlrelu/, src/operators/reduce-nd.c,
+# src/reference/unary-elementwise.cc, src/f32-qs8-vcvt/) and matched against the AVX2 kernels of
+# ai-edge-litert 2.3 (xnn_qs8_vlrelu_ukernel__avx2_u32, xnn_qs8_rsum/rdsum avx2, the reference
+# int32 -> qs8 convert, xnn_f32_qs8_vcvt_ukernel__avx2_u64).  f32 arithmetic is IEEE float32, no FMA.
+
+f32 = np.float32
+
+
+def xnnpack_takes_mul(s1, s2, s_out) -> bool:
+    """Whether the delegate takes an int8 MUL: ``float32(s1 * s2) / s_out`` (float32) in
+    [2**-16, 2**8) (LiteRT ``xnnpack_delegate.cc`` VisitBinaryNode, measured at both ends)."""
+    return 2.0**-16 <= f32(f32(f32(s1) * f32(s2)) / f32(s_out)) < 2.0**8
+
+
+def xnnpack_takes_leaky_relu(s_in, s_out, alpha) -> bool:
+    """Whether the delegate takes an int8 LEAKY_RELU: alpha normal, ``r = s_in / s_out`` in
+    [2**-8, 128], ``alpha * r`` in [-127.99609375, 128] and at least 2**-8 in magnitude (float32,
+    inclusive; ``xnnpack_delegate.cc`` VisitUnaryNode)."""
+    alpha, r = f32(alpha), f32(f32(s_in) / f32(s_out))
+    ar = f32(alpha * r)
+    normal = bool(np.isfinite(alpha)) and abs(alpha) >= np.finfo(f32).tiny
+    return normal and 2.0**-8 <= r <= 128 and -127.99609375 <= ar <= 128 and abs(ar) >= 2.0**-8
+
+
+def xnnpack_leaky_relu(x, s_in, zp_in: int, s_out, zp_out: int, alpha) -> np.ndarray:
+    """XNNPACK's qs8 leaky ReLU: Q8 multipliers ``lrintf(256 * s_in / s_out)`` and
+    ``lrintf(256 * alpha * s_in / s_out)`` (``xnn_init_qs8_lrelu_scalar_params``), then
+    ``floor(((x - zp_in) * m + 128) / 256) + zp_out`` (the kernel's ``mulhrs``: ties up),
+    ``m`` the first where ``x > zp_in``; int8 saturation."""
+    pos = f32(f32(s_in) / f32(s_out))
+    pm, nm = int(np.rint(f32(256) * pos)), int(np.rint(f32(256) * f32(pos * f32(alpha))))
+    v = np.asarray(x, np.int64) - int(zp_in)
+    return np.clip(((v * np.where(v > 0, pm, nm) + 128) >> 8) + int(zp_out), -128, 127).astype(np.int8)
+
+
+SUM_WRAP_RUN = 8256  # a contiguous run of at least this many int8 values wraps the AVX2 rsum kernel's int16 lanes
+
+
+def xnnpack_mean(x, axes, keep_dims: bool, s_in, zp_in: int, s_out, zp_out: int) -> np.ndarray:
+    """XNNPACK's qs8 mean (``src/operators/reduce-nd.c``): the int32 sum ``S`` of the raw int8
+    values over ``axes``, then in float32 ``scale = float32(s_in / s_out) * float32(1 / n)``,
+    ``zp = zp_out - float32(n * zp_in) * scale`` and ``nearbyint(float32(S) * scale + zp)``
+    (ties to even), clamped.  A reduced last axis whose contiguous run reaches ``SUM_WRAP_RUN``
+    values wraps the AVX2 kernel's 16-bit partial sums: that case raises."""
+    x = np.asarray(x)
+    axes = tuple(sorted({int(a) % x.ndim for a in axes}))
+    run = 1
+    for a in range(x.ndim - 1, -1, -1):  # the innermost run of reduced axes, merged as XNNPACK does
+        if a not in axes:
+            break
+        run *= x.shape[a]
+    if run >= SUM_WRAP_RUN and x.ndim - 1 in axes:
+        raise ValueError(f"a mean over {run} contiguous values: XNNPACK's AVX2 sum kernel wraps its 16-bit "
+                         f"partial sums from {SUM_WRAP_RUN} on, which intsim does not model")  # fmt: skip
+    n = int(np.prod([x.shape[a] for a in axes]))
+    total = x.astype(np.int64).sum(axis=axes, keepdims=keep_dims)
+    scale = f32(f32(f32(s_in) / f32(s_out)) * f32(f32(1) / f32(n)))
+    zp = f32(f32(zp_out) - f32(f32(f32(n) * f32(zp_in)) * scale))
+    y = np.rint(f32(total.astype(f32) * scale) + zp)
+    return np.clip(y, -128, 127).astype(np.int8)
+
+
+def xnnpack_quantize(x, scale, zero_point: int) -> np.ndarray:
+    """XNNPACK's float32 -> int8 convert (``xnn_f32_qs8_vcvt_ukernel__avx2_u64``):
+    ``t = float32(x * float32(1 / scale))``, ``min(t, 32767)`` (NaN gives 32767), ``cvtps2dq``
+    (ties to even; below -2**31 gives INT32_MIN), saturation to int16, ``+ zp`` saturated to
+    int16, then to int8."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.asarray(x, f32) * f32(f32(1) / f32(scale))
+        t = np.where(np.isnan(t) | (t > 32767), f32(32767), t)
+        r = np.where(t < -(2.0**31), -(2.0**31), np.rint(t)).astype(np.int64)
+    r = np.clip(np.clip(r, -32768, 32767) + int(zero_point), -32768, 32767)
+    return np.clip(r, -128, 127).astype(np.int8)
