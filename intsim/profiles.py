@@ -87,7 +87,8 @@ class Profile:
     resolved: tuple = field(init=False, repr=False)
 
     def __post_init__(self):
-        entries = self.rules_table.items() if isinstance(self.rules_table, Mapping) else self.rules_table
+        entries = (self.rules_table.items() if isinstance(self.rules_table, Mapping)
+                   else ((op, (rule, m)) for op, rule, m in self.rules_table))  # the rows, as dataclasses.replace passes them
         rows = tuple(sorted((str(op), *map(str, pair)) for op, *pair in ((k, *v) for k, v in entries)))
         object.__setattr__(self, "rules_table", rows)
         resolved = []
