@@ -6,11 +6,15 @@ interpreter is the control: on the tie-heavy cases the two modes must really dis
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from _tflite_util import MODES, T, interpret, random_int, single_op
 from ai_edge_litert.interpreter import Interpreter
 from conftest import ALL_BACKENDS
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
 from test_tflite_ops import CASES, _inputs
 
 import intsim.tflite as itf
@@ -145,3 +149,46 @@ def test_every_layer_matches_litert_builtin(name, models_dir):
         for op in model.operators:
             t = model.tensors[op.outputs[0]]
             np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=f"{name}: {op.describe()}")
+
+
+ADD_SCALE = st.one_of(st.sampled_from([2.0**-7, 0.02, 0.05, 0.1, 1.0, 1e-4]), st.floats(2.0**-10, 0.5, width=32))
+# (input shapes): one flat row (16-element blocks and a tail), a scalar against rows of 21 (8-element
+# blocks), rows of 50 repeated, rows of 15 (all tail), and shapes no five-fold loop takes (the reference)
+ADD_LAYOUTS = [((3, 50), (3, 50)), ((1, 1), (3, 21)), ((3, 21), (1,)), ((2, 1, 50), (2, 5, 50)),
+               ((2, 5, 15), (2, 1, 15)), ((3, 1, 5), (1, 7, 1)), ((6, 1), (6, 13))]  # fmt: skip
+# a tiny output scale: the SIMD paths' int16 narrowing wraps, so every element shows its path
+SHARP = [example(op="ADD", layout=layout, scales=(0.02, 0.05, 1e-4), zps=(3, -7, 1), act=0, seed=0)
+         for layout in ADD_LAYOUTS]  # fmt: skip
+
+
+@functools.reduce(lambda f, e: e(f), SHARP)
+@settings(max_examples=40, deadline=None)
+@given(op=st.sampled_from(["ADD", "SUB"]), layout=st.sampled_from(ADD_LAYOUTS),
+       scales=st.tuples(ADD_SCALE, ADD_SCALE, ADD_SCALE), zps=st.tuples(*[st.sampled_from([-128, -1, 0, 5, 127])] * 3),
+       act=st.sampled_from([0, 1, 2, 3]), seed=st.integers(0, 2**16))  # fmt: skip
+def test_add_and_sub_match_litert_builtin_by_position(op, layout, scales, zps, act, seed):
+    """int8 ADD: the SIMD rows (16), the scalar-broadcast runs (8) and the scalar tails each round
+    their own way; SUB is the reference kernel's everywhere."""
+    (s1, s2, so), (z1, z2, zo) = scales, zps
+    twice_max = 2 * max(np.float32(s1), np.float32(s2))
+    assume(float(twice_max) / (2**20 * float(np.float32(so))) < 1)  # LiteRT CHECKs this multiplier below 1
+    shape1, shape2 = layout
+    out = np.broadcast_shapes(shape1, shape2)
+    model = single_op(op, [T("a", shape1, "INT8", scale=s1, zero_point=z1), T("b", shape2, "INT8", scale=s2, zero_point=z2)],
+                      [T("y", out, "INT8", scale=so, zero_point=zo)], {"fused_activation_function": act})  # fmt: skip
+    rng = np.random.default_rng(seed)
+    xs = [random_int(rng, shape1, np.int8), random_int(rng, shape2, np.int8)]
+    np.testing.assert_array_equal(itf.run(itf.load(model), xs, profile=PROFILE)[0], interpret(model, xs, PROFILE)[0])
+
+
+def test_optimized_add_departs_from_builtin_ref():
+    """The control: a small output scale overflows the SIMD path's int16 narrowing, and ties
+    round their own way there."""
+    model = single_op("ADD", [T("a", (4, 64), "INT8", scale=0.02, zero_point=3),
+                              T("b", (4, 64), "INT8", scale=0.05, zero_point=-7)],
+                      [T("y", (4, 64), "INT8", scale=1e-5, zero_point=1)])  # fmt: skip
+    rng = np.random.default_rng(0)
+    xs = [random_int(rng, (4, 64), np.int8), random_int(rng, (4, 64), np.int8)]
+    got = itf.run(itf.load(model), xs, profile=PROFILE)[0]
+    np.testing.assert_array_equal(got, interpret(model, xs, PROFILE)[0])
+    assert np.count_nonzero(got != interpret(model, xs, "tflite-reference")[0]) > 0

@@ -36,8 +36,10 @@ def add_sub(ctx, op):
     ``s_i / (2 max(s1, s2))``, summed, scaled by ``2 max(s1, s2) / (2**shift * s_out)``
     (``tflite.add.quantized_add``).  A profile with ``kernels="xnnpack"`` runs int8 ADD/SUB
     as XNNPACK does instead (``tflite.xnnpack.xnnpack_add``); int16 ones, and int8 ones whose scale
-    ratios XNNPACK does not take, stay with LiteRT's kernels, as in its default interpreter.  The
-    parameters depend on the model only: derived once per op and kept on the model."""
+    ratios XNNPACK does not take, stay with LiteRT's kernels, as in its default interpreter.  One
+    with ``kernels="optimized"`` runs int8 ADD as LiteRT's optimized kernel does
+    (``tflite.optimized.add_int8``).  The parameters depend on the model only: derived once per
+    op and kept on the model."""
     dtype, params = ctx.once(("add_sub", op.index), lambda: _add_sub_params(ctx, op))
     x1, x2 = ctx.input(op, 0), ctx.input(op, 1)
     if x1.shape != x2.shape:
@@ -46,6 +48,9 @@ def add_sub(ctx, op):
         p = params["xnnpack"]
         return [xnnpack.xnnpack_add(x1, x2, p, output_zero_point=params["output_zero_point"], clamp=params["clamp"],
                             backend=ctx.backend).astype(dtype)]  # fmt: skip
+    if "optimized" in params:
+        p = {k: params[k] for k in ("zero_points", "multipliers", "shifts", "output_zero_point", "clamp")}
+        return [optimized.add_int8(x1, x2, ctx.in_tensor(op, 0).shape, ctx.in_tensor(op, 1).shape, **p)]
     return [quantized_add(x1, x2, **params, backend=ctx.backend).astype(dtype)]
 
 
@@ -68,9 +73,11 @@ def _add_sub_params(ctx, op):
     rounding = ctx.rounding(op)
     single = rounding == "single"
     mults, shifts = zip(*(fxp.quantize_multiplier(m, single_rounding=single) for m in reals), strict=True)
-    return dtype, dict(zero_points=(z1, z2), left_shift=left_shift, multipliers=mults, shifts=shifts,
-                       output_zero_point=zo, clamp=act_range(op, ot), subtract=op.op == "SUB",
-                       rounding=rounding)  # fmt: skip
+    params = dict(zero_points=(z1, z2), left_shift=left_shift, multipliers=mults, shifts=shifts,
+                  output_zero_point=zo, clamp=act_range(op, ot), subtract=op.op == "SUB", rounding=rounding)
+    if dtype == np.int8 and op.op == "ADD" and ctx.profile.kernels == "optimized" and rounding == "double":
+        params["optimized"] = True  # sub.cc runs int8 SUB with the reference kernel
+    return dtype, params
 
 
 def _is_pot(scale) -> bool:

@@ -25,6 +25,8 @@ Which path an element takes depends on its position, and so does its rounding:
                       blocks of 16, MultiplyByQuantizedMultiplier in the rest), ``+ bias``,
                       clamped.  One thread (the Python ``Interpreter``'s default): with more, the
                       channels split into ranges of their own blocks
+``add_int8``          ``optimized/integer_ops/add.h`` (int8 ADD; SUB stays with the reference
+                      kernel): the reference parameters, three paths by position (below)
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from intsim import fixedpoint as fxp
-from intsim.fixedpoint.primitives import INT32_MIN, wrap32
+from intsim.fixedpoint.primitives import INT32_MIN, rdbpot, srdhm, wrap32
 from intsim.rounding import round_half_away
 
 f32, f64 = np.float32, np.float64
@@ -96,3 +98,77 @@ def mean_hw(x, s_in, zp_in: int, s_out, zp_out: int, backend: str = "jit") -> np
     q, shift = rule.params(np.full(c, f64(real)))
     bias = np.full(c, wrap32(bias))  # the zero point of the rule: may lie outside int8
     return fxp.apply(rule, acc, q, shift, bias, -128, 127, axis=-1, backend=backend).astype(np.int8)
+
+
+# ---- ADD (int8) ------------------------------------------------------------------------------------
+# add.cc EvalAddQuantized -> optimized_integer_ops::Add / BroadcastAddDispatch (optimized/integer_ops/
+# add.h), with the reference kernel's parameters (left shift 20; (q1, e1), (q2, e2), (qo, eo)).  Each
+# output element takes one of three paths by its position:
+#   REFERENCE  the scalar loops, BroadcastAdd6DSlow and SUB (sub.cc runs reference_ops::Sub for int8):
+#              t_k = RDBPOT(SRDHM(v_k << 20, q_k), -e_k)
+#   ROW        AddElementwiseInt8's SIMD loop, 16 elements at a time: t_k = SRDHM(vshl(v_k, 20 + e_k), q_k)
+#              (the shift first, a floor shift where 20 + e_k < 0)
+#   SCALAR     AddScalarBroadcast's SIMD loop, 8 at a time: t_k = SRDHM(v_k << 20, q_k) >> -e_k (floor)
+# then o = RDBPOT(SRDHM(t1 + t2, qo), -eo); the SIMD paths narrow o to int16 (vmovn_s32: wraps), add the
+# zero point in int16 (vaddq_s16: wraps) and saturate to int8 (vqmovn_s16) before the activation clamp.
+REFERENCE, ROW, SCALAR = 0, 1, 2
+ROW_BLOCK, SCALAR_BLOCK = 16, 8
+
+
+def five_fold(shape0, shape1) -> tuple[str, tuple[int, ...]]:
+    """``reference_ops::ProcessBroadcastShapes`` (``reference/process_broadcast_shapes.h``): the
+    category (``"none"``, ``"first"``, ``"second"`` or ``"generic"``) and the five-fold shape."""
+    n = max(len(shape0), len(shape1))
+    a0 = (1,) * (n - len(shape0)) + tuple(shape0)
+    a1 = (1,) * (n - len(shape1)) + tuple(shape1)
+    if a0 == a1:
+        return "none", ()
+    category = "generic"
+    for i in range(n - 1, -1, -1):
+        if a0[i] == a1[i]:
+            continue
+        category = "first" if a0[i] == 1 else "second" if a1[i] == 1 else "generic"
+        break
+    if category == "generic":
+        return category, ()
+    a, b = (a0, a1) if category == "first" else (a1, a0)
+    y, i = [1, 1, 1, 1, 1], n - 1
+    for slot, test in ((4, "equal"), (3, "a1"), (2, "equal"), (1, "b1"), (0, "equal")):
+        while i >= 0 and (a[i] == b[i] if test == "equal" else (a if test == "a1" else b)[i] == 1):
+            y[slot] *= b[i] if slot in (4, 3, 0) else a[i]
+            i -= 1
+    return ("generic", ()) if i >= 0 else (category, tuple(y))
+
+
+def add_paths(shape0, shape1, out_shape) -> np.ndarray:
+    """The path (``REFERENCE``, ``ROW`` or ``SCALAR``) of every output element of an int8 ADD."""
+    size = int(np.prod(out_shape, dtype=np.int64))
+    category, y = five_fold(shape0, shape1)
+    if category == "generic":
+        return np.full(out_shape, REFERENCE, np.int8)
+    if category == "none":
+        return np.where(np.arange(size) < size // ROW_BLOCK * ROW_BLOCK, ROW, REFERENCE).astype(np.int8).reshape(out_shape)
+    if y[4] > 1:
+        pos, block, path = np.arange(size) % y[4], y[4] // ROW_BLOCK * ROW_BLOCK, ROW
+    else:
+        pos, block, path = np.arange(size) % y[3], y[3] // SCALAR_BLOCK * SCALAR_BLOCK, SCALAR
+    return np.where(pos < block, path, REFERENCE).astype(np.int8).reshape(out_shape)
+
+
+def add_int8(x1, x2, shape0, shape1, zero_points, multipliers, shifts, output_zero_point: int, clamp) -> np.ndarray:
+    """LiteRT's optimized int8 ADD of ``x1`` and ``x2`` (broadcast to the output shape; ``shape0``
+    and ``shape1`` the input tensors' shapes): int8."""
+    paths = add_paths(shape0, shape1, x1.shape)
+    (q1, q2, qo), (e1, e2, eo) = multipliers, shifts
+    terms = []
+    for x, z, q, e in ((x1, zero_points[0], q1, e1), (x2, zero_points[1], q2, e2)):
+        v = np.asarray(x, np.int64) - z
+        first = 20 + e
+        row = srdhm(v << first if first >= 0 else v >> min(-first, 31), q)
+        scaled = srdhm(wrap32(v << 20), q)
+        terms.append(np.select([paths == ROW, paths == SCALAR], [row, scaled >> -e], rdbpot(scaled, -e)))
+    o = rdbpot(srdhm(wrap32(terms[0] + terms[1]), qo), -eo)
+    wrap16 = lambda v: ((v + 32768) & 0xFFFF) - 32768  # noqa: E731
+    simd = np.clip(wrap16(wrap16(o) + output_zero_point), -128, 127)
+    y = np.where(paths == REFERENCE, o + output_zero_point, simd)
+    return np.clip(y, *clamp).astype(np.int8)

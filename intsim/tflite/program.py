@@ -286,8 +286,8 @@ class Program:
 
     def _add(self, ctx, op):
         _, params = _add_sub_params(ctx, op)
-        if "xnnpack" in params:
-            raise NotEligible(f"{op.describe()}: the program's ADD/SUB is TFLite's, the profile's XNNPACK's")
+        if "xnnpack" in params or "optimized" in params:
+            raise NotEligible(f"{op.describe()}: the program's ADD/SUB is TFLite's reference kernel, not the profile's")
         t1, x1 = self._in(op, 0)
         t2, x2 = self._in(op, 1)
         ot, y = self._out(op)
