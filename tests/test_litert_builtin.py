@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from test_tflite_ops import CASES, _inputs
 
 import intsim.tflite as itf
-from intsim.tflite.builder import example_cnn, example_mobilenet
+from intsim.tflite.builder import example_cnn, example_mobile_block, example_mobilenet
 
 PROFILE = "litert-builtin"
 
@@ -130,10 +130,13 @@ def _model(name, models_dir) -> bytes:
         return example_cnn(seed=7)
     if name == "example_mobilenet":
         return example_mobilenet(seed=3, size=32)
+    if name == "example_mobile_block":
+        return example_mobile_block(seed=1)
     return (models_dir / "tflite" / f"{name}.tflite").read_bytes()
 
 
-@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized", "example_cnn", "example_mobilenet"])
+@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized", "example_cnn", "example_mobilenet",
+                                  "example_mobile_block"])
 def test_every_layer_matches_litert_builtin(name, models_dir):
     data = _model(name, models_dir)
     model = itf.load(data)

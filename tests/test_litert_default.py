@@ -19,7 +19,7 @@ from test_tflite_ops import CASES, _inputs
 
 import intsim.tflite as itf
 from intsim.tflite import delegate, xnnpack
-from intsim.tflite.builder import example_cnn, example_mobilenet
+from intsim.tflite.builder import example_cnn, example_mobile_block, example_mobilenet
 
 
 def default_interpreter(model: bytes, x: np.ndarray) -> np.ndarray:
@@ -210,11 +210,14 @@ def _model(name, models_dir) -> bytes:
         return example_cnn(seed=7)
     if name == "example_mobilenet":
         return example_mobilenet(seed=3, size=32)
+    if name == "example_mobile_block":
+        return example_mobile_block(seed=1)
     return (models_dir / "tflite" / f"{name}.tflite").read_bytes()
 
 
 @pytest.mark.filterwarnings("ignore:Warning. Enabling .experimental_preserve_all_tensors.")
-@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized", "example_cnn", "example_mobilenet"])
+@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized", "example_cnn", "example_mobilenet",
+                                  "example_mobile_block"])
 def test_litert_profile_equals_the_default_interpreter_in_every_layer(name, models_dir):
     """Read with ``experimental_preserve_all_tensors`` (the default interpreter's outputs are the
     same without it: the CNN test above reads every layer as a graph output)."""

@@ -138,16 +138,18 @@ def test_multi_op_cnn_written_with_the_builder():
         np.testing.assert_array_equal(got, want)
 
 
-def test_example_mobilenet_equals_builtin_ref_in_every_layer():
-    """The contention benchmark's 31-operator model (builder.example_mobilenet): every tensor
+@pytest.mark.parametrize("name", ["example_mobilenet", "example_mobile_block"])
+def test_example_networks_equal_builtin_ref_in_every_layer(name):
+    """The contention benchmark's 31-operator model (builder.example_mobilenet) and the mobile
+    operators' block (pad, hard-swish, depthwise x2, residual add, max pool, mean): every tensor
     equals LiteRT BUILTIN_REF's (read with experimental_preserve_all_tensors)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from intsim.tflite.builder import example_mobilenet
+    from intsim.tflite.builder import example_mobile_block, example_mobilenet
 
-    data = example_mobilenet(seed=3, size=32)
+    data = example_mobilenet(seed=3, size=32) if name == "example_mobilenet" else example_mobile_block(seed=1)
     model = itf.load(data)
-    assert len(model.operators) == 31
+    assert len(model.operators) == (31 if name == "example_mobilenet" else 11)
     ip = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
                      experimental_preserve_all_tensors=True)  # fmt: skip
     ip.allocate_tensors()

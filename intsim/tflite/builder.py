@@ -304,3 +304,69 @@ def example_mobilenet(seed: int = 0, size: int = 96, width: int = 8) -> bytes:
     probs = act((1, 2), 1 / 256, -128)
     ops.append(OpSpec("SOFTMAX", [logits], [probs], dict(beta=1.0)))
     return build(tensors, ops, inputs=[x], outputs=[probs], description="intsim example MobileNet")
+
+
+def example_mobile_block(seed: int = 0, size: int = 16, every_output: bool = False) -> bytes:
+    """An 11-operator int8 CNN of the operators mobile networks use besides those of
+    ``example_cnn``: PAD, a 3x3 conv, HARD_SWISH, a depthwise conv with depth multiplier 2, a 1x1
+    conv, a residual ADD, MAX_POOL_2D, MEAN over H and W (MobileNetV3's head), RESHAPE, FULLY_CONNECTED
+    and SOFTMAX, with random weights and 20 channels (whole blocks of 8 and 16 and a remainder in
+    LiteRT's optimized kernels).  Biases are quantized as the converter writes them."""
+    rng = np.random.default_rng(seed)
+    h, c1, c2 = size, 10, 20
+
+    def act(name, shape, scale, zp):
+        return TensorSpec(name, shape, "INT8", scale=scale, zero_point=zp)
+
+    def weights(name, shape, axis=0):
+        n = shape[axis]
+        return TensorSpec(name, shape, "INT8", data=rng.integers(-127, 128, shape).astype(np.int8),
+                          scale=rng.uniform(0.002, 0.02, n), zero_point=np.zeros(n, np.int64),
+                          quantized_dimension=axis)  # fmt: skip
+
+    def bias(name, s_in, w):
+        n = w.scale.size
+        return TensorSpec(name, (n,), "INT32", data=rng.integers(-800, 800, n).astype(np.int32),
+                          scale=np.float32(s_in) * np.asarray(w.scale, np.float32), zero_point=np.zeros(n, np.int64))
+
+    conv_w = weights("conv/w", (c1, 3, 3, 3))
+    dw_w = weights("dw/w", (1, 3, 3, c2), axis=3)
+    pw_w = weights("pw/w", (c2, 1, 1, c2))
+    fc_w = weights("fc/w", (10, c2))
+    t = [
+        act("input", (1, h, h, 3), 0.05, -2),                                           # 0
+        TensorSpec("pad/paddings", (4, 2), "INT32", data=np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32)),
+        act("pad", (1, h + 2, h + 2, 3), 0.05, -2),                                     # 2
+        conv_w, bias("conv/b", 0.05, conv_w),                                           # 3, 4
+        act("conv", (1, h, h, c1), 0.06, 4),                                            # 5
+        act("hard_swish", (1, h, h, c1), 0.05, -20),                                    # 6
+        dw_w, bias("dw/b", 0.05, dw_w),                                                 # 7, 8
+        act("dw", (1, h, h, c2), 0.04, -128),                                           # 9
+        pw_w, bias("pw/b", 0.04, pw_w),                                                 # 10, 11
+        act("pw", (1, h, h, c2), 0.05, 3),                                              # 12
+        act("add", (1, h, h, c2), 0.06, -10),                                           # 13
+        act("max_pool", (1, h // 2, h // 2, c2), 0.06, -10),                            # 14
+        TensorSpec("mean/axes", (2,), "INT32", data=np.array([1, 2], np.int32)),        # 15
+        act("mean", (1, 1, 1, c2), 0.03, -5),                                           # 16
+        TensorSpec("flat/shape", (2,), "INT32", data=np.array([1, c2], np.int32)),      # 17
+        act("flat", (1, c2), 0.03, -5),                                                 # 18
+        fc_w, bias("fc/b", 0.03, fc_w),                                                 # 19, 20
+        act("logits", (1, 10), 0.1, 0),                                                 # 21
+        act("probabilities", (1, 10), 1 / 256, -128),                                   # 22
+    ]  # fmt: skip
+    ops = [
+        OpSpec("PAD", [0, 1], [2]),
+        OpSpec("CONV_2D", [2, 3, 4], [5], dict(padding=1, stride_h=1, stride_w=1)),
+        OpSpec("HARD_SWISH", [5], [6]),
+        OpSpec("DEPTHWISE_CONV_2D", [6, 7, 8], [9], dict(padding=0, stride_h=1, stride_w=1, depth_multiplier=2,
+                                                         fused_activation_function=1)),
+        OpSpec("CONV_2D", [9, 10, 11], [12], dict(padding=0, stride_h=1, stride_w=1)),
+        OpSpec("ADD", [9, 12], [13]),
+        OpSpec("MAX_POOL_2D", [13], [14], dict(padding=1, stride_h=2, stride_w=2, filter_height=2, filter_width=2)),
+        OpSpec("MEAN", [14, 15], [16], dict(keep_dims=True)),
+        OpSpec("RESHAPE", [16, 17], [18]),
+        OpSpec("FULLY_CONNECTED", [18, 19, 20], [21]),
+        OpSpec("SOFTMAX", [21], [22], dict(beta=1.0)),
+    ]  # fmt: skip
+    outputs = [2, 5, 6, 9, 12, 13, 14, 16, 18, 21, 22] if every_output else [22]
+    return build(t, ops, inputs=[0], outputs=outputs, description="intsim example mobile block")
