@@ -46,6 +46,13 @@ def _weighted(model: Model, op: Operator) -> str | None:
         return "its filter has a zero point other than 0"
     if op.options.get("fused_activation_function", 0) not in FUSED:
         return "its fused activation is not one XNNPACK applies"
+    if op.op == "TRANSPOSE_CONV":  # CalculateTransposeConvPaddings 1805
+        (_, kh, kw, _), o = w.shape, op.options
+        out = model.tensors[op.outputs[0]].shape
+        if o.get("padding", 0) == 0 and (kh < o["stride_h"] or kw < o["stride_w"]):
+            return "SAME padding with strides larger than its kernel"
+        if o.get("padding", 0) == 1 and (kh > out[1] or kw > out[2]):
+            return "VALID padding with an output smaller than its kernel"
     if b is None:
         return None if op.op in ("FULLY_CONNECTED", "TRANSPOSE_CONV") else "it has no bias"
     if b.data is None or b.scale.size == 0 or not np.all(b.scale > 0):

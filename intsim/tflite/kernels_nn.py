@@ -113,9 +113,27 @@ def fc_parts(ctx, op, x_size: int, x_dtype):
         raise ModelError(f"{op.describe()}: input of {x_size} elements is not a multiple of depth {w.shape[1]}")
     wt = ctx.in_tensor(op, 1)
     filter_zp = int(wt.zero_point[0]) if wt.scale.size == 1 else 0  # 0 for per-channel filters
+    if wt.scale.size == 1:
+        _check_bias_scale(ctx, op)
     layer = _prepared(ctx, op, lambda: ops.prepare_fully_connected(
         w, bias, input_dtype=x_dtype, filter_zero_point=filter_zp, **q))  # fmt: skip
     return w, bias, q, filter_zp, layer
+
+
+def _check_bias_scale(ctx, op) -> None:
+    """LiteRT's and TFLite Micro's ``GetQuantizedConvolutionMultipler`` (``kernel_util.cc``), for
+    per-tensor FULLY_CONNECTED: the bias scale (0 for a bias without one scale) must lie within
+    2% of the output scale of ``s_in * s_w``, or both runtimes refuse the node."""
+    if len(op.inputs) < 3 or op.inputs[2] < 0:
+        return
+    bt = ctx.tensor(op.inputs[2])
+    s_bias = float(bt.scale[0]) if bt.scale.size == 1 else 0.0
+    product = float(ctx.in_tensor(op, 0).scale[0]) * float(ctx.in_tensor(op, 1).scale[0])
+    s_out = float(ctx.out_tensor(op).scale[0])
+    if abs(product - s_bias) / s_out > 0.02:
+        raise ModelError(f"{op.describe()}: bias scale {s_bias:.6g} differs from input scale x filter scale "
+                         f"{product:.6g} by more than 2% of the output scale {s_out:.6g}; LiteRT and TFLite Micro "
+                         "refuse the node (kernel_util.cc GetQuantizedConvolutionMultipler)")  # fmt: skip
 
 
 @kernel("TRANSPOSE_CONV")
