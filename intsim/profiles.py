@@ -14,8 +14,10 @@ their int16x8 forms ``int16``, ``int16-fc``), which take any rule, and the TFLit
 quantize their own multipliers (``add``, ``mul``, ``mean``, ``softmax``, ``activation``,
 ``quantize``), which take a MultiplyByQuantizedMultiplier build (``"double"`` or ``"single"``).
 Besides the table: the accumulator model, whether uint8 x int8 products are summed in saturating
-int16 pairs, the int8 LOGISTIC/TANH and ADD/SUB/MUL/QUANTIZE implementations, and the rounding
-of quantize ops.
+int16 pairs, the int8 LOGISTIC/TANH implementation, whose kernels run the operators with
+arithmetic of their own (``kernels``: LiteRT's reference or optimized kernels, or XNNPACK's),
+whether LiteRT's XNNPACK delegate takes the nodes it accepts (``delegate``), and the rounding of
+quantize ops.
 
 Build your own hardware's profile with ``custom(base, name, rules={...}, **changes)``.
 """
@@ -284,6 +286,11 @@ class Requantizer:
         return result
 
 
+# LiteRT's optimized kernels on x86-64: ruy's GEMM for conv and FC, optimized_ops::Quantize after
+# the depthwise and transpose convolutions
+LITERT_OPTIMIZED = table(("double-up", "float64"), ("double-up", "float64"), int16_fc=("float64-away", "float64")) | {
+    "depthwise": ("double-up8", "float64"), "transpose-conv": ("double-up8", "float64")}
+
 PROFILES = {
     p.name: p
     for p in (
@@ -305,11 +312,11 @@ PROFILES = {
             "FULLY_CONNECTED by ruy's x86 kernels (ruy/kernel_avx2_fma.cc: SRDHM, then a rounding "
             "shift with ties toward +inf), int8 DEPTHWISE_CONV_2D by optimized_ops::Quantize "
             "(optimized_ops.h: that rounding in channels of whole blocks of 8, MultiplyByQuantized"
-            "Multiplier in the rest); QUANTIZE from float32, DEQUANTIZE and int8 MEAN over H and W by "
-            "their optimized kernels (intsim.tflite.optimized); the other operators as BUILTIN_REF. "
+            "Multiplier in the rest), TRANSPOSE_CONV likewise; int8 ADD, QUANTIZE from float32, DEQUANTIZE "
+            "and int8 MEAN over H and W by their optimized kernels (intsim.tflite.optimized); the other "
+            "operators as BUILTIN_REF. "
             "Measured against ai-edge-litert 2.3 on x86-64 (one thread, the Interpreter's default)",
-            table(("double-up", "float64"), ("double-up", "float64"), int16_fc=("float64-away", "float64"))
-            | {"depthwise": ("double-up8", "float64"), "transpose-conv": ("double-up8", "float64")},
+            LITERT_OPTIMIZED,
             quantize_rounding="nearest_away", kernels="optimized",
         ),
         Profile(
@@ -318,8 +325,7 @@ PROFILES = {
             "(tflite/delegates/xnnpack/xnnpack_delegate.cc, as intsim.tflite.delegate models it) by "
             "XNNPACK's arithmetic (profile xnnpack), the others by LiteRT's optimized builtin kernels "
             "(as litert-builtin). Measured against ai-edge-litert 2.3 on x86-64",
-            table(("double-up", "float64"), ("double-up", "float64"), int16_fc=("float64-away", "float64"))
-            | {"depthwise": ("double-up8", "float64"), "transpose-conv": ("double-up8", "float64")},
+            LITERT_OPTIMIZED,
             quantize_rounding="nearest_away", kernels="optimized", delegate="xnnpack",
         ),
         Profile(
@@ -367,7 +373,8 @@ PROFILES = {
             "src/xnnpack/requantization.h, fp32 variant); int8 ADD/SUB by XNNPACK's qs8 add "
             "(src/microparams-init.c xnn_init_qs8_add_minmax_scalar_params, src/qs8-vadd); int8 MUL by "
             "the fp32 rule on the int32 product (src/qs8-vmul); int8 QUANTIZE by qs8-vcvt's Q8 multiplier "
-            "(src/qs8-vcvt); each where LiteRT's delegate takes it (intsim.tflite.xnnpack); the "
+            "(src/qs8-vcvt); int8 LEAKY_RELU (qs8-vlrelu), MEAN (reduce-nd) and QUANTIZE from float32 "
+            "(f32-qs8-vcvt); each where LiteRT's delegate takes it (intsim.tflite.xnnpack); the "
             "other operators as LiteRT's reference kernels",
             table(("float32", "float32"), ("float32", "float32")), kernels="xnnpack",
         ),

@@ -195,3 +195,99 @@ def test_optimized_add_departs_from_builtin_ref():
     got = itf.run(itf.load(model), xs, profile=PROFILE)[0]
     np.testing.assert_array_equal(got, interpret(model, xs, PROFILE)[0])
     assert np.count_nonzero(got != interpret(model, xs, "tflite-reference")[0]) > 0
+
+
+# ---- optimized ADD, transliterated from optimized/integer_ops/add.h lane by lane in Python ints ----
+
+
+def _i32(v):
+    return ((v + 2**31) % 2**32) - 2**31
+
+
+def _vshl(x, s):  # vshlq_s32 by a signed amount: a left shift, or an arithmetic (floor) right shift
+    return _i32(x << s) if s >= 0 else x >> min(-s, 31)
+
+
+def _vqrdmulh(a, b):  # floor((2ab + 2**31) / 2**32), saturated
+    return min((2 * a * b + 2**31) >> 32, 2**31 - 1)
+
+
+def _rdbpot(x, e):
+    mask, threshold = (1 << e) - 1, ((1 << e) - 1 >> 1) + (x < 0)
+    return (x >> e) + ((x & mask) > threshold)
+
+
+def _mbqm_smaller_than_one(x, q, shift):  # MultiplyByQuantizedMultiplierSmallerThanOneExp
+    return _rdbpot(_vqrdmulh(x, q), -shift)
+
+
+def _narrow(s, p):  # vmovn_s32, vaddq_s16 with the output offset, vqmovn_s16, then the clamp
+    s16 = ((s + 2**15) % 2**16) - 2**15
+    s16 = ((s16 + p["zo"] + 2**15) % 2**16) - 2**15
+    return min(max(min(max(s16, -128), 127), p["lo"]), p["hi"])
+
+
+def _tail(a, b, p):  # the scalar loops of both functions
+    t1 = _mbqm_smaller_than_one(_i32((a - p["z1"]) << 20), p["q1"], p["e1"])
+    t2 = _mbqm_smaller_than_one(_i32((b - p["z2"]) << 20), p["q2"], p["e2"])
+    return min(max(_mbqm_smaller_than_one(_i32(t1 + t2), p["qo"], p["eo"]) + p["zo"], p["lo"]), p["hi"])
+
+
+def add_elementwise_int8(a, b, p):
+    out, n = [], len(a)
+    for i in range(n):
+        if i < n - n % 16:
+            x1 = _vqrdmulh(_vshl(a[i] - p["z1"], 20 + p["e1"]), p["q1"])
+            x2 = _vqrdmulh(_vshl(b[i] - p["z2"], 20 + p["e2"]), p["q2"])
+            out.append(_narrow(_rdbpot(_vqrdmulh(_i32(x1 + x2), p["qo"]), -p["eo"]), p))
+        else:
+            out.append(_tail(a[i], b[i], p))
+    return out
+
+
+def add_scalar_broadcast(a, b, p):  # a: the scalar, b: the run
+    out, n = [], len(b)
+    x1 = _vshl(_vqrdmulh(_vshl(a - p["z1"], 20), p["q1"]), p["e1"])
+    for i in range(n):
+        if i < n - n % 8:
+            x2 = _vshl(_vqrdmulh(_vshl(b[i] - p["z2"], 20), p["q2"]), p["e2"])
+            out.append(_narrow(_rdbpot(_vqrdmulh(_i32(x1 + x2), p["qo"]), -p["eo"]), p))
+        else:
+            out.append(_tail(a, b[i], p))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(scales=st.tuples(ADD_SCALE, ADD_SCALE, ADD_SCALE), zps=st.tuples(*[st.sampled_from([-128, -1, 0, 5, 127])] * 3),
+       n=st.sampled_from([7, 16, 37, 50]), clamp=st.sampled_from([(-128, 127), (-5, 127), (-128, 20)]),
+       seed=st.integers(0, 2**16))  # fmt: skip
+def test_optimized_add_equals_its_transliteration(scales, zps, n, clamp, seed):
+    """``optimized.add_int8`` against add.h's two functions written out lane by lane: a flat row
+    (AddElementwiseInt8) and a scalar against a run (AddScalarBroadcast)."""
+    from intsim import fixedpoint as fxp
+    from intsim.tflite import optimized
+
+    s1, s2, so = (float(np.float32(s)) for s in scales)
+    tm = 2 * max(s1, s2)
+    assume(tm / (2**20 * so) < 1)
+    (q1, e1), (q2, e2), (qo, eo) = (fxp.quantize_multiplier(r) for r in (s1 / tm, s2 / tm, tm / (2**20 * so)))
+    p = dict(z1=zps[0], z2=zps[1], zo=zps[2], q1=q1, e1=e1, q2=q2, e2=e2, qo=qo, eo=eo, lo=clamp[0], hi=clamp[1])
+    kw = dict(zero_points=zps[:2], multipliers=(q1, q2, qo), shifts=(e1, e2, eo), output_zero_point=zps[2], clamp=clamp)
+    rng = np.random.default_rng(seed)
+    a, b = random_int(rng, (n,), np.int8), random_int(rng, (n,), np.int8)
+    got = optimized.add_int8(a, b, (n,), (n,), **kw)
+    assert got.tolist() == add_elementwise_int8(a.tolist(), b.tolist(), p)
+    scalar = np.full((n,), a[0], np.int8)
+    got = optimized.add_int8(scalar, b, (1,), (n,), **kw)
+    assert got.tolist() == add_scalar_broadcast(int(a[0]), b.tolist(), p)
+
+
+def test_five_fold_consolidates_as_litert_does():
+    """``ProcessBroadcastShapes``'s own example: ..., 1, 3, 1, 7, 9, 5 against ..., 2, 3, 1, 7, 1, 1."""
+    from intsim.tflite.optimized import five_fold
+
+    assert five_fold((1, 3, 1, 7, 9, 5), (2, 3, 1, 7, 1, 1)) == ("second", (1, 2, 21, 45, 1))
+    assert five_fold((4, 5), (4, 5)) == ("none", ())
+    assert five_fold((1,), (3, 21)) == ("first", (1, 1, 1, 63, 1))
+    assert five_fold((3, 1, 5), (1, 7, 1)) == ("generic", ())
+    assert five_fold((2, 3, 4), (3, 5)) == ("generic", ())
