@@ -52,3 +52,40 @@ def random_int(rng, shape, dtype):
     if flat.size >= 4:
         flat[:2] = info.min, info.max
     return x.astype(dtype)
+
+
+# the whole models every LiteRT mode is checked against, layer by layer
+MODELS = ("hello_world_int8", "micro_speech_quantized", "example_cnn", "example_mobilenet", "example_mobile_block")
+
+
+def model_bytes(name: str, models_dir) -> bytes:
+    """One of ``MODELS``: a shared model from tests/data/models/tflite, or a builder network."""
+    from intsim.tflite.builder import example_cnn, example_mobile_block, example_mobilenet
+
+    examples = {"example_cnn": lambda: example_cnn(seed=7), "example_mobilenet": lambda: example_mobilenet(seed=3, size=32),
+                "example_mobile_block": lambda: example_mobile_block(seed=1)}  # fmt: skip
+    return examples[name]() if name in examples else (models_dir / "tflite" / f"{name}.tflite").read_bytes()
+
+
+def assert_every_layer(data: bytes, profile: str, seed: int, draws: int = 4) -> None:
+    """Every operator's output under ``profile`` equals LiteRT's in the mode it models, on random
+    inputs (LiteRT's intermediates read with ``experimental_preserve_all_tensors``)."""
+    import warnings
+
+    import intsim.tflite as itf
+
+    m = itf.load(data)
+    with warnings.catch_warnings():  # LiteRT warns that the option is for debugging
+        warnings.simplefilter("ignore")
+        ip = Interpreter(model_content=data, experimental_op_resolver_type=MODES[profile],
+                         experimental_preserve_all_tensors=True)  # fmt: skip
+    ip.allocate_tensors()
+    rng = np.random.default_rng(seed)
+    for _ in range(draws):
+        x = random_int(rng, m.input_details()[0].shape, m.input_details()[0].dtype)
+        ip.set_tensor(ip.get_input_details()[0]["index"], x)
+        ip.invoke()
+        _, tensors = itf.run(m, x, profile=profile, return_intermediates=True)
+        for op in m.operators:
+            t = m.tensors[op.outputs[0]]
+            np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=f"{profile}: {op.describe()}")

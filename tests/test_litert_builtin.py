@@ -10,15 +10,13 @@ import functools
 
 import numpy as np
 import pytest
-from _tflite_util import MODES, T, interpret, random_int, single_op
-from ai_edge_litert.interpreter import Interpreter
+from _tflite_util import MODELS, T, assert_every_layer, interpret, model_bytes, random_int, single_op
 from conftest import ALL_BACKENDS
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from test_tflite_ops import CASES, _inputs
 
 import intsim.tflite as itf
-from intsim.tflite.builder import example_cnn, example_mobile_block, example_mobilenet
 
 PROFILE = "litert-builtin"
 
@@ -125,33 +123,9 @@ def test_mean_over_h_and_w_by_channel_blocks(channels):
         _check(data, 2, rng)
 
 
-def _model(name, models_dir) -> bytes:
-    if name == "example_cnn":
-        return example_cnn(seed=7)
-    if name == "example_mobilenet":
-        return example_mobilenet(seed=3, size=32)
-    if name == "example_mobile_block":
-        return example_mobile_block(seed=1)
-    return (models_dir / "tflite" / f"{name}.tflite").read_bytes()
-
-
-@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized", "example_cnn", "example_mobilenet",
-                                  "example_mobile_block"])
+@pytest.mark.parametrize("name", MODELS)
 def test_every_layer_matches_litert_builtin(name, models_dir):
-    data = _model(name, models_dir)
-    model = itf.load(data)
-    ip = Interpreter(model_content=data, experimental_op_resolver_type=MODES[PROFILE],
-                     experimental_preserve_all_tensors=True)  # fmt: skip
-    ip.allocate_tensors()
-    rng = np.random.default_rng(11)
-    for _ in range(4):
-        x = random_int(rng, model.input_details()[0].shape, model.input_details()[0].dtype)
-        ip.set_tensor(ip.get_input_details()[0]["index"], x)
-        ip.invoke()
-        _, tensors = itf.run(model, x, profile=PROFILE, return_intermediates=True)
-        for op in model.operators:
-            t = model.tensors[op.outputs[0]]
-            np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=f"{name}: {op.describe()}")
+    assert_every_layer(model_bytes(name, models_dir), PROFILE, seed=11)
 
 
 ADD_SCALE = st.one_of(st.sampled_from([2.0**-7, 0.02, 0.05, 0.1, 1.0, 1e-4]), st.floats(2.0**-10, 0.5, width=32))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tflite_util import T, interpret, random_int, reference, single_op
+from _tflite_util import MODELS, T, assert_every_layer, interpret, model_bytes, random_int, reference, single_op
 from ai_edge_litert.interpreter import Interpreter
 from conftest import ALL_BACKENDS
 from hypothesis import assume, given, settings
@@ -19,7 +19,7 @@ from test_tflite_ops import CASES, _inputs
 
 import intsim.tflite as itf
 from intsim.tflite import delegate, xnnpack
-from intsim.tflite.builder import example_cnn, example_mobile_block, example_mobilenet
+from intsim.tflite.builder import example_cnn
 
 
 def default_interpreter(model: bytes, x: np.ndarray) -> np.ndarray:
@@ -205,35 +205,9 @@ def test_litert_profile_equals_the_default_interpreter(case):
                 np.testing.assert_array_equal(g, w, err_msg=backend)
 
 
-def _model(name, models_dir) -> bytes:
-    if name == "example_cnn":
-        return example_cnn(seed=7)
-    if name == "example_mobilenet":
-        return example_mobilenet(seed=3, size=32)
-    if name == "example_mobile_block":
-        return example_mobile_block(seed=1)
-    return (models_dir / "tflite" / f"{name}.tflite").read_bytes()
-
-
-@pytest.mark.filterwarnings("ignore:Warning. Enabling .experimental_preserve_all_tensors.")
-@pytest.mark.parametrize("name", ["hello_world_int8", "micro_speech_quantized", "example_cnn", "example_mobilenet",
-                                  "example_mobile_block"])
+@pytest.mark.parametrize("name", MODELS)
 def test_litert_profile_equals_the_default_interpreter_in_every_layer(name, models_dir):
-    """Read with ``experimental_preserve_all_tensors`` (the default interpreter's outputs are the
-    same without it: the CNN test above reads every layer as a graph output)."""
-    data = _model(name, models_dir)
-    m = itf.load(data)
-    ip = Interpreter(model_content=data, experimental_preserve_all_tensors=True)
-    ip.allocate_tensors()
-    rng = np.random.default_rng(12)
-    for _ in range(4):
-        x = random_int(rng, m.input_details()[0].shape, m.input_details()[0].dtype)
-        ip.set_tensor(ip.get_input_details()[0]["index"], x)
-        ip.invoke()
-        _, tensors = itf.run(m, x, profile="litert", return_intermediates=True)
-        for op in m.operators:
-            t = m.tensors[op.outputs[0]]
-            np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=f"{name}: {op.describe()}")
+    assert_every_layer(model_bytes(name, models_dir), "litert", seed=12)
 
 
 @settings(max_examples=30, deadline=None)

@@ -3,9 +3,10 @@ Micro goldens in tests/data/models."""
 
 from __future__ import annotations
 
+import _tflite_util
 import numpy as np
 import pytest
-from _tflite_util import random_int
+from _tflite_util import assert_every_layer, model_bytes, random_int
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 import intsim.tflite as itf
@@ -138,27 +139,9 @@ def test_multi_op_cnn_written_with_the_builder():
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("name", ["example_mobilenet", "example_mobile_block"])
-def test_example_networks_equal_builtin_ref_in_every_layer(name):
-    """The contention benchmark's 31-operator model (builder.example_mobilenet) and the mobile
-    operators' block (pad, hard-swish, depthwise x2, residual add, max pool, mean): every tensor
-    equals LiteRT BUILTIN_REF's (read with experimental_preserve_all_tensors)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from intsim.tflite.builder import example_mobile_block, example_mobilenet
-
-    data = example_mobilenet(seed=3, size=32) if name == "example_mobilenet" else example_mobile_block(seed=1)
-    model = itf.load(data)
-    assert len(model.operators) == (31 if name == "example_mobilenet" else 11)
-    ip = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
-                     experimental_preserve_all_tensors=True)  # fmt: skip
-    ip.allocate_tensors()
-    rng = np.random.default_rng(6)
-    for _ in range(4):
-        x = random_int(rng, model.input_details()[0].shape, np.int8)
-        ip.set_tensor(ip.get_input_details()[0]["index"], x)
-        ip.invoke()
-        _, tensors = itf.run(model, x, return_intermediates=True)
-        for op in model.operators:
-            t = model.tensors[op.outputs[0]]
-            np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=op.describe())
+@pytest.mark.parametrize("name", _tflite_util.MODELS)
+def test_every_layer_equals_builtin_ref(name, models_dir):
+    """The shared models and the builder's networks (the contention benchmark's 31-operator
+    MobileNet; the mobile operators' block: pad, hard-swish, depthwise x2, residual add, max pool,
+    mean): every tensor equals LiteRT BUILTIN_REF's."""
+    assert_every_layer(model_bytes(name, models_dir), "tflite-reference", seed=6)

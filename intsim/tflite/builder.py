@@ -184,6 +184,14 @@ def build(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int], outpu
     return bytes(b.Output())
 
 
+def _random_filter(rng, name: str, shape, axis: int, max_scale: float) -> TensorSpec:
+    """Random int8 filters quantized per channel along ``axis`` (scales in [0.002, max_scale))."""
+    n = shape[axis]
+    return TensorSpec(name, shape, "INT8", data=rng.integers(-127, 128, shape).astype(np.int8),
+                      scale=rng.uniform(0.002, max_scale, n), zero_point=np.zeros(n, np.int64),
+                      quantized_dimension=axis)  # fmt: skip
+
+
 def example_cnn(seed: int = 0, size: int = 32, channels: int = 16, every_output: bool = False) -> bytes:
     """A small int8 CNN (conv, depthwise, residual add, average pool, reshape, fully connected,
     softmax) with random weights: the benchmark's and demo's model.  Biases are quantized as the
@@ -198,10 +206,7 @@ def example_cnn(seed: int = 0, size: int = 32, channels: int = 16, every_output:
         return TensorSpec(name, shape, "INT8", scale=scale, zero_point=zp)
 
     def weights(name, shape, axis=0):
-        n = shape[axis]
-        return TensorSpec(name, shape, "INT8", data=rng.integers(-127, 128, shape).astype(np.int8),
-                          scale=rng.uniform(0.002, 0.006, n), zero_point=np.zeros(n, np.int64),
-                          quantized_dimension=axis)  # fmt: skip
+        return _random_filter(rng, name, shape, axis, 0.006)
 
     def bias(name, n, s_in, w):
         return TensorSpec(name, (n,), "INT32", data=rng.integers(-2000, 2000, n).astype(np.int32),
@@ -319,10 +324,7 @@ def example_mobile_block(seed: int = 0, size: int = 16, every_output: bool = Fal
         return TensorSpec(name, shape, "INT8", scale=scale, zero_point=zp)
 
     def weights(name, shape, axis=0):
-        n = shape[axis]
-        return TensorSpec(name, shape, "INT8", data=rng.integers(-127, 128, shape).astype(np.int8),
-                          scale=rng.uniform(0.002, 0.02, n), zero_point=np.zeros(n, np.int64),
-                          quantized_dimension=axis)  # fmt: skip
+        return _random_filter(rng, name, shape, axis, 0.02)
 
     def bias(name, s_in, w):
         n = w.scale.size
