@@ -13,7 +13,7 @@ import intsim.tflite as itf
 from benchmarks._timing import best_times, table
 from intsim import profiles
 from intsim.tflite.program import Program, program_for
-from intsim.tflite.builder import example_cnn
+from intsim.tflite.builder import example_cnn, example_mobile_block
 
 MODELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "models"
 
@@ -57,6 +57,35 @@ def run() -> str:
             "interleaved; ratio > 1 means intsim is faster)\n\n" + table(
         ["model", "ops", "intsim path", "bit-exact to BUILTIN_REF", "intsim run()", "reference set+invoke+get",
          "reference invoke() only", "XNNPACK set+invoke+get", "speed vs reference", "speed vs XNNPACK"], rows))  # fmt: skip
+
+
+# each LiteRT mode and the profile that models it
+MODES = {"litert": None, "litert-builtin": OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+         "tflite-reference": OpResolverType.BUILTIN_REF}  # fmt: skip
+
+
+def run_modes() -> str:
+    """intsim under each LiteRT mode's profile against that mode, on models whose layers the
+    modes compute differently: bit-exact on the measured input, and the time of both."""
+    rows = []
+    rng = np.random.default_rng(1)
+    models = [("micro_speech_quantized", (MODELS / "tflite" / "micro_speech_quantized.tflite").read_bytes()),
+              ("example CNN 32x32x8", example_cnn()), ("example mobile block 16x16", example_mobile_block())]  # fmt: skip
+    for name, data in models:
+        model = itf.load(data)
+        xs = model.random_inputs(rng)
+        for profile, resolver in MODES.items():
+            ip = _interpreter(data, resolver, xs)
+            ip.invoke()
+            exact = all(np.array_equal(a, ip.get_tensor(d["index"]))
+                        for a, d in zip(itf.run(model, xs, profile=profile), ip.get_output_details(), strict=True))  # fmt: skip
+            t = best_times({"intsim": lambda p=profile: itf.run(model, xs, profile=p),
+                            "litert": _inputs_to_outputs(ip, xs)}, repeat=20)  # fmt: skip
+            rows.append([name, profile, "yes" if exact else "NO", f"{t['intsim'] * 1e6:.1f}", f"{t['litert'] * 1e6:.1f}",
+                         f"{t['litert'] / t['intsim']:.2f}x"])  # fmt: skip
+    return ("## TFLite models in each LiteRT mode (us per call, best of 20 samples, interleaved; ratio > 1 "
+            "means intsim is faster)\n\n" + table(
+        ["model", "profile = LiteRT mode", "bit-exact", "intsim run()", "LiteRT set+invoke+get", "speed vs LiteRT"], rows))  # fmt: skip
 
 
 def _inputs_to_outputs(ip, xs):

@@ -18,6 +18,7 @@ SUITES = {
     "kernels": bench_kernels.run,
     "calibration": bench_calibration.run,
     "tflite": bench_tflite.run,
+    "litert-modes": bench_tflite.run_modes,
     "onnx": bench_onnx.run,
     "contention": bench_contention.run,
     "overhead": bench_overhead.run,

@@ -122,8 +122,18 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
 
 def node_profile(model: Model, op: Operator, profile: _profiles.Profile) -> _profiles.Profile:
     """The profile whose arithmetic runs ``op`` under ``profile``: ``xnnpack`` for the nodes a
-    ``delegate="xnnpack"`` profile's delegate takes, else ``profile`` itself."""
-    if profile.delegate != "xnnpack" or builtin_reason(model, op) is not None:
+    ``delegate="xnnpack"`` profile's delegate takes, else ``profile`` itself (decided once per
+    model, node and profile)."""
+    if profile.delegate != "xnnpack":
+        return profile
+    key = ("node profile", op.index, profile)
+    if key not in model.prepared:
+        model.prepared[key] = _node_profile(model, op, profile)
+    return model.prepared[key]
+
+
+def _node_profile(model: Model, op: Operator, profile: _profiles.Profile) -> _profiles.Profile:
+    if builtin_reason(model, op) is not None:
         return profile
     x = model.tensors[op.inputs[2 if op.op == "TRANSPOSE_CONV" else 0]]
     out = model.tensors[op.outputs[0]]
