@@ -236,8 +236,8 @@ def add_scalar_broadcast(a, b, p):  # a: the scalar, b: the run
        n=st.sampled_from([7, 16, 37, 50]), clamp=st.sampled_from([(-128, 127), (-5, 127), (-128, 20)]),
        seed=st.integers(0, 2**16))  # fmt: skip
 def test_optimized_add_equals_its_transliteration(scales, zps, n, clamp, seed):
-    """``optimized.add_int8`` against add.h's two functions written out lane by lane: a flat row
-    (AddElementwiseInt8) and a scalar against a run (AddScalarBroadcast)."""
+    """``optimized.add_int8`` on every backend against add.h's two functions written out lane by
+    lane: a flat row (AddElementwiseInt8) and a scalar against a run (AddScalarBroadcast)."""
     from intsim import fixedpoint as fxp
     from intsim.tflite import optimized
 
@@ -249,11 +249,12 @@ def test_optimized_add_equals_its_transliteration(scales, zps, n, clamp, seed):
     kw = dict(zero_points=zps[:2], multipliers=(q1, q2, qo), shifts=(e1, e2, eo), output_zero_point=zps[2], clamp=clamp)
     rng = np.random.default_rng(seed)
     a, b = random_int(rng, (n,), np.int8), random_int(rng, (n,), np.int8)
-    got = optimized.add_int8(a, b, (n,), (n,), **kw)
-    assert got.tolist() == add_elementwise_int8(a.tolist(), b.tolist(), p)
     scalar = np.full((n,), a[0], np.int8)
-    got = optimized.add_int8(scalar, b, (1,), (n,), **kw)
-    assert got.tolist() == add_scalar_broadcast(int(a[0]), b.tolist(), p)
+    for backend in ALL_BACKENDS:
+        got = optimized.add_int8(a, b, (n,), (n,), **kw, backend=backend)
+        assert got.tolist() == add_elementwise_int8(a.tolist(), b.tolist(), p), backend
+        got = optimized.add_int8(scalar, b, (1,), (n,), **kw, backend=backend)
+        assert got.tolist() == add_scalar_broadcast(int(a[0]), b.tolist(), p), backend
 
 
 def test_five_fold_consolidates_as_litert_does():

@@ -50,7 +50,7 @@ def add_sub(ctx, op):
                             backend=ctx.backend).astype(dtype)]  # fmt: skip
     if "optimized" in params:
         p = {k: params[k] for k in ("zero_points", "multipliers", "shifts", "output_zero_point", "clamp")}
-        return [optimized.add_int8(x1, x2, ctx.in_tensor(op, 0).shape, ctx.in_tensor(op, 1).shape, **p)]
+        return [optimized.add_int8(x1, x2, ctx.in_tensor(op, 0).shape, ctx.in_tensor(op, 1).shape, **p, backend=ctx.backend)]
     return [quantized_add(x1, x2, **params, backend=ctx.backend).astype(dtype)]
 
 

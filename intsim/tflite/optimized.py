@@ -31,10 +31,14 @@ Which path an element takes depends on its position, and so does its rounding:
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+from numba import prange
 
 from intsim import fixedpoint as fxp
-from intsim.fixedpoint.primitives import INT32_MIN, rdbpot, srdhm, wrap32
+from intsim._jit import check_backend, helper, kernel
+from intsim.fixedpoint.primitives import INT32_MIN, rdbpot, rounding_divide_by_pot_scalar, wrap32, wrap_int32
 from intsim.rounding import round_half_away
 
 f32, f64 = np.float32, np.float64
@@ -140,8 +144,10 @@ def five_fold(shape0, shape1) -> tuple[str, tuple[int, ...]]:
     return ("generic", ()) if i >= 0 else (category, tuple(y))
 
 
+@functools.lru_cache(maxsize=256)
 def add_paths(shape0, shape1, out_shape) -> np.ndarray:
-    """The path (``REFERENCE``, ``ROW`` or ``SCALAR``) of every output element of an int8 ADD."""
+    """The path (``REFERENCE``, ``ROW`` or ``SCALAR``) of every output element of an int8 ADD
+    (kept per shapes; read-only)."""
     size = int(np.prod(out_shape, dtype=np.int64))
     category, y = five_fold(shape0, shape1)
     if category == "generic":
@@ -152,23 +158,63 @@ def add_paths(shape0, shape1, out_shape) -> np.ndarray:
         pos, block, path = np.arange(size) % y[4], y[4] // ROW_BLOCK * ROW_BLOCK, ROW
     else:
         pos, block, path = np.arange(size) % y[3], y[3] // SCALAR_BLOCK * SCALAR_BLOCK, SCALAR
-    return np.where(pos < block, path, REFERENCE).astype(np.int8).reshape(out_shape)
+    paths = np.where(pos < block, path, REFERENCE).astype(np.int8).reshape(out_shape)
+    paths.flags.writeable = False
+    return paths
 
 
-def add_int8(x1, x2, shape0, shape1, zero_points, multipliers, shifts, output_zero_point: int, clamp) -> np.ndarray:
+def _srdhm(a, q: int):
+    """SRDHM by a non-negative multiplier below 2**31 (never saturates): ``floor((a*q + 2**30) / 2**31)``."""
+    return (a * q + (1 << 30)) >> 31
+
+
+def add_int8(x1, x2, shape0, shape1, zero_points, multipliers, shifts, output_zero_point: int, clamp,
+             backend: str = "jit") -> np.ndarray:  # fmt: skip
     """LiteRT's optimized int8 ADD of ``x1`` and ``x2`` (broadcast to the output shape; ``shape0``
-    and ``shape1`` the input tensors' shapes): int8."""
-    paths = add_paths(shape0, shape1, x1.shape)
-    (q1, q2, qo), (e1, e2, eo) = multipliers, shifts
+    and ``shape1`` the input tensors' shapes): int8.  ``backend="reference"`` is numpy, the jit
+    backends one compiled loop; the same rule."""
+    check_backend(backend)
+    paths = add_paths(tuple(shape0), tuple(shape1), tuple(x1.shape))
+    (q1, q2, qo), (e1, e2, eo) = (int(q) for q in multipliers), (int(e) for e in shifts)
+    z1, z2, zo, (lo, hi) = int(zero_points[0]), int(zero_points[1]), int(output_zero_point), clamp
+    if backend != "reference":
+        out = np.empty(x1.shape, np.int8)
+        flat = [np.ascontiguousarray(a).reshape(-1) for a in (x1, x2, paths)]
+        _add_int8_kernel.build(backend, out.size)(*flat, z1, z2, q1, e1, q2, e2, qo, eo, zo, int(lo), int(hi),
+                                                  out.reshape(-1))  # fmt: skip
+        return out
     terms = []
-    for x, z, q, e in ((x1, zero_points[0], q1, e1), (x2, zero_points[1], q2, e2)):
-        v = np.asarray(x, np.int64) - z
+    for x, z, q, e in ((x1, z1, q1, e1), (x2, z2, q2, e2)):
+        v = np.asarray(x, np.int64) - z  # 9 bits: shifted by 20 it stays inside int32
         first = 20 + e
-        row = srdhm(v << first if first >= 0 else v >> min(-first, 31), q)
-        scaled = srdhm(wrap32(v << 20), q)
+        row = _srdhm(v << first if first >= 0 else v >> min(-first, 31), q)
+        scaled = _srdhm(v << 20, q)
         terms.append(np.select([paths == ROW, paths == SCALAR], [row, scaled >> -e], rdbpot(scaled, -e)))
-    o = rdbpot(srdhm(wrap32(terms[0] + terms[1]), qo), -eo)
+    o = rdbpot(_srdhm(wrap32(terms[0] + terms[1]), qo), -eo)
     wrap16 = lambda v: ((v + 32768) & 0xFFFF) - 32768  # noqa: E731
-    simd = np.clip(wrap16(wrap16(o) + output_zero_point), -128, 127)
-    y = np.where(paths == REFERENCE, o + output_zero_point, simd)
-    return np.clip(y, *clamp).astype(np.int8)
+    simd = np.clip(wrap16(wrap16(o) + zo), -128, 127)
+    y = np.where(paths == REFERENCE, o + zo, simd)
+    return np.clip(y, lo, hi).astype(np.int8)
+
+
+@helper
+def _scaled_input(v, path, q, e):
+    if path == ROW:
+        first = 20 + e
+        shifted = v << first if first >= 0 else v >> min(-first, 31)
+        return (shifted * q + (1 << 30)) >> 31
+    scaled = ((v << 20) * q + (1 << 30)) >> 31
+    return scaled >> -e if path == SCALAR else rounding_divide_by_pot_scalar(scaled, -e)
+
+
+@kernel
+def _add_int8_kernel(x1, x2, paths, z1, z2, q1, e1, q2, e2, qo, eo, zo, lo, hi, out):
+    for i in prange(out.size):
+        path = paths[i]
+        t = _scaled_input(np.int64(x1[i]) - z1, path, q1, e1) + _scaled_input(np.int64(x2[i]) - z2, path, q2, e2)
+        o = rounding_divide_by_pot_scalar((wrap_int32(t) * qo + (1 << 30)) >> 31, -eo)
+        if path == REFERENCE:
+            y = o + zo
+        else:  # vmovn_s32, vaddq_s16, vqmovn_s16
+            y = min(max(((((o + 32768) & 0xFFFF) - 32768 + zo + 32768) & 0xFFFF) - 32768, -128), 127)
+        out[i] = min(max(y, lo), hi)
