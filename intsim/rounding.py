@@ -43,6 +43,15 @@ def round_half_away(v):
     return t + np.where(np.abs(v - t) >= 0.5, np.sign(v), 0)
 
 
+def x86_int32(v) -> np.ndarray:
+    """C's ``static_cast<int32_t>`` of floats already rounded to integers, as x86-64 computes it
+    (``cvttss2si``/``cvttsd2si``/``cvtps2dq``; C leaves it undefined): NaN and values outside
+    int32 give INT32_MIN.  int64 array."""
+    v = np.asarray(v)
+    inside = (v >= -(2.0**31)) & (v < 2.0**31)  # False for NaN
+    return np.where(inside, np.where(inside, v, 0).astype(np.int64), np.int64(-(2**31)))
+
+
 def random_bits(size: int, seed) -> np.ndarray:
     """``size`` uint64 words from PCG64 seeded with ``seed`` (an int, None, or a Generator)."""
     if isinstance(seed, np.random.Generator):

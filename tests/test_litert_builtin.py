@@ -266,3 +266,18 @@ def test_five_fold_consolidates_as_litert_does():
     assert five_fold((1,), (3, 21)) == ("first", (1, 1, 1, 63, 1))
     assert five_fold((3, 1, 5), (1, 7, 1)) == ("generic", ())
     assert five_fold((2, 3, 4), (3, 5)) == ("generic", ())
+
+
+def test_requantize_and_int16_leaky_relu_as_the_optimized_kernels():
+    """QUANTIZE int8 -> int8 / uint8 over 29 elements (the NEON loop takes 16, ties up; the scalar
+    loop 13), and int16 LEAKY_RELU with a negative alpha (its signed multiplier's SRDHM ties the
+    other way): power-of-two scale ratios make the ties."""
+    rng = np.random.default_rng(3)
+    departs = 0
+    models = [single_op("QUANTIZE", [T("x", (29,), "INT8", scale=2.0**-3, zero_point=-5)],
+                        [T("y", (29,), kind, scale=2.0**-1, zero_point=zp)]) for kind, zp in (("INT8", 3), ("UINT8", 130))]
+    models.append(single_op("LEAKY_RELU", [T("x", (40,), "INT16", scale=2.0**-4, zero_point=0)],
+                            [T("y", (40,), "INT16", scale=2.0**-2, zero_point=0)], {"alpha": -0.75}))  # fmt: skip
+    for data in models:
+        departs += _check(data, 4, rng)
+    assert departs, "BUILTIN_REF agrees everywhere: the cases do not tell the modes apart"

@@ -82,7 +82,12 @@ def weighted_layer(draw):
 def test_weighted_layers_equal_litert_in_its_three_modes(data, seed):
     m = itf.load(data)
     rng = np.random.default_rng(seed)
-    xs = [random_int(rng, t.shape, t.dtype) for t in m.input_details()]
+    _check_modes(data, m, [random_int(rng, t.shape, t.dtype) for t in m.input_details()])
+
+
+def _check_modes(data, m, xs):
+    """intsim under each LiteRT mode's profile equals that mode (or both refuse the model), and
+    the node sits where the default interpreter's partition puts it."""
     for profile in MODES:
         try:
             (want,) = interpret(data, xs, profile)
@@ -97,3 +102,71 @@ def test_weighted_layers_equal_litert_in_its_three_modes(data, seed):
             ip.allocate_tensors()
             delegated = "DELEGATE" in [o["op_name"] for o in ip._get_ops_details()]
             assert (delegate.builtin_reason(m, m.operators[0]) is None) == delegated
+
+
+ZP8 = st.sampled_from([-128, -7, 0, 3, 127])
+SCALE = st.one_of(st.sampled_from([2.0**-7, 2.0**-4, 0.02, 0.05, 0.1, 0.5]), st.floats(2.0**-8, 1.0, width=32))
+
+
+@st.composite
+def activation_op(draw):
+    """A single operator without weights, int8 (int16 where LiteRT has it), its quantization and
+    shape drawn: the element count decides the NEON loops' tails in the optimized kernels."""
+    op = draw(st.sampled_from(["LOGISTIC", "TANH", "RELU", "RELU6", "LEAKY_RELU", "HARD_SWISH", "SOFTMAX",
+                               "QUANTIZE", "DEQUANTIZE", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D"]))  # fmt: skip
+    int16 = op in ("RELU", "LEAKY_RELU", "SOFTMAX", "MEAN", "AVERAGE_POOL_2D", "MAX_POOL_2D") and \
+        draw(st.integers(0, 3)) == 0  # the int16 operators intsim runs  # fmt: skip
+    kind = "INT16" if int16 else "INT8"
+    s_in, z_in = draw(SCALE), 0 if int16 else draw(ZP8)
+    s_out, z_out = draw(SCALE), 0 if int16 else draw(ZP8)
+    if op in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+        c, k, stride, padding = draw(st.sampled_from([3, 8, 20])), draw(st.sampled_from([2, 3])), \
+            draw(st.sampled_from([1, 2])), draw(st.sampled_from([0, 1]))  # fmt: skip
+        out_hw = -(-9 // stride) if padding == 0 else (9 - k) // stride + 1
+        x = T("x", (1, 9, 9, c), kind, scale=s_in, zero_point=z_in)
+        y = T("y", (1, out_hw, out_hw, c), kind, scale=s_in, zero_point=z_in)  # pools keep the quantization
+        return single_op(op, [x], [y], dict(padding=padding, stride_h=stride, stride_w=stride, filter_height=k,
+                                            filter_width=k, fused_activation_function=draw(st.sampled_from([0, 1, 3]))))  # fmt: skip
+    if op == "MEAN":
+        shape = (2, 3, 4, draw(st.sampled_from([5, 16, 20])))
+        axes = draw(st.sampled_from([(1, 2), (2, 1), (3,), (1,), (0, 3), (1, 2, 3)]))
+        keep = draw(st.booleans())
+        out = tuple(1 if i in axes else d for i, d in enumerate(shape)) if keep else \
+            tuple(d for i, d in enumerate(shape) if i not in axes)  # fmt: skip
+        ax = T("axes", (len(axes),), "INT32", data=np.array(axes, np.int32))
+        return single_op(op, [T("x", shape, kind, scale=s_in, zero_point=z_in), ax],
+                         [T("y", out, kind, scale=s_out, zero_point=z_out)], {"keep_dims": keep})  # fmt: skip
+    n = draw(st.sampled_from([7, 8, 13, 29, 64]))
+    shape = (3, n)
+    if op == "SOFTMAX":
+        s_out, z_out = (1 / 32768, 0) if int16 else (1 / 256, -128)
+        return single_op(op, [T("x", shape, kind, scale=s_in, zero_point=z_in)],
+                         [T("y", shape, kind, scale=s_out, zero_point=z_out)], {"beta": draw(st.sampled_from([1.0, 0.5]))})
+    if op in ("LOGISTIC", "TANH"):  # the output quantization LiteRT's kernels require
+        s_out, z_out = (1 / 256, -128) if op == "LOGISTIC" else (1 / 128, 0)
+    if op == "QUANTIZE":  # int8 -> int8, or float32 -> int8
+        src = draw(st.sampled_from(["FLOAT32", "INT8"]))
+        x = T("x", shape, src) if src == "FLOAT32" else T("x", shape, "INT8", scale=s_in, zero_point=z_in)
+        return single_op(op, [x], [T("y", shape, "INT8", scale=s_out, zero_point=z_out)])
+    if op == "DEQUANTIZE":
+        return single_op(op, [T("x", shape, kind, scale=s_in, zero_point=z_in)], [T("y", shape, "FLOAT32")])
+    options = {"alpha": draw(st.sampled_from([0.1, 0.2, -0.3, 2.0]))} if op == "LEAKY_RELU" else None
+    return single_op(op, [T("x", shape, kind, scale=s_in, zero_point=z_in)],
+                     [T("y", shape, kind, scale=s_out, zero_point=z_out)], options)  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=activation_op(), seed=st.integers(0, 2**16))
+def test_operators_without_weights_equal_litert_in_its_three_modes(data, seed):
+    m = itf.load(data)
+    rng = np.random.default_rng(seed)
+    xs = []
+    for t in m.input_details():
+        if t.dtype == np.float32:  # near ties of the output scale, and a few specials
+            s = float(m.tensors[m.operators[0].outputs[0]].scale[0])
+            x = ((rng.integers(-300, 300, t.shape) + 0.5) * s).astype(np.float32)
+            x.reshape(-1)[:3] = [np.inf, -np.inf, 1e30]
+            xs.append(x)
+        else:
+            xs.append(random_int(rng, t.shape, t.dtype))
+    _check_modes(data, m, xs)

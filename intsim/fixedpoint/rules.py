@@ -64,10 +64,10 @@ from intsim.fixedpoint.multiplier import (
     check_layer_multiplier, check_quantized_multiplier, check_single_rounding_range, quantize_multiplier,
 )  # fmt: skip
 from intsim.fixedpoint.primitives import (
-    INT32_MIN, i64, rdbpot, rounding_divide_by_pot_scalar, rshift_round_up, rshift_round_up_scalar, srdhm,
+    i64, rdbpot, rounding_divide_by_pot_scalar, rshift_round_up, rshift_round_up_scalar, srdhm,
     srdhm_scalar, wrap32, wrap_int32,
 )  # fmt: skip
-from intsim.rounding import round_half_away
+from intsim.rounding import round_half_away, x86_int32
 
 jit_scalar = uncached_helper  # compiles a rule's scalar function for the kernels (inlined, exact IEEE arithmetic)
 
@@ -349,9 +349,7 @@ def _float64_onnx_reference(acc, m, zp, qmin, qmax):
 
 
 def _float64_away_reference(acc, m, zp, qmin, qmax):
-    r = round_half_away(acc.astype(np.float64) * m)
-    inside = (r >= -(2.0**31)) & (r < 2.0**31)
-    v = np.where(inside, np.where(inside, r, 0).astype(np.int64), INT32_MIN)  # x86-64 cvttsd2si out of range
+    v = x86_int32(round_half_away(acc.astype(np.float64) * m))  # cvttsd2si: INT32_MIN out of range
     return np.clip(wrap32(v + zp), qmin, qmax)
 
 

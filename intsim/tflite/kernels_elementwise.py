@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from intsim import fixedpoint as fxp
-from intsim import quant
 from intsim.tflite import optimized, xnnpack
 from intsim.tflite.add import quantized_add
-from intsim.rounding import round_half_away
+from intsim.rounding import round_half_away, x86_int32
 from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite.context import act_range, check_types, kernel, qparams, type_range
 from intsim.tflite.model import ModelError
@@ -138,13 +137,16 @@ def leaky_relu(ctx, op):
     ``x >= zp``, alpha multiplier ``s_in * alpha / s_out`` (float32) otherwise; a negative alpha
     multiplier is applied to the magnitude and negated.  A profile with ``kernels="xnnpack"``
     follows XNNPACK's qs8 leaky ReLU where LiteRT's delegate takes the node
-    (``xnnpack.xnnpack_leaky_relu``)."""
+    (``xnnpack.xnnpack_leaky_relu``); one with ``kernels="optimized"`` runs int16 as
+    ``optimized.leaky_relu_int16``."""
     it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     dtype = check_types(op, [it, ot], (np.int8, np.int16))
     (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
     alpha = f32(op.options.get("alpha", 0.2))
     if dtype == np.int8 and ctx.profile.kernels == "xnnpack" and xnnpack.xnnpack_takes_leaky_relu(si, so, alpha):
         return [xnnpack.xnnpack_leaky_relu(ctx.input(op, 0), si, zi, so, zo, alpha)]
+    if dtype == np.int16 and ctx.profile.kernels == "optimized" and ctx.rounding(op) == "double" and zi == zo == 0:
+        return [optimized.leaky_relu_int16(ctx.input(op, 0), si, so, alpha)]
     m_alpha = f64(f32(f32(si * alpha) / so))
     m_id = f64(f32(si / so))
     v = ctx.input(op, 0).astype(np.int64) - zi
@@ -194,13 +196,16 @@ def _int16_multiplier(real) -> tuple[int, int]:
 
 @kernel("QUANTIZE")
 def quantize_op(ctx, op):
-    """float32 -> int: ``reference_ops::AffineQuantize`` (``round_half_away(x / float32(scale)) +
-    zp``, per tensor or per channel); int -> int: ``reference_ops::Requantize``
+    """float32 -> int: ``reference_ops::AffineQuantize`` / ``PerChannelQuantize``
+    (``static_cast<int32_t>(round_half_away(x / float32(scale))) + zp``, the division in float32;
+    the cast as x86-64 computes it: NaN and values beyond int32 give INT32_MIN, and ``+ zp`` wraps
+    before the clamp, so -inf with a negative zero point gives the type's maximum); int -> int: ``reference_ops::Requantize``
     (``tensorflow/lite/kernels/internal/reference/requantize.h``: MBQM of ``x - zp_in`` by
     ``double(s_in) / double(s_out)``, then ``+ zp_out`` in int32, clamped to the output type).
     Integer pairs: int8, uint8 and int16 to each other, int8 and int16 to int32 (int16 -> int32
     in LiteRT too; int8 -> int32 in TFLite Micro only), int32 to int8 and int16.  A profile with
     ``kernels="optimized"`` quantizes float32 per tensor as ``optimized_ops::AffineQuantize``
+    and requantizes between int8 and uint8 as ``optimized_ops::Requantize``
     (``tflite.optimized``); one with ``kernels="xnnpack"`` quantizes float32 to int8 and
     requantizes int8 -> int8 as XNNPACK does where LiteRT's delegate takes the node
     (``tflite.xnnpack``)."""
@@ -214,9 +219,14 @@ def quantize_op(ctx, op):
             return [optimized.affine_quantize(x, ot.scale[0], int(ot.zero_point[0]), ot.dtype)]
         if ctx.profile.kernels == "xnnpack" and axis is None and ot.dtype == np.int8:
             return [xnnpack.xnnpack_quantize(x, ot.scale[0], int(ot.zero_point[0]))]
-        return [quant.quantize(x, ot.scale if axis is not None else ot.scale[0],
-                               ot.zero_point.astype(ot.dtype) if axis is not None else ot.dtype.type(ot.zero_point[0]),
-                               dtype=ot.dtype.name, axis=axis, rounding="nearest_away")]  # fmt: skip
+        shape = [1] * x.ndim
+        if axis is not None:
+            shape[axis] = -1
+        scale, zp = ot.scale.astype(f32).reshape(shape), ot.zero_point.astype(np.int64).reshape(shape)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            q = x86_int32(round_half_away((x.astype(f32) / scale).astype(f32)))  # float32 division
+        lo, hi = type_range(ot.dtype)
+        return [np.clip(fxp.wrap32(q + zp), lo, hi).astype(ot.dtype)]
     check_types(op, [it], (np.int8, np.uint8, np.int16, np.int32))
     if it.dtype == np.int32 and ot.dtype not in (np.int8, np.int16):
         raise ModelError(f"{op.describe()}: QUANTIZE from int32 to {ot.describe()} is not supported")
@@ -224,6 +234,9 @@ def quantize_op(ctx, op):
     if (it.dtype == ot.dtype == np.int8 and ctx.profile.kernels == "xnnpack"
             and xnnpack.xnnpack_takes_requantize(si, so)):  # fmt: skip
         return [xnnpack.xnnpack_requantize(x, si, zi, so, zo).astype(np.int8)]
+    eight_bit = (np.int8, np.uint8)
+    if ctx.profile.kernels == "optimized" and it.dtype in eight_bit and ot.dtype in eight_bit and ctx.rounding(op) == "double":
+        return [optimized.requantize_8bit(x, si, zi, so, zo, ot.dtype)]
     y = fxp.wrap32(ctx.mbqm(op, fxp.wrap32(x.astype(np.int64) - zi), f64(si) / f64(so)).astype(np.int64) + zo)
     lo, hi = type_range(ot.dtype)
     return [np.clip(y, lo, hi).astype(ot.dtype)]

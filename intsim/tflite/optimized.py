@@ -27,6 +27,11 @@ Which path an element takes depends on its position, and so does its rounding:
                       channels split into ranges of their own blocks
 ``add_int8``          ``optimized/integer_ops/add.h`` (int8 ADD; SUB stays with the reference
                       kernel): the reference parameters, three paths by position (below)
+``requantize_8bit``   ``optimized_ops::Requantize`` (QUANTIZE between int8 and uint8): the
+                      first ``16 * (n // 16)`` elements by rule ``"double-up"``, the rest
+                      ``"double"``
+``leaky_relu_int16``  ``optimized_integer_ops::QuantizeLeakyRelu``: a negative alpha's signed
+                      multiplier where the reference kernel negates the magnitude's result
 """
 
 from __future__ import annotations
@@ -38,8 +43,8 @@ from numba import prange
 
 from intsim import fixedpoint as fxp
 from intsim._jit import check_backend, helper, kernel
-from intsim.fixedpoint.primitives import INT32_MIN, rdbpot, rounding_divide_by_pot_scalar, wrap32, wrap_int32
-from intsim.rounding import round_half_away
+from intsim.fixedpoint.primitives import rdbpot, rounding_divide_by_pot_scalar, wrap32, wrap_int32
+from intsim.rounding import round_half_away, x86_int32
 
 f32, f64 = np.float32, np.float64
 BLOCK = 8  # elements per iteration of the NEON loops of Dequantize and AffineQuantize
@@ -61,13 +66,6 @@ def dequantize(x, scale, zero_point) -> np.ndarray:
     return out.reshape(x.shape)
 
 
-def _to_int32(v: np.ndarray) -> np.ndarray:
-    """x86's float to int32 conversions (``cvtps2dq``, ``cvttsd2si``): NaN and values outside
-    int32 give INT32_MIN; ``v`` holds values already rounded to integers."""
-    ok = np.isfinite(v) & (v >= -(2.0**31)) & (v < 2.0**31)
-    return np.where(ok, np.where(ok, v, 0).astype(np.int64), INT32_MIN)
-
-
 def affine_quantize(x, scale, zero_point, dtype) -> np.ndarray:
     """``optimized_ops::AffineQuantize`` of float32 ``x`` (per tensor) to ``dtype``."""
     x = np.asarray(x, f32)
@@ -77,7 +75,7 @@ def affine_quantize(x, scale, zero_point, dtype) -> np.ndarray:
         inverse = f32(1.0 / f64(f32(scale)))
         vector = np.rint((flat[:v] * inverse).astype(f32).astype(f64))  # ties to even
         tail = round_half_away(flat[v:].astype(f64) / f64(f32(scale)))
-    q = _to_int32(np.concatenate([vector, tail]))
+    q = x86_int32(np.concatenate([vector, tail]))
     info = np.iinfo(dtype)
     return np.clip(wrap32(q + int(zero_point)), info.min, info.max).astype(dtype).reshape(x.shape)
 
@@ -218,3 +216,47 @@ def _add_int8_kernel(x1, x2, paths, z1, z2, q1, e1, q2, e2, qo, eo, zo, lo, hi, 
         else:  # vmovn_s32, vaddq_s16, vqmovn_s16
             y = min(max(((((o + 32768) & 0xFFFF) - 32768 + zo + 32768) & 0xFFFF) - 32768, -128), 127)
         out[i] = min(max(y, lo), hi)
+
+
+# ---- QUANTIZE between 8-bit types, int16 LEAKY_RELU ----------------------------------------------------
+
+
+def requantize_8bit(x, s_in, zp_in: int, s_out, zp_out: int, dtype) -> np.ndarray:
+    """``optimized_ops::Requantize`` (``optimized_ops.h``; int8 and uint8 to each other): the
+    multiplier ``double(s_in) / double(s_out)`` quantized as the reference kernel's, the first
+    ``16 * (n // 16)`` elements by ``MultiplyByQuantizedMultiplier4Rows`` (VQRDMULH, VRSHL: rule
+    ``"double-up"``), the rest by MultiplyByQuantizedMultiplier; ``+ zp_out``, saturated."""
+    x = np.asarray(x)
+    q, shift = fxp.quantize_multiplier(float(f64(f32(s_in)) / f64(f32(s_out))))
+    v = x.reshape(-1).astype(np.int64) - int(zp_in)
+    up = np.arange(v.size) < v.size // 16 * 16
+    scaled = np.where(up, fxp.get_rule("double-up").scale_reference(v, q, shift),
+                      fxp.get_rule("double").scale_reference(v, q, shift))  # fmt: skip
+    info = np.iinfo(dtype)
+    return np.clip(scaled + int(zp_out), info.min, info.max).astype(dtype).reshape(x.shape)
+
+
+def signed_quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier`` of a negative multiplier (``quantization_util.cc``): the
+    frexp mantissa rounded half away from zero to Q31, negative; -2**31 is kept (the
+    renormalization tests for +2**31 only)."""
+    if real >= 0:
+        return fxp.quantize_multiplier(real)
+    fraction, shift = np.frexp(f64(real))
+    q = int(round_half_away(fraction * 2.0**31))
+    return (0, 0) if shift < -31 else (q, int(shift))
+
+
+def leaky_relu_int16(x, s_in, s_out, alpha) -> np.ndarray:
+    """``optimized_integer_ops::QuantizeLeakyRelu`` (int16; its AVX2 loop is not built into the
+    x86-64 wheel: measured): MultiplyByQuantizedMultiplier by the identity multiplier where
+    ``x >= 0``, by the *signed* alpha multiplier (``s_in * alpha / s_out`` in double) elsewhere,
+    where the reference kernel scales by its magnitude and negates; zero points are 0."""
+    x = np.asarray(x)
+    v = x.astype(np.int64)
+    s_in, s_out = f64(f32(s_in)), f64(f32(s_out))
+    q_id, e_id = fxp.quantize_multiplier(float(s_in / s_out))
+    q_a, e_a = signed_quantize_multiplier(float(s_in * f64(f32(alpha)) / s_out))
+    double = fxp.get_rule("double").scale_reference
+    y = np.where(v >= 0, double(v, q_id, e_id), double(v, q_a, e_a))
+    return np.clip(y, -32768, 32767).astype(np.int16)
