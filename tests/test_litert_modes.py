@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from _tflite_util import MODES, T, interpret, random_int, single_op
 from ai_edge_litert.interpreter import Interpreter
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import intsim.tflite as itf
@@ -170,3 +170,32 @@ def test_operators_without_weights_equal_litert_in_its_three_modes(data, seed):
         else:
             xs.append(random_int(rng, t.shape, t.dtype))
     _check_modes(data, m, xs)
+
+
+@st.composite
+def binary_op(draw):
+    """ADD, SUB or MUL, int8 or int16, with broadcasting, fused activations and drawn scales."""
+    op = draw(st.sampled_from(["ADD", "SUB", "MUL"]))
+    int16 = draw(st.integers(0, 3)) == 0
+    kind, zp = ("INT16", st.just(0)) if int16 else ("INT8", ZP8)
+    shapes = draw(st.sampled_from([((3, 50), (3, 50)), ((1,), (3, 21)), ((3, 21), (1, 1)), ((2, 1, 50), (2, 5, 50)),
+                                   ((2, 5, 15), (2, 1, 15)), ((3, 1, 5), (1, 7, 1))]))  # fmt: skip
+    s1, s2, so = draw(SCALE), draw(SCALE), draw(SCALE)
+    if op in ("ADD", "SUB"):  # LiteRT CHECKs the output multiplier below 1
+        left = 15 if int16 else 20
+        assume(2 * max(float(np.float32(s1)), float(np.float32(s2))) / (2**left * float(np.float32(so))) < 1)
+    opts = {"fused_activation_function": draw(st.sampled_from([0, 1, 2, 3]))}
+    if int16 and op != "MUL":
+        opts["pot_scale_int16"] = False
+    out = np.broadcast_shapes(*shapes)
+    return single_op(op, [T("a", shapes[0], kind, scale=s1, zero_point=draw(zp)),
+                          T("b", shapes[1], kind, scale=s2, zero_point=draw(zp))],
+                     [T("y", out, kind, scale=so, zero_point=draw(zp))], opts)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=binary_op(), seed=st.integers(0, 2**16))
+def test_binary_operators_equal_litert_in_its_three_modes(data, seed):
+    m = itf.load(data)
+    rng = np.random.default_rng(seed)
+    _check_modes(data, m, [random_int(rng, t.shape, t.dtype) for t in m.input_details()])

@@ -90,7 +90,8 @@ def mul(ctx, op):
     (x2 - z2))`` with the multiplier ``s1 * s2 / s_out`` evaluated in float32 (mul.cc).  A
     profile with ``kernels="xnnpack"`` requantizes the int8 product as XNNPACK's qs8 vmul
     does (``src/qs8-vmul``, fp32: the ``float32`` rule with that same multiplier) where LiteRT's
-    delegate takes the node (``xnnpack.xnnpack_takes_mul``)."""
+    delegate takes the node (``xnnpack.xnnpack_takes_mul``); one with ``kernels="optimized"``
+    narrows int8 as LiteRT's optimized kernel does (``optimized.mul_int8``)."""
     t1, t2, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
     dtype = check_types(op, [t1, t2, ot], (np.int8, np.int16))
     (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(ot, op)
@@ -100,7 +101,10 @@ def mul(ctx, op):
     if dtype == np.int8 and ctx.profile.kernels == "xnnpack" and xnnpack.xnnpack_takes_mul(s1, s2, so):
         acc = ((x1 - z1) * (x2 - z2)).astype(np.int32)  # |acc| <= 255 * 255
         return [fxp.requantize_float(acc, m, zo, qmin=lo, qmax=hi, rule="float32", backend=ctx.backend).astype(dtype)]
-    return [np.clip(ctx.mbqm(op, g.wrap32((x1 - z1) * (x2 - z2)), m) + zo, lo, hi).astype(dtype)]
+    scaled = ctx.mbqm(op, g.wrap32((x1 - z1) * (x2 - z2)), m)
+    if dtype == np.int8 and ctx.profile.kernels == "optimized" and ctx.rounding(op) == "double":
+        return [optimized.mul_int8(scaled, zo, (lo, hi), t1.shape, t2.shape)]
+    return [np.clip(scaled + zo, lo, hi).astype(dtype)]
 
 
 def _relu_x(ctx, op, act_min: float, act_max: float | None):

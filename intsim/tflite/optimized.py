@@ -27,6 +27,8 @@ Which path an element takes depends on its position, and so does its rounding:
                       channels split into ranges of their own blocks
 ``add_int8``          ``optimized/integer_ops/add.h`` (int8 ADD; SUB stays with the reference
                       kernel): the reference parameters, three paths by position (below)
+``mul_int8``          ``optimized/integer_ops/mul.h``: the reference rounding, its SIMD lanes
+                      narrowing through int16 (blocks of 16 by position)
 ``requantize_8bit``   ``optimized_ops::Requantize`` (QUANTIZE between int8 and uint8): the
                       first ``16 * (n // 16)`` elements by rule ``"double-up"``, the rest
                       ``"double"``
@@ -143,19 +145,20 @@ def five_fold(shape0, shape1) -> tuple[str, tuple[int, ...]]:
 
 
 @functools.lru_cache(maxsize=256)
-def add_paths(shape0, shape1, out_shape) -> np.ndarray:
+def binary_paths(shape0, shape1, out_shape, row_block: int = ROW_BLOCK, scalar_block: int = SCALAR_BLOCK) -> np.ndarray:
     """The path (``REFERENCE``, ``ROW`` or ``SCALAR``) of every output element of an int8 ADD
-    (kept per shapes; read-only)."""
+    (or, with blocks of 16 and 16, MUL): ``BinaryBroadcastFiveFold``'s rows and runs, each SIMD
+    loop's whole blocks (kept per shapes; read-only)."""
     size = int(np.prod(out_shape, dtype=np.int64))
     category, y = five_fold(shape0, shape1)
     if category == "generic":
         return np.full(out_shape, REFERENCE, np.int8)
     if category == "none":
-        return np.where(np.arange(size) < size // ROW_BLOCK * ROW_BLOCK, ROW, REFERENCE).astype(np.int8).reshape(out_shape)
+        return np.where(np.arange(size) < size // row_block * row_block, ROW, REFERENCE).astype(np.int8).reshape(out_shape)
     if y[4] > 1:
-        pos, block, path = np.arange(size) % y[4], y[4] // ROW_BLOCK * ROW_BLOCK, ROW
+        pos, block, path = np.arange(size) % y[4], y[4] // row_block * row_block, ROW
     else:
-        pos, block, path = np.arange(size) % y[3], y[3] // SCALAR_BLOCK * SCALAR_BLOCK, SCALAR
+        pos, block, path = np.arange(size) % y[3], y[3] // scalar_block * scalar_block, SCALAR
     paths = np.where(pos < block, path, REFERENCE).astype(np.int8).reshape(out_shape)
     paths.flags.writeable = False
     return paths
@@ -172,7 +175,7 @@ def add_int8(x1, x2, shape0, shape1, zero_points, multipliers, shifts, output_ze
     and ``shape1`` the input tensors' shapes): int8.  ``backend="reference"`` is numpy, the jit
     backends one compiled loop; the same rule."""
     check_backend(backend)
-    paths = add_paths(tuple(shape0), tuple(shape1), tuple(x1.shape))
+    paths = binary_paths(tuple(shape0), tuple(shape1), tuple(x1.shape))
     (q1, q2, qo), (e1, e2, eo) = (int(q) for q in multipliers), (int(e) for e in shifts)
     z1, z2, zo, (lo, hi) = int(zero_points[0]), int(zero_points[1]), int(output_zero_point), clamp
     if backend != "reference":
@@ -260,3 +263,15 @@ def leaky_relu_int16(x, s_in, s_out, alpha) -> np.ndarray:
     double = fxp.get_rule("double").scale_reference
     y = np.where(v >= 0, double(v, q_id, e_id), double(v, q_a, e_a))
     return np.clip(y, -32768, 32767).astype(np.int16)
+
+
+def mul_int8(product_scaled, zp_out: int, clamp, shape0, shape1) -> np.ndarray:
+    """``optimized_integer_ops::Mul`` / ``BroadcastMulDispatch`` (``integer_ops/mul.h``) from the
+    reference kernel's ``MBQM((x1 - z1) * (x2 - z2))`` (the same rounding in every lane): the
+    SIMD lanes of MulElementwise and MulSimpleBroadcast (blocks of 16) narrow it to int16 with
+    saturation (vqmovn_s32), add the zero point in int16 (vaddq_s16: wraps) and saturate to
+    int8; the scalar tails add and clamp in int32."""
+    p = np.asarray(product_scaled, np.int64)
+    paths = binary_paths(tuple(shape0), tuple(shape1), tuple(p.shape), 16, 16)
+    simd = np.clip(((np.clip(p, -32768, 32767) + int(zp_out) + 32768) & 0xFFFF) - 32768, -128, 127)
+    return np.clip(np.where(paths == REFERENCE, p + int(zp_out), simd), *clamp).astype(np.int8)
