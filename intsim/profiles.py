@@ -312,8 +312,8 @@ PROFILES = {
             "FULLY_CONNECTED by ruy's x86 kernels (ruy/kernel_avx2_fma.cc: SRDHM, then a rounding "
             "shift with ties toward +inf), int8 DEPTHWISE_CONV_2D by optimized_ops::Quantize "
             "(optimized_ops.h: that rounding in channels of whole blocks of 8, MultiplyByQuantized"
-            "Multiplier in the rest), TRANSPOSE_CONV likewise; int8 ADD, QUANTIZE from float32, DEQUANTIZE "
-            "and int8 MEAN over H and W by their optimized kernels (intsim.tflite.optimized); the other "
+            "Multiplier in the rest), TRANSPOSE_CONV likewise; int8 ADD and MUL, QUANTIZE, DEQUANTIZE, int8 "
+            "MEAN over H and W and int16 LEAKY_RELU by their optimized kernels (intsim.tflite.optimized); the other "
             "operators as BUILTIN_REF. "
             "Measured against ai-edge-litert 2.3 on x86-64 (one thread, the Interpreter's default)",
             LITERT_OPTIMIZED,
