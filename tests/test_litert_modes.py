@@ -199,3 +199,16 @@ def test_binary_operators_equal_litert_in_its_three_modes(data, seed):
     m = itf.load(data)
     rng = np.random.default_rng(seed)
     _check_modes(data, m, [random_int(rng, t.shape, t.dtype) for t in m.input_details()])
+
+
+def test_concatenation_with_a_fused_activation():
+    """LiteRT's kernels refuse it; the default interpreter's XNNPACK delegate takes the node and
+    ignores the activation: intsim does each."""
+    q = dict(scale=0.05, zero_point=-3)
+    data = single_op("CONCATENATION", [T("a", (2, 3), "INT8", **q), T("b", (2, 4), "INT8", **q)],
+                     [T("y", (2, 7), "INT8", **q)], {"axis": 1, "fused_activation_function": 1})  # fmt: skip
+    m = itf.load(data)
+    rng = np.random.default_rng(0)
+    xs = [random_int(rng, (2, 3), np.int8), random_int(rng, (2, 4), np.int8)]
+    _check_modes(data, m, xs)
+    assert np.array_equal(itf.run(m, xs, profile="litert")[0], np.concatenate(xs, axis=1))

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from intsim.tflite.context import act_range, kernel, qparams
+from intsim.tflite.context import kernel, qparams
 from intsim.tflite.model import ModelError
 
 
@@ -88,6 +88,12 @@ def pad(ctx, op):
 
 @kernel("CONCATENATION")
 def concatenation(ctx, op):
+    """Inputs of the output's quantization, joined.  LiteRT's kernel refuses a fused activation
+    (``concatenation.cc`` Prepare); its XNNPACK delegate, which takes the node first in the
+    default interpreter, ignores it (``xnnpack_delegate.cc`` VisitConcatenationNode)."""
+    if op.options.get("fused_activation_function", 0) and ctx.profile.kernels != "xnnpack":
+        raise ModelError(f"{op.describe()}: a fused activation on CONCATENATION, which LiteRT's kernels refuse "
+                         "(tflite/kernels/concatenation.cc)")  # fmt: skip
     xs = [ctx.input(op, k) for k in range(len(op.inputs))]
     out = ctx.out_tensor(op)
     _same_quantization(op, [ctx.in_tensor(op, k) for k in range(len(op.inputs))], out)
@@ -96,10 +102,7 @@ def concatenation(ctx, op):
         y = np.concatenate(xs, axis=axis)
     except (ValueError, np.exceptions.AxisError) as e:
         raise ModelError(f"{op.describe()}: {e}") from None
-    if out.quantized:
-        lo, hi = act_range(op, out)
-        y = np.clip(y, lo, hi).astype(out.dtype)
-    return [y]
+    return [y.astype(out.dtype) if out.quantized else y]
 
 
 @kernel("STRIDED_SLICE")
