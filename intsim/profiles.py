@@ -39,7 +39,7 @@ from intsim.rounding import MODES
 MULTIPLIER_RULES = ("float64", "float32-product", "float32")
 OVERFLOW = ("wrap", "saturate")
 ACTIVATION_IMPLS = ("lut", "fixed-point")
-KERNELS = ("reference", "optimized", "xnnpack")
+KERNELS = ("reference", "optimized", "xnnpack", "tflm")
 DELEGATES = ("", "xnnpack")
 OP_CLASSES = {
     "conv": "Conv2D, ONNX QLinearConv",
@@ -58,11 +58,13 @@ OP_CLASSES = {
 OWN_MULTIPLIER = ("add", "mul", "mean", "softmax", "activation", "quantize")
 
 
-def table(conv, fc, *, int16=("int64", "float64"), int16_fc=("int64", "float64"), mbqm="double") -> dict:
+def table(conv, fc, *, int16=("int64", "float64"), int16_fc=("int64", "float64"), mbqm="double",
+          mul_multiplier="float32") -> dict:  # fmt: skip
     """A full rule table: ``conv`` also for depthwise and transpose convolutions, ``mbqm`` for
-    every operator that quantizes its own multipliers."""
+    every operator that quantizes its own multipliers; MUL's multiplier ``s1 * s2 / s_out`` as
+    LiteRT's mul.cc derives it (float32) unless ``mul_multiplier`` says otherwise."""
     return {"conv": conv, "depthwise": conv, "transpose-conv": conv, "fc": fc, "int16": int16, "int16-fc": int16_fc,
-            **{c: (mbqm, "float64") for c in OWN_MULTIPLIER}}  # fmt: skip
+            **{c: (mbqm, "float64") for c in OWN_MULTIPLIER}, "mul": (mbqm, mul_multiplier)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,9 @@ class Profile:
     source: str
     rules_table: Mapping = field(default_factory=dict)
     activation_impl: str = "lut"  # TFLite int8 LOGISTIC/TANH: float-built table or gemmlowp fixed point
-    # whose arithmetic the operators with their own (ADD/SUB/MUL, QUANTIZE, DEQUANTIZE, MEAN) follow:
-    # LiteRT's reference kernels (by the table), its optimized kernels, or XNNPACK where LiteRT's delegate takes them
+    # whose arithmetic the operators with their own (ADD/SUB/MUL, QUANTIZE, DEQUANTIZE, MEAN, RELU6) follow:
+    # LiteRT's reference kernels (by the table), its optimized kernels, XNNPACK where LiteRT's delegate takes
+    # them, or TFLite Micro's
     kernels: str = "reference"
     # "xnnpack": the nodes LiteRT's XNNPACK delegate takes run profile ``xnnpack`` (intsim.tflite.delegate)
     delegate: str = ""
@@ -332,9 +335,11 @@ PROFILES = {
             "tflm",
             "TFLite Micro reference kernels = CMSIS-NN default (tensorflow/tflite-micro "
             "tensorflow/lite/kernels/internal/common.cc, reference/integer_ops/*.h): MBQM double "
-            "rounding everywhere; FullyConnected multiplier from a float32 product; int8 "
-            "LOGISTIC/TANH in gemmlowp fixed point",
-            table(("double", "float64"), ("double", "float32-product")), quantize_rounding="nearest_away",
+            "rounding everywhere; FullyConnected multiplier from a float32 product; MUL's multiplier in "
+            "double (micro/kernels/mul_common.cc); RELU6 clamps in the input's quantization "
+            "(micro/kernels/activations_common.cc); int8 LOGISTIC/TANH in gemmlowp fixed point",
+            table(("double", "float64"), ("double", "float32-product"), mul_multiplier="float64"),
+            quantize_rounding="nearest_away", kernels="tflm",
             activation_impl="fixed-point",
         ),
         Profile(
@@ -342,7 +347,8 @@ PROFILES = {
             "TFLite Micro built with TFLITE_SINGLE_ROUNDING (tensorflow/lite/kernels/internal/common.cc, "
             "quantization_util.cc) = CMSIS-NN with CMSIS_NN_USE_SINGLE_ROUNDING: "
             "(acc * qm + 2**(30 - shift)) >> (31 - shift)",
-            table(("single", "float64"), ("single", "float32-product"), mbqm="single"),
+            table(("single", "float64"), ("single", "float32-product"), mbqm="single", mul_multiplier="float64"),
+            kernels="tflm",
             quantize_rounding="nearest_away", activation_impl="fixed-point",
         ),
         Profile(

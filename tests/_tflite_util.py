@@ -34,8 +34,31 @@ def reference(model: bytes, inputs: list) -> list[np.ndarray]:
     return interpret(model, inputs, "tflite-reference")
 
 
+def micro(model: bytes, preserve: bool = False):
+    """The TFLite Micro runtime (the ``tflite-micro`` package), ``preserve`` keeping every tensor."""
+    from tflite_micro import runtime
+
+    config = runtime.InterpreterConfig.kPreserveAllTensors if preserve else runtime.InterpreterConfig.kAllocationRecording
+    return runtime.Interpreter.from_bytes(model, arena_size=16 << 20, intrepreter_config=config)  # the models' tensors fit
+
+
+def micro_tensor(ip, model, index: int) -> np.ndarray:
+    """Tensor ``index`` of a preserving TFLite Micro interpreter (``GetTensor`` past the last
+    tensor crashes the process: the index is checked first)."""
+    if not 0 <= index < len(model.tensors):
+        raise IndexError(f"tensor {index} of {len(model.tensors)}")
+    return ip.GetTensor(index, 0)["tensor_data"]
+
+
 def interpret(model: bytes, inputs: list, profile: str) -> list[np.ndarray]:
-    """Outputs of LiteRT in the mode ``profile`` models (``MODES``)."""
+    """Outputs of LiteRT in the mode ``profile`` models (``MODES``), or of the TFLite Micro
+    runtime for ``"tflm"``."""
+    if profile == "tflm":
+        ip = micro(model)
+        for k, x in enumerate(inputs):
+            ip.set_input(x, k)
+        ip.invoke()
+        return [ip.get_output(k).copy() for k in range(len(_outputs(model)))]
     ip = Interpreter(model_content=model, experimental_op_resolver_type=MODES[profile])
     ip.allocate_tensors()
     for d, x in zip(ip.get_input_details(), inputs, strict=True):
@@ -68,24 +91,36 @@ def model_bytes(name: str, models_dir) -> bytes:
 
 
 def assert_every_layer(data: bytes, profile: str, seed: int, draws: int = 4) -> None:
-    """Every operator's output under ``profile`` equals LiteRT's in the mode it models, on random
-    inputs (LiteRT's intermediates read with ``experimental_preserve_all_tensors``)."""
+    """Every operator's output under ``profile`` equals LiteRT's in the mode it models (or the
+    TFLite Micro runtime's for ``"tflm"``), on random inputs (intermediates read with
+    ``experimental_preserve_all_tensors`` / ``kPreserveAllTensors``)."""
     import warnings
 
     import intsim.tflite as itf
 
     m = itf.load(data)
-    with warnings.catch_warnings():  # LiteRT warns that the option is for debugging
-        warnings.simplefilter("ignore")
-        ip = Interpreter(model_content=data, experimental_op_resolver_type=MODES[profile],
-                         experimental_preserve_all_tensors=True)  # fmt: skip
-    ip.allocate_tensors()
+    if profile == "tflm":
+        ip = micro(data, preserve=True)
+        run, read = (lambda x: (ip.set_input(x, 0), ip.invoke())), (lambda t: micro_tensor(ip, m, t.index))
+    else:
+        with warnings.catch_warnings():  # LiteRT warns that the option is for debugging
+            warnings.simplefilter("ignore")
+            ip = Interpreter(model_content=data, experimental_op_resolver_type=MODES[profile],
+                             experimental_preserve_all_tensors=True)  # fmt: skip
+        ip.allocate_tensors()
+        run = lambda x: (ip.set_tensor(ip.get_input_details()[0]["index"], x), ip.invoke())  # noqa: E731
+        read = lambda t: ip.get_tensor(t.index)  # noqa: E731
     rng = np.random.default_rng(seed)
     for _ in range(draws):
         x = random_int(rng, m.input_details()[0].shape, m.input_details()[0].dtype)
-        ip.set_tensor(ip.get_input_details()[0]["index"], x)
-        ip.invoke()
+        run(x)
         _, tensors = itf.run(m, x, profile=profile, return_intermediates=True)
         for op in m.operators:
             t = m.tensors[op.outputs[0]]
-            np.testing.assert_array_equal(tensors[t.name], ip.get_tensor(t.index), err_msg=f"{profile}: {op.describe()}")
+            np.testing.assert_array_equal(tensors[t.name], read(t).reshape(t.shape), err_msg=f"{profile}: {op.describe()}")
+
+
+def _outputs(model: bytes) -> list:
+    import intsim.tflite as itf
+
+    return itf.parse(model).outputs

@@ -140,6 +140,12 @@ def test_multi_op_cnn_written_with_the_builder():
 
 
 @pytest.mark.parametrize("name", _tflite_util.MODELS)
+def test_every_layer_equals_tflite_micro(name, models_dir):
+    """The ``tflm`` profile against the TFLite Micro runtime, every layer."""
+    assert_every_layer(model_bytes(name, models_dir), "tflm", seed=8)
+
+
+@pytest.mark.parametrize("name", _tflite_util.MODELS)
 def test_every_layer_equals_builtin_ref(name, models_dir):
     """The shared models and the builder's networks (the contention benchmark's 31-operator
     MobileNet; the mobile operators' block: pad, hard-swish, depthwise x2, residual add, max pool,

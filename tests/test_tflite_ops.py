@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tflite_util import T, random_int, reference, single_op
+from _tflite_util import T, interpret, random_int, reference, single_op
 from conftest import ALL_BACKENDS
 
 import intsim.tflite as itf
@@ -244,6 +244,43 @@ def test_op_matches_litert_reference(case, backend):
             for g, w in zip(got, want, strict=True):
                 assert g.dtype == w.dtype and g.shape == w.shape
                 np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_matches_tflite_micro(case):
+    """The ``tflm`` profile against the TFLite Micro runtime itself (``tflite-micro``), every
+    backend on the first draw."""
+    rng = np.random.default_rng(sum(map(ord, case)) + 5)
+    data = CASES[case](rng)
+    model = itf.load(data)
+    for draw in range(4):
+        xs = _inputs(model, rng)
+        want = interpret(data, xs, "tflm")
+        for backend in ALL_BACKENDS if draw == 0 else ("jit",):
+            for g, w in zip(itf.run(model, xs, profile="tflm", backend=backend), want, strict=True):
+                np.testing.assert_array_equal(g, w.reshape(g.shape), err_msg=backend)
+
+
+def test_tflite_micro_and_litert_reference_differ_where_the_profiles_say():
+    """RELU6 in TFLite Micro clamps in the input's quantization; MUL's multiplier is double there,
+    float32 in LiteRT: one case each where the two runtimes (and the two profiles) disagree."""
+    relu6 = unary("RELU6", in_q=(0.05, -10), out_q=(6 / 255, -128))
+    # scales whose two multiplier derivations quantize differently, and every pair of int8 inputs
+    mul = single_op("MUL", [T("a", (256, 256), I8, scale=0.05556532368063927, zero_point=0),
+                            T("b", (256, 256), I8, scale=0.1286262571811676, zero_point=0)],
+                    [T("y", (256, 256), I8, scale=0.40395599603652954, zero_point=0)])  # fmt: skip
+    grid = np.arange(-128, 128, dtype=np.int8)
+    rng = np.random.default_rng(1)
+    for data in (relu6, mul):
+        model = itf.load(data)
+        departs = 0
+        for _ in range(2):
+            xs = _inputs(model, rng) if data is relu6 else [np.repeat(grid, 256).reshape(256, 256), np.tile(grid, (256, 1))]
+            tflm, ref = interpret(data, xs, "tflm")[0], reference(data, xs)[0]
+            np.testing.assert_array_equal(itf.run(model, xs, profile="tflm")[0], tflm.reshape(ref.shape))
+            np.testing.assert_array_equal(itf.run(model, xs, profile="tflite-reference")[0], ref)
+            departs += int(np.count_nonzero(tflm.reshape(ref.shape) != ref))
+        assert departs, model.operators[0].op
 
 
 def test_every_registered_op_is_covered():

@@ -87,7 +87,8 @@ def _is_pot(scale) -> bool:
 @kernel("MUL")
 def mul(ctx, op):
     """``reference_integer_ops::Mul`` / ``reference_ops::Mul<int16_t>``: ``MBQM((x1 - z1) *
-    (x2 - z2))`` with the multiplier ``s1 * s2 / s_out`` evaluated in float32 (mul.cc).  A
+    (x2 - z2))`` with the multiplier ``s1 * s2 / s_out`` derived as the profile's ``"mul"`` class
+    says (LiteRT's mul.cc in float32, TFLite Micro's mul_common.cc in double).  A
     profile with ``kernels="xnnpack"`` requantizes the int8 product as XNNPACK's qs8 vmul
     does (``src/qs8-vmul``, fp32: the ``float32`` rule with that same multiplier) where LiteRT's
     delegate takes the node (``xnnpack.xnnpack_takes_mul``); one with ``kernels="optimized"``
@@ -96,7 +97,7 @@ def mul(ctx, op):
     dtype = check_types(op, [t1, t2, ot], (np.int8, np.int16))
     (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(ot, op)
     x1, x2 = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
-    m = f64(f32(f32(s1 * s2) / so))
+    m = ctx.profile.real_multiplier(s1, s2, so, "mul")
     lo, hi = act_range(op, ot)
     if dtype == np.int8 and ctx.profile.kernels == "xnnpack" and xnnpack.xnnpack_takes_mul(s1, s2, so):
         acc = ((x1 - z1) * (x2 - z2)).astype(np.int32)  # |acc| <= 255 * 255
@@ -127,6 +128,17 @@ def relu(ctx, op):
 
 @kernel("RELU6")
 def relu6(ctx, op):
+    """As ``_relu_x``; a profile with ``kernels="tflm"`` clamps in the *input's* quantization and
+    leaves the values unscaled, as TFLite Micro does (``micro/kernels/activations_common.cc``
+    Relu6Prepare: ``six = FloatToQuantizedType(6.0f, s_in, zp_in)``, then ``Relu6Quantized``
+    clamps to ``[zp_in, six]``), whatever the output's quantization."""
+    if ctx.profile.kernels == "tflm":
+        it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+        dtype = check_types(op, [it, ot], (np.int8, np.int16))
+        si, zi = qparams(it, op)
+        qmin, qmax = type_range(dtype)
+        six = min(max(int(round_half_away(f64(f32(6.0) / si))) + zi, qmin), qmax)  # round(float / float)
+        return [np.clip(ctx.input(op, 0), zi, six).astype(dtype)]
     return _relu_x(ctx, op, 0.0, 6.0)
 
 
