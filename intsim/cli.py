@@ -127,7 +127,7 @@ def error_sweep_command(args, out=None) -> None:
         print(f"\nwrote {folder / 'error_sweep.md'} and {folder / 'j_curve_gaussian_4bit.png'}", file=out)
 
 
-def tflite_command(model_source, profiles=("tflite-reference", "tflm"), seed: int = 0, out=None, inputs=None,
+def tflite_command(model_source, profiles=("litert", "tflm", "tflite-reference"), seed: int = 0, out=None, inputs=None,
                    json_path=None) -> None:  # fmt: skip
     """Run a TFLite model under two or more profiles (one profile: just its output) on the
     samples of ``inputs`` (a .npy/.npz file) or one random input; print the outputs of the first
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep_parser.add_argument("--out", help="folder for the markdown table and the J(s) plot")
     tfl = sub.add_parser("tflite", help="run a .tflite model under one or more profiles and show where they differ")
     tfl.add_argument("model", help="path of an int8 or int16x8 .tflite model")
-    tfl.add_argument("--profiles", default=("tflite-reference", "tflm"), type=_profile_list,
+    tfl.add_argument("--profiles", default=("litert", "tflm", "tflite-reference"), type=_profile_list,
                      help="one or more profiles, comma separated; every pair is compared")
     tfl.add_argument("--input", help=".npy (one input) or .npz (arrays by input name) file; a leading axis holds samples")
     tfl.add_argument("--json", dest="json_path", help="write the divergence report to this JSON file")

@@ -43,7 +43,8 @@ def test_tflite_command_prints_outputs_and_per_layer_diff(models_dir):
     out = io.StringIO()
     cli.tflite_command(models_dir / "tflite" / "micro_speech_quantized.tflite", seed=2, out=out)
     text = out.getvalue()
-    assert "4 operators" in text and text.count("output: [") == 2
+    assert "4 operators" in text and text.count("output: [") == 3  # litert, tflm, tflite-reference by default
+    assert text.count(" vs ") >= 3  # every pair
     for op in ("RESHAPE", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "SOFTMAX"):
         assert f" {op} " in text
     assert "/4000" in text  # the depthwise layer's 25 x 20 x 8 outputs
