@@ -138,6 +138,22 @@ def shape_op(rng, op):
     if op == "CONCATENATION":
         a, b = T("a", (2, 3, 4), I8, **q), T("b", (2, 5, 4), I8, **q)
         return single_op(op, [a, b], [T("y", (2, 8, 4), I8, **q)], dict(axis=1, fused_activation_function=0))
+    if op == "EXPAND_DIMS":
+        x = T("x", (3, 4), I8, **q)
+        return single_op(op, [x, T("axis", (1,), "INT32", data=np.array([-2], np.int32))], [T("y", (3, 1, 4), I8, **q)])
+    if op == "SLICE":
+        x = T("x", (3, 8, 9), I8, **q)
+        begin = T("begin", (3,), "INT32", data=np.array([1, 2, 0], np.int32))
+        size = T("size", (3,), "INT32", data=np.array([2, -1, 5], np.int32))
+        return single_op(op, [x, begin, size], [T("y", (2, 6, 5), I8, **q)])
+    if op == "SLICE_4D":
+        x = T("x", (1, 3, 8, 9), I8, **q)
+        begin = T("begin", (4,), "INT32", data=np.array([0, 1, 2, 0], np.int32))
+        size = T("size", (4,), "INT32", data=np.array([1, 2, 6, 5], np.int32))
+        return single_op("SLICE", [x, begin, size], [T("y", (1, 2, 6, 5), I8, **q)])
+    if op in ("MAXIMUM", "MINIMUM"):
+        a, b = T("a", (2, 3, 4), I8, **q), T("b", (1, 3, 1), I8, **q)
+        return single_op(op, [a, b], [T("y", (2, 3, 4), I8, **q)])
     if op == "STRIDED_SLICE":
         x = T("x", (3, 8, 9), I8, **q)
         begin = T("begin", (3,), "INT32", data=np.array([1, -7, 8], np.int32))
@@ -213,7 +229,9 @@ CASES = {
     "requantize_int32_to_int8": lambda r: requantize("INT32", I8, in_scale=2e-7),
     "dequantize_int8": lambda r: dequantize(),
     **{f"{op.lower()}_int8": (lambda o: lambda r: shape_op(r, o))(op)
-       for op in ("RESHAPE", "TRANSPOSE", "SQUEEZE", "PAD", "PADV2", "CONCATENATION", "STRIDED_SLICE")},
+       for op in ("RESHAPE", "TRANSPOSE", "SQUEEZE", "PAD", "PADV2", "CONCATENATION", "STRIDED_SLICE", "EXPAND_DIMS",
+                  "SLICE", "MAXIMUM", "MINIMUM")},
+    "slice_int8_4d_sizes_given": lambda r: shape_op(r, "SLICE_4D"),  # sizes > 0: the default interpreter's XNNPACK takes it
 }  # fmt: skip
 
 

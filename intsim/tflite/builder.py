@@ -36,7 +36,8 @@ OPTIONS = {
     "MAX_POOL_2D": "Pool2DOptions", "SOFTMAX": "SoftmaxOptions", "LEAKY_RELU": "LeakyReluOptions",
     "HARD_SWISH": "HardSwishOptions", "DEQUANTIZE": "DequantizeOptions",
     "QUANTIZE": "QuantizeOptions", "STRIDED_SLICE": "StridedSliceOptions",
-    "TRANSPOSE_CONV": "TransposeConvOptions",
+    "TRANSPOSE_CONV": "TransposeConvOptions", "EXPAND_DIMS": "ExpandDimsOptions", "SLICE": "SliceOptions",
+    "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions",
 }  # fmt: skip
 
 

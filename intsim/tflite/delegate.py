@@ -21,8 +21,10 @@ FUSED = (0, 1, 2, 3)  # NONE, RELU, RELU_N1_TO_1, RELU6: the fused activations t
 # operators it takes whose results equal LiteRT's kernels' (data movement, max; LOGISTIC, TANH and
 # DEQUANTIZE measured equal)
 SAME = {"MAX_POOL_2D", "LOGISTIC", "TANH", "DEQUANTIZE", "PAD", "RESHAPE", "TRANSPOSE", "CONCATENATION",
-        "STRIDED_SLICE"}  # fmt: skip
-NEVER = {"HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D", "SOFTMAX", "PADV2", "SQUEEZE"}
+        "STRIDED_SLICE", "SLICE"}  # fmt: skip
+NEVER = {"HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D", "SOFTMAX", "PADV2", "SQUEEZE",
+         "EXPAND_DIMS", "MAXIMUM", "MINIMUM"}  # fmt: skip
+# (EXPAND_DIMS: VisitExpandDimsNode returns at once; int8 MAXIMUM/MINIMUM: measured, never taken)
 f32 = np.float32
 
 
@@ -71,8 +73,8 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
     out = model.tensors[op.outputs[0]] if op.outputs else None
     dtype = None if x is None else x.dtype
     if op.op in NEVER:
-        return f"XNNPACK's delegate takes {op.op} in float only" if op.op not in ("PADV2", "SQUEEZE") else \
-            f"XNNPACK's delegate does not take {op.op}"
+        return f"XNNPACK's delegate takes {op.op} in float only" if op.op not in ("PADV2", "SQUEEZE", "EXPAND_DIMS") \
+            else f"XNNPACK's delegate does not take {op.op}"
     if dtype not in (np.int8, np.uint8) and not (op.op == "QUANTIZE" and dtype == np.float32):
         return f"XNNPACK's delegate takes 8-bit {op.op}, not {dtype}"
     if op.op in WEIGHTED:
@@ -106,11 +108,15 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
             return "it has an ellipsis, new-axis or shrink-axis mask"
         if strides is None or strides.data is None or np.any(strides.data != 1):
             return "its strides are not all 1"
+    if op.op == "SLICE":  # VisitSliceNode: static begin >= 0 and size > 0 (a size of -1 is refused)
+        begin, size = _tensor(model, op, 1), _tensor(model, op, 2)
+        if begin.data is None or size.data is None or np.any(begin.data < 0) or np.any(size.data <= 0):
+            return "its begin or size is not static and positive"
     if op.op == "CONCATENATION" and not 2 <= len(op.inputs) <= 5:
         return "it joins fewer than 2 or more than 5 inputs"
     if op.op == "RESHAPE" and not _same_quantization(x, out):
         return "its input and output quantization differ"
-    if op.op in ("MAX_POOL_2D", "PAD", "TRANSPOSE", "STRIDED_SLICE", "CONCATENATION") and dtype == np.int8:
+    if op.op in ("MAX_POOL_2D", "PAD", "TRANSPOSE", "STRIDED_SLICE", "SLICE", "CONCATENATION") and dtype == np.int8:
         ins = [model.tensors[i] for i in (op.inputs if op.op == "CONCATENATION" else op.inputs[:1])]
         if not all(_same_quantization(t, out) for t in ins):
             raise ModelError(f"{op.describe()}: LiteRT's default interpreter fails to prepare it (XNNPACK takes "

@@ -1,4 +1,5 @@
-"""RESHAPE, SQUEEZE, TRANSPOSE, PAD, PADV2, CONCATENATION, STRIDED_SLICE: data movement only.
+"""RESHAPE, SQUEEZE, EXPAND_DIMS, TRANSPOSE, PAD, PADV2, CONCATENATION, SLICE, STRIDED_SLICE, and
+MAXIMUM / MINIMUM: data movement and comparisons only.
 
 These ops never change a quantized value, so they check that their output's quantization matches
 the input's (LiteRT refuses the cases that would need rescaling) and move integers."""
@@ -140,3 +141,45 @@ def strided_slice(ctx, op):
             stop = min(max(stop, lo_clamp), hi_clamp)
         x = np.take(x, np.arange(start, stop, s), axis=axis)
     return [np.squeeze(x, axis=tuple(shrink)) if shrink else x]
+
+
+@kernel("EXPAND_DIMS")
+def expand_dims(ctx, op):
+    """``expand_dims.cc``: a new axis of size 1 at ``axis`` (negative counts from the end of the
+    output's rank)."""
+    x = ctx.input(op, 0)
+    _same_quantization(op, [ctx.in_tensor(op, 0)], ctx.out_tensor(op))
+    axis = np.asarray(ctx.input(op, 1)).reshape(-1)
+    if axis.size != 1:
+        raise ModelError(f"{op.describe()}: axis must hold one value, got {axis.size}")
+    a = int(axis[0]) + (x.ndim + 1 if int(axis[0]) < 0 else 0)
+    if not 0 <= a <= x.ndim:
+        raise ModelError(f"{op.describe()}: axis {int(axis[0])} outside a rank-{x.ndim + 1} output")
+    return [np.expand_dims(x, a)]
+
+
+@kernel("SLICE")
+def slice_(ctx, op):
+    """``slice.cc``: ``begin`` and ``size`` per axis (``size`` -1: to the end)."""
+    x = ctx.input(op, 0)
+    _same_quantization(op, [ctx.in_tensor(op, 0)], ctx.out_tensor(op))
+    begin, size = (np.asarray(ctx.input(op, k)).reshape(-1).astype(np.int64) for k in (1, 2))
+    if begin.size != x.ndim or size.size != x.ndim:
+        raise ModelError(f"{op.describe()}: begin and size need {x.ndim} values, got {begin.size} and {size.size}")
+    end = [x.shape[i] if s == -1 else b + s for i, (b, s) in enumerate(zip(begin, size, strict=True))]
+    if any(b < 0 or e < b or e > d for b, e, d in zip(begin, end, x.shape, strict=True)):
+        raise ModelError(f"{op.describe()}: begin {begin.tolist()} and size {size.tolist()} leave shape {x.shape}")
+    return [x[tuple(slice(int(b), int(e)) for b, e in zip(begin, end, strict=True))]]
+
+
+@kernel("MAXIMUM", "MINIMUM")
+def maximum_minimum(ctx, op):
+    """``maximum_minimum.cc``: the larger (smaller) integer of each broadcast pair.  LiteRT compares
+    the raw integers whatever the scales; the inputs and the output must share one quantization
+    here (with two, the raw comparison would not compare the real values: refused)."""
+    x1, x2 = ctx.input(op, 0), ctx.input(op, 1)
+    _same_quantization(op, [ctx.in_tensor(op, 0), ctx.in_tensor(op, 1)], ctx.out_tensor(op))
+    try:
+        return [(np.maximum if op.op == "MAXIMUM" else np.minimum)(x1, x2)]
+    except ValueError:
+        raise ModelError(f"{op.describe()}: input shapes {x1.shape} and {x2.shape} do not broadcast") from None
