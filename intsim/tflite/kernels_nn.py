@@ -114,7 +114,7 @@ def fc_parts(ctx, op, x_size: int, x_dtype):
     wt = ctx.in_tensor(op, 1)
     filter_zp = int(wt.zero_point[0]) if wt.scale.size == 1 else 0  # 0 for per-channel filters
     if wt.scale.size == 1:
-        _check_bias_scale(ctx, op)
+        ctx.once(("bias scale", op.index), lambda: _check_bias_scale(ctx, op))  # the model's constants: once
     layer = _prepared(ctx, op, lambda: ops.prepare_fully_connected(
         w, bias, input_dtype=x_dtype, filter_zero_point=filter_zp, **q))  # fmt: skip
     return w, bias, q, filter_zp, layer

@@ -29,6 +29,9 @@ from intsim.tflite.context import OWN_MULTIPLIER_CLASS, Context
 from intsim.tflite.interpreter import execute, load
 from intsim.tflite.model import Operator
 
+# the operators each Profile.kernels value computes otherwise than LiteRT's reference kernels
+_KERNEL_OPS = {"reference": (), "optimized": ("ADD", "MUL", "QUANTIZE", "DEQUANTIZE", "MEAN", "LEAKY_RELU"),
+               "xnnpack": ("ADD", "SUB", "MUL", "QUANTIZE", "MEAN", "LEAKY_RELU"), "tflm": ("RELU6",)}  # fmt: skip
 _WEIGHT_CLASS = {"CONV_2D": "conv", "TRANSPOSE_CONV": "transpose-conv", "DEPTHWISE_CONV_2D": "depthwise",
                  "FULLY_CONNECTED": "fc"}  # fmt: skip
 
@@ -103,16 +106,16 @@ def explain(op: Operator, input_dtype, pa: _profiles.Profile, pb: _profiles.Prof
         (ra, ma), (rb, mb) = _rules(pa, cls), _rules(pb, cls)
         if ra != rb:
             parts.append(f"{pa.name} {_summary(ra)}; {pb.name} {_summary(rb)}")
-        if op.op in _WEIGHT_CLASS and ma != mb:
-            parts.append(f"multiplier s_in*s_w/s_out in {ma} ({pa.name}) vs {mb} ({pb.name})")
+        if ma != mb:
+            what = "s_in*s_w/s_out " if op.op in _WEIGHT_CLASS else "s1*s2/s_out " if op.op == "MUL" else ""
+            parts.append(f"multiplier {what}in {ma} ({pa.name}) vs {mb} ({pb.name})")
     if op.op in _WEIGHT_CLASS:
         acc_a = (pa.accumulator_bits, pa.accumulator_overflow, pa.int16_pairs)
         acc_b = (pb.accumulator_bits, pb.accumulator_overflow, pb.int16_pairs)
         if acc_a != acc_b:
             parts.append(f"accumulator {acc_a} vs {acc_b} (bits, overflow, int16 pairs)")
-    own = ("ADD", "SUB", "MUL", "QUANTIZE")
-    if op.op in own and np.dtype(input_dtype) == np.int8 and pa.kernels != pb.kernels:
-        parts.append(f"{op.op} is {pa.kernels}'s arithmetic in {pa.name}, {pb.kernels}'s in {pb.name}")
+    if pa.kernels != pb.kernels and op.op in _KERNEL_OPS[pa.kernels] + _KERNEL_OPS[pb.kernels]:
+        parts.append(f"{pa.name} runs the {pa.kernels} kernel, {pb.name} the {pb.kernels} one")
     if op.op in ("LOGISTIC", "TANH") and pa.activation_impl != pb.activation_impl:
         parts.append(f"{pa.name} uses a {pa.activation_impl} implementation, {pb.name} a {pb.activation_impl} one")
     if op.op == "QUANTIZE" and pa.quantize_rounding != pb.quantize_rounding:

@@ -22,6 +22,7 @@ from numba import prange
 
 from intsim._jit import check_backend, kernel
 
+f32 = np.float32
 
 # ---- ADD / SUB ------------------------------------------------------------------------------------
 # XNNPACK ``xnn_init_qs8_add_minmax_scalar_params`` (src/microparams-init.c) and the qs8-vadd
@@ -37,14 +38,12 @@ def xnnpack_takes_add(s1, s2, s_out) -> bool:
     """Whether LiteRT's XNNPACK delegate takes an int8 ADD/SUB: both input/output scale ratios
     (float32) in [2**-10, 2**8), XNNPACK's range; it leaves others to LiteRT's kernels (measured:
     ai-edge-litert 2.3 keeps such an ADD out of its delegate partition)."""
-    f32 = np.float32
     return all(2.0**-10 <= f32(f32(s) / f32(s_out)) < 2.0**8 for s in (s1, s2))
 
 
 def xnnpack_add_params(s1, z1: int, s2, z2: int, s_out, subtract: bool = False) -> tuple[int, int, int, int]:
     """``(m1, m2, bias, shift)`` of XNNPACK's qs8 add: ``bias`` holds the rounding term and the
     zero points.  Ratios outside XNNPACK's range (``xnnpack_takes_add``) raise ``ValueError``."""
-    f32 = np.float32
     if not xnnpack_takes_add(s1, s2, s_out):
         raise ValueError("XNNPACK's int8 ADD takes input/output scale ratios in [2**-10, 2**8)")
     a, b = f32(f32(s1) / f32(s_out)), f32(f32(s2) / f32(s_out))
@@ -80,14 +79,13 @@ def xnnpack_add(x1, x2, params, *, output_zero_point: int, clamp: tuple[int, int
     return out + output_zero_point
 
 
-
 # ---- QUANTIZE int8 -> int8 ------------------------------------------------------------------------
 
 
 def xnnpack_takes_requantize(s_in, s_out) -> bool:
     """Whether the delegate takes an int8 -> int8 QUANTIZE: ratio ``s_in / s_out`` (float32) in
     [2**-8, 2**7] (measured on ai-edge-litert 2.3; XNNPACK's qs8-vcvt range)."""
-    return 2.0**-8 <= np.float32(np.float32(s_in) / np.float32(s_out)) <= 2.0**7
+    return 2.0**-8 <= f32(f32(s_in) / f32(s_out)) <= 2.0**7
 
 
 def xnnpack_requantize(x, s_in, zp_in: int, s_out, zp_out: int) -> np.ndarray:
@@ -95,7 +93,7 @@ def xnnpack_requantize(x, s_in, zp_in: int, s_out, zp_out: int) -> np.ndarray:
     numpy implementation for every backend (a few integer operations per element)."""
     if not xnnpack_takes_requantize(s_in, s_out):
         raise ValueError("XNNPACK's int8 QUANTIZE takes scale ratios in [2**-8, 2**7]")
-    m = int(np.rint(np.float32(np.float32(np.float32(s_in) / np.float32(s_out)) * np.float32(256))))
+    m = int(np.rint(f32(f32(f32(s_in) / f32(s_out)) * f32(256))))
     acc = (int(zp_out) << 8) + 128 + (np.asarray(x, np.int64) - int(zp_in)) * m
     return np.clip(acc >> 8, -128, 127)
 
@@ -105,8 +103,6 @@ def xnnpack_requantize(x, s_in, zp_in: int, s_out, zp_out: int) -> np.ndarray:
 # src/reference/unary-elementwise.cc, src/f32-qs8-vcvt/) and matched against the AVX2 kernels of
 # ai-edge-litert 2.3 (xnn_qs8_vlrelu_ukernel__avx2_u32, xnn_qs8_rsum/rdsum avx2, the reference
 # int32 -> qs8 convert, xnn_f32_qs8_vcvt_ukernel__avx2_u64).  f32 arithmetic is IEEE float32, no FMA.
-
-f32 = np.float32
 
 
 def xnnpack_takes_mul(s1, s2, s_out) -> bool:
