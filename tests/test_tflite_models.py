@@ -82,16 +82,31 @@ def _csv(path):
     return np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=1)
 
 
-@pytest.mark.parametrize("kind", ["conv", "add"])
+SEANET = {"conv": 22, "add": 17, "sub": 5, "leaky_relu": 23, "pad": 19, "strided_slice": 34, "transpose_conv": 5,
+          "quantize": 2}  # kind -> models: every per-layer test of TFLite Micro's seanet integration tests
+
+
+def _golden_case(path, model):
+    """A seanet layer's inputs and golden output, read from its CSV files (the type is in the name)."""
+    inputs = []
+    for k, t in enumerate(model.input_details()):
+        (csv,) = path.parent.glob(f"{path.stem}_input{k}_*.csv")
+        inputs.append(_csv(csv).astype(t.dtype).reshape(t.shape))
+    (golden,) = path.parent.glob(f"{path.stem}_golden_*.csv")
+    return inputs, _csv(golden)
+
+
+@pytest.mark.parametrize("kind", sorted(SEANET))
 @pytest.mark.parametrize("profile", ["tflm", "tflite-reference"])
 def test_seanet_goldens(models_dir, kind, profile):
+    """TFLite Micro's golden outputs (its reference kernels) for every layer of a real int16 audio
+    model: CONV_2D, TRANSPOSE_CONV, ADD, SUB, LEAKY_RELU, PAD, STRIDED_SLICE and QUANTIZE between
+    int16 and int32."""
     paths = _seanet(models_dir, kind)
-    assert len(paths) == {"conv": 22, "add": 17}[kind]
+    assert len(paths) == SEANET[kind]
     for path in paths:
         model = itf.load(path)
-        inputs = [_csv(path.with_name(f"{path.stem}_input{k}_int16.csv")).astype(np.int16).reshape(t.shape)
-                  for k, t in enumerate(model.input_details())]  # fmt: skip
-        golden = _csv(path.with_name(f"{path.stem}_golden_int16.csv"))
+        inputs, golden = _golden_case(path, model)
         for whole_model in (None, False):  # add models run as one program by default; and op by op
             (got,) = itf.run(model, inputs, profile=profile, whole_model=whole_model)
             np.testing.assert_array_equal(got.reshape(-1), golden, err_msg=path.name)
