@@ -37,7 +37,14 @@ OPTIONS = {
     "HARD_SWISH": "HardSwishOptions", "DEQUANTIZE": "DequantizeOptions",
     "QUANTIZE": "QuantizeOptions", "STRIDED_SLICE": "StridedSliceOptions",
     "TRANSPOSE_CONV": "TransposeConvOptions", "EXPAND_DIMS": "ExpandDimsOptions", "SLICE": "SliceOptions",
-    "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions",
+    "MAXIMUM": "MaximumMinimumOptions", "MINIMUM": "MaximumMinimumOptions", "SPLIT": "SplitOptions",
+    "SPLIT_V": "SplitVOptions", "PACK": "PackOptions", "UNPACK": "UnpackOptions", "GATHER": "GatherOptions",
+    "DEPTH_TO_SPACE": "DepthToSpaceOptions", "SPACE_TO_DEPTH": "SpaceToDepthOptions",
+    "BROADCAST_TO": "BroadcastToOptions", "SHAPE": "ShapeOptions", "FILL": "FillOptions",
+    "ZEROS_LIKE": "ZerosLikeOptions", "CAST": "CastOptions", "ARG_MAX": "ArgMaxOptions", "ARG_MIN": "ArgMinOptions",
+    "REDUCE_MAX": "ReducerOptions", "REDUCE_MIN": "ReducerOptions", "SUM": "ReducerOptions",
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions", "SVDF": "SVDFOptions",
+    "DIV": "DivOptions", "SQUARED_DIFFERENCE": "SquaredDifferenceOptions",
 }  # fmt: skip
 
 

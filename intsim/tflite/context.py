@@ -54,6 +54,15 @@ class Context:
         """TFLite Micro kernels (fixed-point LOGISTIC/TANH) rather than LiteRT's reference ones."""
         return self.profile.activation_impl == "fixed-point"
 
+    def refuse(self, op: Operator, litert: str | None = None, tflm: str | None = None) -> None:
+        """Raise ``ModelError`` where the runtime the profile models refuses ``op``: the reason
+        ``tflm`` under TFLite Micro's kernels (``Profile.kernels == "tflm"``), ``litert`` under
+        LiteRT's."""
+        why = tflm if self.profile.kernels == "tflm" else litert
+        if why:
+            runtime = "TFLite Micro" if self.profile.kernels == "tflm" else "LiteRT"
+            raise ModelError(f"{op.describe()}: {why} ({runtime}'s kernel refuses it; profile {self.profile.name!r})")
+
     def tensor(self, index: int) -> Tensor:
         return self.model.tensors[index]
 
@@ -76,6 +85,13 @@ class Context:
         if t.data is None:
             raise ModelError(f"{op.describe()}: {t.describe()} has no value (not computed and not constant)")
         return t.data
+
+    def assign(self, op: Operator, k: int, value: np.ndarray) -> None:
+        """Write ``value`` into ``op``'s ``k``-th input, a variable (state) tensor."""
+        t = self.in_tensor(op, k)
+        if not t.is_variable:
+            raise ModelError(f"{op.describe()}: input {k}, {t.describe()}, must be a variable (state) tensor")
+        self.values[t.index] = np.asarray(value).astype(t.dtype, copy=False).reshape(t.shape)
 
     def in_tensor(self, op: Operator, k: int) -> Tensor:
         return self.tensor(op.inputs[k])

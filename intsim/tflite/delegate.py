@@ -21,10 +21,12 @@ FUSED = (0, 1, 2, 3)  # NONE, RELU, RELU_N1_TO_1, RELU6: the fused activations t
 # operators it takes whose results equal LiteRT's kernels' (data movement, max; LOGISTIC, TANH and
 # DEQUANTIZE measured equal)
 SAME = {"MAX_POOL_2D", "LOGISTIC", "TANH", "DEQUANTIZE", "PAD", "RESHAPE", "TRANSPOSE", "CONCATENATION",
-        "STRIDED_SLICE", "SLICE"}  # fmt: skip
-NEVER = {"HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D", "SOFTMAX", "PADV2", "SQUEEZE",
-         "EXPAND_DIMS", "MAXIMUM", "MINIMUM"}  # fmt: skip
-# (EXPAND_DIMS: VisitExpandDimsNode returns at once; int8 MAXIMUM/MINIMUM: measured, never taken)
+        "STRIDED_SLICE", "SLICE", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "SPLIT", "REDUCE_MAX", "REDUCE_MIN"}  # fmt: skip
+NEVER = {"HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D", "SOFTMAX", "MAXIMUM", "MINIMUM"}
+# (int8 MAXIMUM/MINIMUM: measured, never taken)
+# operators the delegate has no visitor for, or one that returns at once (EXPAND_DIMS)
+ABSENT = {"PADV2", "SQUEEZE", "EXPAND_DIMS", "SPLIT_V", "PACK", "UNPACK", "GATHER", "BROADCAST_TO", "SHAPE", "FILL",
+          "ZEROS_LIKE", "CAST", "ARG_MAX", "ARG_MIN", "UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF"}  # fmt: skip
 f32 = np.float32
 
 
@@ -69,12 +71,13 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
     """Why LiteRT's XNNPACK delegate leaves ``op`` to the builtin kernels, or None if it takes
     it (line numbers: ``xnnpack_delegate.cc`` at LiteRT 2.3.0).  Raises ``ModelError`` where the
     delegate takes a node XNNPACK then refuses: the default interpreter fails on that model."""
-    x = _tensor(model, op, 2 if op.op == "TRANSPOSE_CONV" else 0)
+    x = _tensor(model, op, {"TRANSPOSE_CONV": 2, "SPLIT": 1}.get(op.op, 0))  # the data input
     out = model.tensors[op.outputs[0]] if op.outputs else None
     dtype = None if x is None else x.dtype
+    if op.op in ABSENT:
+        return f"XNNPACK's delegate does not take {op.op}"
     if op.op in NEVER:
-        return f"XNNPACK's delegate takes {op.op} in float only" if op.op not in ("PADV2", "SQUEEZE", "EXPAND_DIMS") \
-            else f"XNNPACK's delegate does not take {op.op}"
+        return f"XNNPACK's delegate takes {op.op} in float only"
     if dtype not in (np.int8, np.uint8) and not (op.op == "QUANTIZE" and dtype == np.float32):
         return f"XNNPACK's delegate takes 8-bit {op.op}, not {dtype}"
     if op.op in WEIGHTED:
@@ -112,6 +115,20 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
         begin, size = _tensor(model, op, 1), _tensor(model, op, 2)
         if begin.data is None or size.data is None or np.any(begin.data < 0) or np.any(size.data <= 0):
             return "its begin or size is not static and positive"
+    if op.op == "DEPTH_TO_SPACE" and op.options.get("block_size", 0) <= 1:  # 4342
+        return "its block size is not above 1"
+    if op.op == "SPACE_TO_DEPTH":  # 6064
+        b = op.options.get("block_size", 0)
+        if b <= 1 or x.shape[1] % b or x.shape[2] % b:
+            return "its block size is not above 1 or does not divide its height and width"
+    if op.op == "SPLIT":  # 6129: 2 to 4 outputs, a static int32 axis
+        axis = _tensor(model, op, 0)
+        if not 2 <= len(op.outputs) <= 4 or axis.data is None or axis.dtype != np.int32:
+            return "it has other than 2 to 4 outputs or a non-static axis"
+    if op.op in ("REDUCE_MAX", "REDUCE_MIN"):  # 5303: static int32 axes, at least one
+        axes = _tensor(model, op, 1)
+        if axes.data is None or axes.dtype != np.int32 or axes.data.size == 0:
+            return "its axes are not static int32 values"
     if op.op == "CONCATENATION" and not 2 <= len(op.inputs) <= 5:
         return "it joins fewer than 2 or more than 5 inputs"
     if op.op == "RESHAPE" and not _same_quantization(x, out):

@@ -9,7 +9,8 @@ import numpy as np
 
 from intsim import profiles as _profiles
 from intsim.tflite import delegate
-from intsim.tflite import kernels_activation, kernels_elementwise, kernels_nn, kernels_shape  # noqa: F401 (registration)
+from intsim.tflite import kernels_activation, kernels_elementwise, kernels_movement, kernels_nn, kernels_shape  # noqa: F401
+from intsim.tflite import kernels_tensor  # noqa: F401 (registration)
 from intsim.tflite.context import KERNELS, Context, reported
 from intsim.tflite.model import Model, ModelError, Operator, parse
 from intsim.tflite.program import Program, program_for
@@ -64,6 +65,10 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
     shapes must match the model's inputs exactly.  Returns the list of outputs, or
     ``(outputs, intermediates)`` with every computed tensor by name.
 
+    State: a model's variable tensors (the state of UNIDIRECTIONAL_SEQUENCE_LSTM and SVDF) start
+    at zero and keep their values from one ``run`` to the next, as in the interpreters, separately
+    per profile and backend; ``model.reset_state()`` starts them over.
+
     ``whole_model``: small models of a few operator kinds run as one compiled call
     (``intsim.tflite.program``, same results) under the jit backends when no intermediates are
     asked for; ``None`` does so where the model qualifies, ``False`` always runs operator by
@@ -85,9 +90,13 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
                 raise ModelError(prog)
         elif whole_model:
             raise ValueError("whole_model=True needs backend 'jit' or 'jit-serial' and no intermediates")
-    ctx = Context(m, p, m.bind_inputs(inputs), backend)
+    values = m.bind_inputs(inputs)
+    state = m.state.get((p.name, backend)) or m.initial_state()
+    ctx = Context(m, p, {**values, **state}, backend)
     for op in m.operators:
         execute(ctx, op)
+    if state:  # after a complete run only: a failed one leaves the state as it was
+        m.state[(p.name, backend)] = {i: ctx.values[i] for i in state}
     missing = [m.tensors[i].describe() for i in m.outputs if i not in ctx.values]
     if missing:
         raise ModelError(f"{m.source}: output(s) never computed: {', '.join(missing)}")

@@ -45,6 +45,7 @@ class Tensor:
     scale: np.ndarray  # float32, empty when not quantized
     zero_point: np.ndarray  # int64
     quantized_dimension: int = 0
+    is_variable: bool = False  # a state tensor (LSTM, SVDF): kept across runs, zero at first
     # context.qparams' checked (scale, zero point), kept after the first call
     checked_qparams: tuple | None = field(default=None, repr=False, compare=False)
 
@@ -63,6 +64,7 @@ class Operator:
     inputs: tuple[int, ...]  # -1 marks an omitted optional input
     outputs: tuple[int, ...]
     options: dict = field(default_factory=dict)
+    intermediates: tuple[int, ...] = ()  # tensors carrying scales of internal values (integer LSTM)
 
     def describe(self) -> str:
         return f"operator {self.index} ({self.op})"
@@ -77,6 +79,26 @@ class Model:
     source: str = "<bytes>"
     # what Context.once derived from constant tensors on first use (prepared layers, multipliers)
     prepared: dict = field(default_factory=dict, repr=False, compare=False)
+    # the variable (state) tensors' values after the last run, by (profile name, backend)
+    state: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def initial_state(self) -> dict:
+        """Every variable tensor at its start, as LiteRT's and TFLite Micro's
+        ``ResetVariableTensors`` write it: the zero point for int8 tensors, zeros otherwise
+        (``tflite/core/subgraph.cc``, ``micro_allocator.cc``): tensor index -> array."""
+        out = {}
+        for t in self.tensors:
+            if t.is_variable:
+                if t.dtype is None or not t.shape or any(d <= 0 for d in t.shape):
+                    raise ModelError(f"{self.source}: variable {t.describe()} needs a static shape and a known type")
+                fill = int(t.zero_point[0]) if t.dtype == np.int8 and t.zero_point.size else 0
+                out[t.index] = np.full(t.shape, fill, t.dtype)
+        return out
+
+    def reset_state(self) -> None:
+        """Forget every profile's state: the next run starts from ``initial_state`` (the
+        interpreters' ``reset_all_variables`` / ``Reset``)."""
+        self.state.clear()
 
     def input_details(self) -> list[Tensor]:
         return [self.tensors[i] for i in self.inputs]
@@ -196,7 +218,7 @@ def _tensor(model, graph, buf: bytes, i: int) -> Tensor:
                 if raw.size != want:
                     raise ModelError(f"tensor {i} {name!r}: {type_name}{list(shape)} needs {want} bytes, buffer has {raw.size}")
                 data = raw.view(dtype).reshape(shape).copy()
-    return Tensor(i, name, shape, dtype, type_name, data, scale, zero_point, qdim)
+    return Tensor(i, name, shape, dtype, type_name, data, scale, zero_point, qdim, bool(t.IsVariable()))
 
 
 def _parse(buf: bytes, source: str) -> Model:
@@ -229,10 +251,11 @@ def _parse(buf: bytes, source: str) -> Model:
             raise ModelError(f"{source}: operator {i} has opcode index {o.OpcodeIndex()} of {len(codes)}")
         ins = tuple(int(v) for v in o.InputsAsNumpy()) if o.InputsLength() else ()
         outs = tuple(int(v) for v in o.OutputsAsNumpy()) if o.OutputsLength() else ()
-        for t in ins + outs:
+        inter = tuple(int(v) for v in o.IntermediatesAsNumpy()) if o.IntermediatesLength() else ()
+        for t in ins + outs + inter:
             if not -1 <= t < n:
                 raise ModelError(f"{source}: operator {i} ({codes[o.OpcodeIndex()]}) names tensor {t} of {n}")
-        operators.append(Operator(i, codes[o.OpcodeIndex()], ins, outs, _options(o)))
+        operators.append(Operator(i, codes[o.OpcodeIndex()], ins, outs, _options(o), inter))
     inputs = [int(v) for v in graph.InputsAsNumpy()] if graph.InputsLength() else []
     outputs = [int(v) for v in graph.OutputsAsNumpy()] if graph.OutputsLength() else []
     for t in inputs + outputs:

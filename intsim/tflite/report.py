@@ -146,8 +146,9 @@ def _summary(rule) -> str:
 def _lockstep(m, inputs, pa, pb, backend: str):
     """Both profiles through the model side by side on one input, and ``pb``'s kernel on
     ``pa``'s inputs to each layer: ``(rows, a, b)``, one row ``(op, output tensor, a, b, b
-    isolated)`` per integer output, and the two contexts (their values hold every tensor)."""
-    a = Context(m, pa, m.bind_inputs(inputs), backend)
+    isolated)`` per integer output, and the two contexts (their values hold every tensor).  Each
+    input starts from the initial state (variable tensors at zero)."""
+    a = Context(m, pa, {**m.bind_inputs(inputs), **m.initial_state()}, backend)
     b = Context(m, pb, dict(a.values), backend)
     rows = []
     for op in m.operators:

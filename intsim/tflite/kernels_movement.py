@@ -1,0 +1,157 @@
+"""SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, BROADCAST_TO: integers
+moved, never changed.
+
+As in ``kernels_shape``, every input and output must share one quantization: LiteRT's and TFLite
+Micro's kernels copy the raw integers (``split.cc``, ``split_v.cc``, ``pack.cc``, ``unpack.cc``,
+``gather.cc``, ``depth_to_space.cc``, ``space_to_depth.cc``, ``broadcast_to.cc``), which would
+change the real values were the quantizations to differ, so such models are refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from intsim.tflite.context import kernel
+from intsim.tflite.kernels_shape import _same_quantization
+from intsim.tflite.model import ModelError
+
+
+def _axis(op, value, rank: int, what: str = "axis") -> int:
+    a = int(np.asarray(value).reshape(-1)[0]) if np.asarray(value).size == 1 else None
+    if a is None or not -rank <= a < rank:
+        raise ModelError(f"{op.describe()}: {what} {np.asarray(value).tolist()} outside a rank-{rank} tensor")
+    return a % rank
+
+
+def _outputs_like(ctx, op, ins):
+    _same_quantization(op, [ctx.in_tensor(op, k) for k in ins], ctx.out_tensor(op))
+    for k in range(1, len(op.outputs)):
+        _same_quantization(op, [ctx.out_tensor(op, 0)], ctx.out_tensor(op, k))
+
+
+@kernel("SPLIT")
+def split(ctx, op):
+    """``split.cc``: inputs (axis, x); ``num_splits`` equal parts along the axis."""
+    x = ctx.input(op, 1)
+    _outputs_like(ctx, op, [1])
+    axis = _axis(op, ctx.input(op, 0), x.ndim)
+    n = int(op.options.get("num_splits", len(op.outputs)))
+    if n != len(op.outputs) or n <= 0 or x.shape[axis] % n:
+        raise ModelError(f"{op.describe()}: cannot split axis {axis} of shape {x.shape} into {n} parts "
+                         f"for {len(op.outputs)} outputs")  # fmt: skip
+    return np.split(x, n, axis=axis)
+
+
+@kernel("SPLIT_V")
+def split_v(ctx, op):
+    """``split_v.cc``: inputs (x, size_splits, axis); one size may be -1 (the rest)."""
+    x = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    axis = _axis(op, ctx.input(op, 2), x.ndim)
+    sizes = [int(s) for s in np.asarray(ctx.input(op, 1)).reshape(-1)]
+    if sizes.count(-1) == 1:
+        sizes[sizes.index(-1)] = x.shape[axis] - (sum(sizes) + 1)
+    if len(sizes) != len(op.outputs) or any(s < 0 for s in sizes) or sum(sizes) != x.shape[axis]:
+        raise ModelError(f"{op.describe()}: size_splits {np.asarray(ctx.input(op, 1)).tolist()} do not split "
+                         f"axis {axis} of shape {x.shape} into {len(op.outputs)} outputs")  # fmt: skip
+    return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
+
+
+@kernel("PACK")
+def pack(ctx, op):
+    """``pack.cc``: ``values_count`` tensors of one shape stacked along a new ``axis``."""
+    xs = [ctx.input(op, k) for k in range(len(op.inputs))]
+    _outputs_like(ctx, op, range(len(op.inputs)))
+    if op.options.get("values_count", len(xs)) != len(xs) or len({x.shape for x in xs}) != 1:
+        raise ModelError(f"{op.describe()}: needs {op.options.get('values_count')} inputs of one shape, "
+                         f"got shapes {[x.shape for x in xs]}")  # fmt: skip
+    axis = _axis(op, op.options.get("axis", 0), xs[0].ndim + 1)
+    return [np.stack(xs, axis=axis)]
+
+
+@kernel("UNPACK")
+def unpack(ctx, op):
+    """``unpack.cc``: ``num`` tensors taken along ``axis``, which disappears."""
+    x = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    axis = _axis(op, op.options.get("axis", 0), x.ndim)
+    if x.shape[axis] != len(op.outputs) or op.options.get("num", len(op.outputs)) != len(op.outputs):
+        raise ModelError(f"{op.describe()}: axis {axis} of shape {x.shape} does not unpack into "
+                         f"{len(op.outputs)} outputs")  # fmt: skip
+    return [np.ascontiguousarray(np.take(x, i, axis=axis)) for i in range(x.shape[axis])]
+
+
+@kernel("GATHER")
+def gather(ctx, op):
+    """``gather.cc`` (``reference_ops::Gather``): ``params`` indexed along ``axis`` by
+    ``indices`` (int32 or int64), the first ``batch_dims`` axes shared.  An index outside
+    ``[0, dim)`` is an error in both runtimes, and here.  TFLite Micro takes int8 (or float32)
+    values and int32 indices only."""
+    x, idx = ctx.input(op, 0), np.asarray(ctx.input(op, 1))
+    _outputs_like(ctx, op, [0])
+    if idx.dtype not in (np.int32, np.int64):
+        raise ModelError(f"{op.describe()}: indices must be int32 or int64, got {idx.dtype}")
+    if x.dtype.kind in "iu" and x.dtype != np.int8 or idx.dtype != np.int32:
+        ctx.refuse(op, tflm=f"{x.dtype} values with {idx.dtype} indices (micro/kernels/gather.cc: int8 or float32 "
+                            "values, int32 indices)")  # fmt: skip
+    axis = _axis(op, op.options.get("axis", 0), x.ndim)
+    batch = int(op.options.get("batch_dims", 0))
+    batch += idx.ndim if batch < 0 else 0
+    if not 0 <= batch <= min(axis, idx.ndim) or x.shape[:batch] != idx.shape[:batch]:
+        raise ModelError(f"{op.describe()}: batch_dims {op.options.get('batch_dims')} for params {x.shape} and "
+                         f"indices {idx.shape}")  # fmt: skip
+    if idx.size and (idx.min() < 0 or idx.max() >= x.shape[axis]):
+        raise ModelError(f"{op.describe()}: an index lies outside [0, {x.shape[axis]}) "
+                         f"(values {int(idx.min())}..{int(idx.max())})")  # fmt: skip
+    outer = int(np.prod(x.shape[:batch], dtype=np.int64))
+    xb = x.reshape((outer,) + x.shape[batch:])
+    ib = idx.reshape((outer,) + idx.shape[batch:])
+    parts = [np.take(xb[i], ib[i], axis=axis - batch) for i in range(outer)]
+    out_shape = x.shape[:axis] + idx.shape[batch:] + x.shape[axis + 1 :]
+    return [np.stack(parts).reshape(out_shape) if parts else np.zeros(out_shape, x.dtype)]
+
+
+def _block(op, x):
+    b = int(op.options.get("block_size", 0))
+    if x.ndim != 4 or b < 1:
+        raise ModelError(f"{op.describe()}: needs a 4-D NHWC input and block_size >= 1, got {x.shape}, {b}")
+    return b
+
+
+@kernel("DEPTH_TO_SPACE")
+def depth_to_space(ctx, op):
+    """``reference_ops::DepthToSpace``: ``out[n, h*b + i, w*b + j, c] = in[n, h, w, (i*b + j)*C + c]``."""
+    x = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    b = _block(op, x)
+    n, h, w, d = x.shape
+    if d % (b * b):
+        raise ModelError(f"{op.describe()}: depth {d} is not a multiple of block_size^2 = {b * b}")
+    c = d // (b * b)
+    y = x.reshape(n, h, w, b, b, c).transpose(0, 1, 3, 2, 4, 5)
+    return [np.ascontiguousarray(y.reshape(n, h * b, w * b, c))]
+
+
+@kernel("SPACE_TO_DEPTH")
+def space_to_depth(ctx, op):
+    """``reference_ops::SpaceToDepth``, the inverse of DEPTH_TO_SPACE."""
+    x = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    b = _block(op, x)
+    n, h, w, c = x.shape
+    if h % b or w % b:
+        raise ModelError(f"{op.describe()}: height {h} and width {w} must be multiples of block_size {b}")
+    y = x.reshape(n, h // b, b, w // b, b, c).transpose(0, 1, 3, 2, 4, 5)
+    return [np.ascontiguousarray(y.reshape(n, h // b, w // b, b * b * c))]
+
+
+@kernel("BROADCAST_TO")
+def broadcast_to(ctx, op):
+    """``broadcast_to.cc``: ``x`` repeated to ``shape`` by numpy's (TFLite's) broadcasting rule."""
+    x = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    shape = tuple(int(d) for d in np.asarray(ctx.input(op, 1)).reshape(-1))
+    try:
+        return [np.ascontiguousarray(np.broadcast_to(x, shape))]
+    except ValueError:
+        raise ModelError(f"{op.describe()}: shape {x.shape} does not broadcast to {shape}") from None
