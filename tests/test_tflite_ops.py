@@ -227,13 +227,20 @@ def quantize_float():
     return single_op("QUANTIZE", [x], [T("y", (4, 50), I8, scale=0.037, zero_point=-6)])
 
 
-def requantize(kind_in=I8, kind_out=I8, in_scale=0.037):
-    x = T("x", (4, 50), kind_in, scale=in_scale, zero_point=-6 if kind_in == I8 else 0)
-    return single_op("QUANTIZE", [x], [T("y", (4, 50), kind_out, scale=0.05, zero_point=4 if kind_out == I8 else 0)])
+ZP = {I8: -6, "UINT8": 130}  # zero points of 8-bit tensors (others 0)
 
 
-def dequantize():
-    x = T("x", (4, 50), I8, scale=0.037, zero_point=-6)
+def requantize(kind_in=I8, kind_out=I8, in_scale=0.037, out_scale=0.05):
+    x = T("x", (4, 50), kind_in, scale=in_scale, zero_point=ZP.get(kind_in, 0))
+    return single_op("QUANTIZE", [x], [T("y", (4, 50), kind_out, scale=out_scale, zero_point=ZP.get(kind_out, 0) + 10)])
+
+
+def quantize_float_to(kind):
+    return single_op("QUANTIZE", [T("x", (4, 50), "FLOAT32")], [T("y", (4, 50), kind, scale=0.037, zero_point=ZP.get(kind, 0))])
+
+
+def dequantize(kind=I8):
+    x = T("x", (4, 50), kind, scale=0.037, zero_point=ZP.get(kind, 0))
     return single_op("DEQUANTIZE", [x], [T("y", (4, 50), "FLOAT32")])
 
 
@@ -286,6 +293,16 @@ CASES = {
     "requantize_int32_to_int16": lambda r: requantize("INT32", I16, in_scale=3e-6),
     "requantize_int32_to_int8": lambda r: requantize("INT32", I8, in_scale=2e-7),
     "dequantize_int8": lambda r: dequantize(),
+    "dequantize_int16": lambda r: dequantize(I16),
+    "dequantize_uint8": lambda r: dequantize("UINT8"),
+    "quantize_float_to_int16": lambda r: quantize_float_to(I16),
+    "quantize_float_to_uint8": lambda r: quantize_float_to("UINT8"),
+    "requantize_int8_to_int16": lambda r: requantize(I8, I16, out_scale=0.0007),
+    "requantize_int8_to_int32": lambda r: requantize(I8, "INT32", out_scale=1e-5),
+    "requantize_uint8_to_int8": lambda r: requantize("UINT8", I8),
+    "requantize_int8_to_uint8": lambda r: requantize(I8, "UINT8"),
+    "requantize_uint8_to_uint8": lambda r: requantize("UINT8", "UINT8"),
+    "requantize_uint8_to_int16": lambda r: requantize("UINT8", I16, out_scale=0.0007),
     **{f"{op.lower()}_int8": (lambda o: lambda r: shape_op(r, o))(op)
        for op in ("RESHAPE", "TRANSPOSE", "SQUEEZE", "PAD", "PADV2", "CONCATENATION", "STRIDED_SLICE", "EXPAND_DIMS",
                   "SLICE", "MAXIMUM", "MINIMUM")},
@@ -299,7 +316,9 @@ CASES = {
     "cast_int8_to_int32": lambda r: cast(I8, "INT32"),
     "cast_int16_to_int8": lambda r: cast(I16, I8),
     "cast_int8_to_float": lambda r: cast(I8, "FLOAT32"),
-    "cast_int32_to_int16": lambda r: cast("INT32", I16),  # sizes > 0: the default interpreter's XNNPACK takes it
+    "cast_int32_to_int16": lambda r: cast("INT32", I16),
+    "cast_float_to_int8": lambda r: cast("FLOAT32", I8),  # saturation; NaN: see test_cast_nan
+    "cast_int8_to_uint8": lambda r: cast(I8, "UINT8"),  # sizes > 0: the default interpreter's XNNPACK takes it
 }  # fmt: skip
 
 
@@ -321,6 +340,11 @@ REFUSED = {
     "gather_int8_batch_dims": {"tflm"},  # its int64 indices
     "gather_int16": {"tflm"},
     "reduce_max_int16": {"tflm"},
+    "requantize_int8_to_int32": {"tflite-reference"},
+    "cast_int8_to_uint8": {"tflm"},
+    "quantize_float_to_uint8": {"tflm"},  # TFLite Micro: uint8 only to or from int8
+    "requantize_uint8_to_uint8": {"tflm"},
+    "requantize_uint8_to_int16": {"tflm"},
 }
 
 
@@ -388,6 +412,19 @@ def test_tflite_micro_and_litert_reference_differ_where_the_profiles_say():
             np.testing.assert_array_equal(itf.run(model, xs, profile="tflite-reference")[0], ref)
             departs += int(np.count_nonzero(tflm.reshape(ref.shape) != ref))
         assert departs, model.operators[0].op
+
+
+def test_cast_nan():
+    """A float NaN cast to int8: LiteRT's SafeCast gives 127, the TFLite Micro runtime 0."""
+    data = cast("FLOAT32", I8)
+    model = itf.load(data)
+    x = np.full((4, 50), np.nan, np.float32)
+    x[0, :4] = [np.inf, -np.inf, 2.9, -2.9]
+    for profile, nan in (("tflite-reference", 127), ("tflm", 0)):
+        (want,) = interpret(data, [x], profile)
+        (got,) = itf.run(model, [x], profile=profile)
+        np.testing.assert_array_equal(got, want.reshape(got.shape))
+        assert got[1, 0] == nan and list(got[0, :4]) == [127, -128, 2, -2]
 
 
 def test_every_registered_op_is_covered():

@@ -160,7 +160,7 @@ def _node_profile(model: Model, op: Operator, profile: _profiles.Profile) -> _pr
         return profile
     x = model.tensors[op.inputs[2 if op.op == "TRANSPOSE_CONV" else 0]]
     out = model.tensors[op.outputs[0]]
-    if (x.dtype == np.uint8 or out.dtype == np.uint8) and op.op not in SAME:
+    if (x.dtype == np.uint8 or out.dtype == np.uint8) and op.op not in SAME and op.op != "QUANTIZE":
         raise ModelError(f"{op.describe()}: under profile {profile.name!r} LiteRT's XNNPACK delegate takes this "
                          f"node, and XNNPACK's uint8 {op.op} is not modelled yet")  # fmt: skip
     return _profiles.get("xnnpack")

@@ -218,8 +218,10 @@ def quantize_op(ctx, op):
     before the clamp, so -inf with a negative zero point gives the type's maximum); int -> int: ``reference_ops::Requantize``
     (``tensorflow/lite/kernels/internal/reference/requantize.h``: MBQM of ``x - zp_in`` by
     ``double(s_in) / double(s_out)``, then ``+ zp_out`` in int32, clamped to the output type).
-    Integer pairs: int8, uint8 and int16 to each other, int8 and int16 to int32 (int16 -> int32
-    in LiteRT too; int8 -> int32 in TFLite Micro only), int32 to int8 and int16.  A profile with
+    Integer pairs: int8, uint8 and int16 to each other except int16 -> uint8, int8 and int16 to
+    int32 (int16 -> int32 in LiteRT too; int8 -> int32 in TFLite Micro only), int32 to int8 and
+    int16; TFLite Micro takes uint8 only to or from int8 (float32 -> uint8, uint8 -> uint8 and
+    uint8 -> int16 are LiteRT's alone).  A profile with
     ``kernels="optimized"`` quantizes float32 per tensor as ``optimized_ops::AffineQuantize``
     and requantizes between int8 and uint8 as ``optimized_ops::Requantize``
     (``tflite.optimized``); one with ``kernels="xnnpack"`` quantizes float32 to int8 and
@@ -229,12 +231,19 @@ def quantize_op(ctx, op):
     x = ctx.input(op, 0)
     if ot.dtype not in (np.int8, np.uint8, np.int16, np.int32) or (it.dtype == np.float32 and ot.dtype == np.int32):
         raise ModelError(f"{op.describe()}: QUANTIZE to {ot.describe()} is not supported")
+    if it.dtype == np.int16 and ot.dtype == np.uint8:
+        raise ModelError(f"{op.describe()}: QUANTIZE from int16 to uint8, which LiteRT's and TFLite Micro's kernels refuse")
+    pair = f"QUANTIZE from {it.dtype} to {ot.dtype}"
+    if it.dtype == np.int8 and ot.dtype == np.int32:
+        ctx.refuse(op, litert=pair)
+    if np.uint8 in (it.dtype, ot.dtype) and not (it.dtype == np.int8 or ot.dtype == np.int8):
+        ctx.refuse(op, tflm=pair + " (micro/kernels/quantize_common.cc: uint8 only to or from int8)")
     if it.dtype == np.float32:
         axis = ot.quantized_dimension if ot.scale.size > 1 else None
         if ctx.profile.kernels == "optimized" and axis is None and ot.dtype != np.int32:
             return [optimized.affine_quantize(x, ot.scale[0], int(ot.zero_point[0]), ot.dtype)]
-        if ctx.profile.kernels == "xnnpack" and axis is None and ot.dtype == np.int8:
-            return [xnnpack.xnnpack_quantize(x, ot.scale[0], int(ot.zero_point[0]))]
+        if ctx.profile.kernels == "xnnpack" and axis is None and ot.dtype in (np.int8, np.uint8):
+            return [xnnpack.xnnpack_quantize(x, ot.scale[0], int(ot.zero_point[0]), ot.dtype)]
         shape = [1] * x.ndim
         if axis is not None:
             shape[axis] = -1
@@ -247,9 +256,9 @@ def quantize_op(ctx, op):
     if it.dtype == np.int32 and ot.dtype not in (np.int8, np.int16):
         raise ModelError(f"{op.describe()}: QUANTIZE from int32 to {ot.describe()} is not supported")
     (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
-    if (it.dtype == ot.dtype == np.int8 and ctx.profile.kernels == "xnnpack"
+    if (it.dtype == ot.dtype and it.dtype in (np.int8, np.uint8) and ctx.profile.kernels == "xnnpack"
             and xnnpack.xnnpack_takes_requantize(si, so)):  # fmt: skip
-        return [xnnpack.xnnpack_requantize(x, si, zi, so, zo).astype(np.int8)]
+        return [xnnpack.xnnpack_requantize(x, si, zi, so, zo, it.dtype).astype(it.dtype)]
     eight_bit = (np.int8, np.uint8)
     if ctx.profile.kernels == "optimized" and it.dtype in eight_bit and ot.dtype in eight_bit and ctx.rounding(op) == "double":
         return [optimized.requantize_8bit(x, si, zi, so, zo, ot.dtype)]

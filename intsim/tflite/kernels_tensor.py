@@ -43,26 +43,31 @@ def zeros_like(ctx, op):
 
 
 _CAST_TYPES = (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.float32, np.float64, np.bool_)
+# TFLite Micro's cast.cc: its input and output types
+_TFLM_CAST_IN = (np.int8, np.int16, np.int32, np.uint32, np.float32, np.bool_)
+_TFLM_CAST_OUT = (np.int8, np.int16, np.int32, np.uint32, np.float32)
 
 
 @kernel("CAST")
 def cast(ctx, op):
-    """``cast.cc``: ``static_cast`` of each raw value, quantization ignored.  Between integers
-    the value wraps (two's complement, as C++ converts since C++20); integers to float round to
-    nearest even; to bool tests ``!= 0``.  A float converted to an integer type truncates toward
-    zero; one outside the target's range is undefined behaviour in C++ (x86 gives the "integer
-    indefinite" value), so it raises here rather than guess."""
+    """``cast.cc``: each raw value converted, quantization ignored.  Between integers the value
+    wraps (two's complement ``static_cast``); integers to float round to nearest even; to bool
+    tests ``!= 0``.  A float to an integer type truncates toward zero and saturates; NaN gives
+    the type's maximum in LiteRT (``SafeCast``, ``internal/quantization_util.h``) and 0 in the
+    TFLite Micro runtime (tflite-micro 0.dev20261023; the 90b983c source's plain
+    ``static_cast`` left it undefined).  TFLite Micro takes int8, int16, int32, uint32, float32
+    and bool inputs and no uint8, bool or 64-bit outputs."""
     x, out = np.asarray(ctx.input(op, 0)), ctx.out_tensor(op)
     if x.dtype.type not in _CAST_TYPES or out.dtype.type not in _CAST_TYPES:
         raise ModelError(f"{op.describe()}: CAST from {x.dtype} to {out.dtype} is not supported")
+    if x.dtype.type not in _TFLM_CAST_IN or out.dtype.type not in _TFLM_CAST_OUT:
+        ctx.refuse(op, tflm=f"CAST from {x.dtype} to {out.dtype}")
     if x.dtype.kind == "f" and out.dtype.kind in "iu":
-        t = np.trunc(x)
         info = np.iinfo(out.dtype)
-        bad = ~np.isfinite(t) | (t < info.min) | (t > info.max)
-        if bad.any():
-            raise ModelError(f"{op.describe()}: {int(bad.sum())} value(s) such as {x[bad].reshape(-1)[0]} lie outside "
-                             f"{out.dtype}'s range (undefined behaviour in the C++ kernels)")  # fmt: skip
-        return [t.astype(out.dtype)]
+        nan = 0 if ctx.profile.kernels == "tflm" else info.max
+        with np.errstate(invalid="ignore"):
+            t = np.clip(np.trunc(x.astype(np.float64)), info.min, info.max)
+        return [np.where(np.isnan(x), nan, t).astype(out.dtype)]
     if out.dtype == np.bool_:
         return [x != 0]
     return [x.astype(out.dtype)]  # numpy's integer conversion wraps as C++'s does

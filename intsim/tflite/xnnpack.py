@@ -88,14 +88,16 @@ def xnnpack_takes_requantize(s_in, s_out) -> bool:
     return 2.0**-8 <= f32(f32(s_in) / f32(s_out)) <= 2.0**7
 
 
-def xnnpack_requantize(x, s_in, zp_in: int, s_out, zp_out: int) -> np.ndarray:
-    """XNNPACK's int8 -> int8 QUANTIZE (module docstring), as int64 values in [-128, 127]; one
-    numpy implementation for every backend (a few integer operations per element)."""
+def xnnpack_requantize(x, s_in, zp_in: int, s_out, zp_out: int, dtype=np.int8) -> np.ndarray:
+    """XNNPACK's int8 -> int8 (uint8 -> uint8) QUANTIZE (module docstring), as int64 values in
+    the range of ``dtype``; one numpy implementation for every backend (a few integer operations
+    per element)."""
     if not xnnpack_takes_requantize(s_in, s_out):
         raise ValueError("XNNPACK's int8 QUANTIZE takes scale ratios in [2**-8, 2**7]")
     m = int(np.rint(f32(f32(f32(s_in) / f32(s_out)) * f32(256))))
     acc = (int(zp_out) << 8) + 128 + (np.asarray(x, np.int64) - int(zp_in)) * m
-    return np.clip(acc >> 8, -128, 127)
+    info = np.iinfo(dtype)
+    return np.clip(acc >> 8, info.min, info.max)
 
 
 # ---- MUL, LEAKY_RELU, MEAN, QUANTIZE from float32 -------------------------------------------------
@@ -159,14 +161,15 @@ def xnnpack_mean(x, axes, keep_dims: bool, s_in, zp_in: int, s_out, zp_out: int)
     return np.clip(y, -128, 127).astype(np.int8)
 
 
-def xnnpack_quantize(x, scale, zero_point: int) -> np.ndarray:
-    """XNNPACK's float32 -> int8 convert (``xnn_f32_qs8_vcvt_ukernel__avx2_u64``):
-    ``t = float32(x * float32(1 / scale))``, ``min(t, 32767)`` (NaN gives 32767), ``cvtps2dq``
-    (ties to even; below -2**31 gives INT32_MIN), saturation to int16, ``+ zp`` saturated to
-    int16, then to int8."""
+def xnnpack_quantize(x, scale, zero_point: int, dtype=np.int8) -> np.ndarray:
+    """XNNPACK's float32 -> int8 (uint8) convert (``xnn_f32_qs8_vcvt_ukernel__avx2_u64``,
+    ``xnn_f32_qu8_vcvt_ukernel__avx2_u64``): ``t = float32(x * float32(1 / scale))``,
+    ``min(t, 32767)`` (NaN gives 32767), ``cvtps2dq`` (ties to even; below -2**31 gives
+    INT32_MIN), saturation to int16, ``+ zp`` saturated to int16, then to the 8-bit type."""
     with np.errstate(over="ignore", invalid="ignore"):
         t = np.asarray(x, f32) * f32(f32(1) / f32(scale))
         t = np.where(np.isnan(t) | (t > 32767), f32(32767), t)
         r = np.where(t < -(2.0**31), -(2.0**31), np.rint(t)).astype(np.int64)
     r = np.clip(np.clip(r, -32768, 32767) + int(zero_point), -32768, 32767)
-    return np.clip(r, -128, 127).astype(np.int8)
+    info = np.iinfo(dtype)
+    return np.clip(r, info.min, info.max).astype(dtype)
