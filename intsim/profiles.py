@@ -54,17 +54,20 @@ OP_CLASSES = {
     "softmax": "SOFTMAX",
     "activation": "LOGISTIC, TANH, LEAKY_RELU, HARD_SWISH",
     "quantize": "QUANTIZE between integer types",
+    "recurrent": "SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM (their effective scales)",
 }
-OWN_MULTIPLIER = ("add", "mul", "mean", "softmax", "activation", "quantize")
+OWN_MULTIPLIER = ("add", "mul", "mean", "softmax", "activation", "quantize", "recurrent")
 
 
 def table(conv, fc, *, int16=("int64", "float64"), int16_fc=("int64", "float64"), mbqm="double",
-          mul_multiplier="float32") -> dict:  # fmt: skip
+          mul_multiplier="float32", recurrent_multiplier="float32") -> dict:  # fmt: skip
     """A full rule table: ``conv`` also for depthwise and transpose convolutions, ``mbqm`` for
     every operator that quantizes its own multipliers; MUL's multiplier ``s1 * s2 / s_out`` as
-    LiteRT's mul.cc derives it (float32) unless ``mul_multiplier`` says otherwise."""
+    LiteRT's mul.cc derives it (float32) and SVDF's effective scales as LiteRT's svdf.cc does
+    (float32) unless ``mul_multiplier`` / ``recurrent_multiplier`` say otherwise."""
     return {"conv": conv, "depthwise": conv, "transpose-conv": conv, "fc": fc, "int16": int16, "int16-fc": int16_fc,
-            **{c: (mbqm, "float64") for c in OWN_MULTIPLIER}, "mul": (mbqm, mul_multiplier)}  # fmt: skip
+            **{c: (mbqm, "float64") for c in OWN_MULTIPLIER}, "mul": (mbqm, mul_multiplier),
+            "recurrent": (mbqm, recurrent_multiplier)}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -336,9 +339,11 @@ PROFILES = {
             "TFLite Micro reference kernels = CMSIS-NN default (tensorflow/tflite-micro "
             "tensorflow/lite/kernels/internal/common.cc, reference/integer_ops/*.h): MBQM double "
             "rounding everywhere; FullyConnected multiplier from a float32 product; MUL's multiplier in "
-            "double (micro/kernels/mul_common.cc); RELU6 clamps in the input's quantization "
+            "double (micro/kernels/mul_common.cc), SVDF's effective scales too (the tflite-micro "
+            "0.dev20261023 runtime); RELU6 clamps in the input's quantization "
             "(micro/kernels/activations_common.cc); int8 LOGISTIC/TANH in gemmlowp fixed point",
-            table(("double", "float64"), ("double", "float32-product"), mul_multiplier="float64"),
+            table(("double", "float64"), ("double", "float32-product"), mul_multiplier="float64",
+                  recurrent_multiplier="float64"),
             quantize_rounding="nearest_away", kernels="tflm",
             activation_impl="fixed-point",
         ),
@@ -347,7 +352,8 @@ PROFILES = {
             "TFLite Micro built with TFLITE_SINGLE_ROUNDING (tensorflow/lite/kernels/internal/common.cc, "
             "quantization_util.cc) = CMSIS-NN with CMSIS_NN_USE_SINGLE_ROUNDING: "
             "(acc * qm + 2**(30 - shift)) >> (31 - shift)",
-            table(("single", "float64"), ("single", "float32-product"), mbqm="single", mul_multiplier="float64"),
+            table(("single", "float64"), ("single", "float32-product"), mbqm="single", mul_multiplier="float64",
+                  recurrent_multiplier="float64"),
             kernels="tflm",
             quantize_rounding="nearest_away", activation_impl="fixed-point",
         ),

@@ -154,7 +154,7 @@ def test_multi_op_cnn_written_with_the_builder():
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("name", _tflite_util.MODELS)
+@pytest.mark.parametrize("name", _tflite_util.TFLM_MODELS)
 def test_every_layer_equals_tflite_micro(name, models_dir):
     """The ``tflm`` profile against the TFLite Micro runtime, every layer."""
     assert_every_layer(model_bytes(name, models_dir), "tflm", seed=8)

@@ -19,6 +19,7 @@ KERNELS = frontend.Registry("TFLite operator")  # BuiltinOperator name -> fn(ctx
 # the operators that quantize their own multipliers, by profile operator class (profiles.OP_CLASSES)
 OWN_MULTIPLIER_CLASS = {
     "ADD": "add", "SUB": "add", "MUL": "mul", "MEAN": "mean", "SOFTMAX": "softmax", "QUANTIZE": "quantize",
+    "SVDF": "recurrent", "UNIDIRECTIONAL_SEQUENCE_LSTM": "recurrent",
     **dict.fromkeys(("LOGISTIC", "TANH", "LEAKY_RELU", "HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1"), "activation"),
 }  # fmt: skip
 
@@ -61,7 +62,7 @@ class Context:
         why = tflm if self.profile.kernels == "tflm" else litert
         if why:
             runtime = "TFLite Micro" if self.profile.kernels == "tflm" else "LiteRT"
-            raise ModelError(f"{op.describe()}: {why} ({runtime}'s kernel refuses it; profile {self.profile.name!r})")
+            raise ModelError(f"{op.describe()}: {why}: {runtime} cannot run it (profile {self.profile.name!r})")
 
     def tensor(self, index: int) -> Tensor:
         return self.model.tensors[index]

@@ -32,10 +32,14 @@ f32, f64 = np.float32, np.float64
 @kernel("SOFTMAX")
 def softmax(ctx, op):
     it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
-    dtype = check_types(op, [it, ot], (np.int8, np.int16))
     si, _ = qparams(it, op)
     so, zo = qparams(ot, op)
     beta = op.options.get("beta", 1.0)
+    if it.dtype == np.int8 and ot.dtype == np.int16:  # softmax.cc / softmax_common.cc: int8 in, int16 out
+        if zo != -32768 or abs(so - 1 / 65536) > 0.001 / 65536:
+            raise ModelError(f"{op.describe()}: int16 output of int8 SOFTMAX must have scale 1/65536 and zero point -32768")
+        return [softmax_int8(ctx.input(op, 0), beta, si, ctx.rounding(op), backend=ctx.backend, out_dtype=np.int16)]
+    dtype = check_types(op, [it, ot], (np.int8, np.int16))
     if dtype == np.int8:
         if zo != -128 or abs(so - 1 / 256) > 0.001 / 256:
             raise ModelError(f"{op.describe()}: int8 SOFTMAX output must have scale 1/256 and zero point -128")

@@ -46,19 +46,21 @@ def softmax_sums(x, table, diff_min, tops, sums):
 
 
 @kernel
-def softmax_outputs(x, table, diff_min, tops, scale, bits, out):
-    """``out`` (rows, n) int8 from the rows' maxima and reciprocals ``scale``/``bits``
-    (``GetReciprocal``)."""
+def softmax_outputs(x, table, diff_min, tops, scale, bits, out_bits, out):
+    """``out`` (rows, n) int8 or int16 (``out_bits``) from the rows' maxima and reciprocals
+    ``scale``/``bits`` (``GetReciprocal``)."""
+    lo = -(1 << (out_bits - 1))
+    hi = -lo - 1
     for r in prange(x.shape[0]):
         row, dst, top = x[r], out[r], tops[r]
-        exponent = bits[r] + 31 - 8
+        exponent = bits[r] + 31 - out_bits
         for i in range(row.size):
             diff = np.int64(row[i]) - top
             if diff >= diff_min:
-                v = rounding_divide_by_pot_scalar(srdhm_scalar(scale[r], table[-diff]), exponent) - 128
-                dst[i] = min(max(v, -128), 127)
+                v = rounding_divide_by_pot_scalar(srdhm_scalar(scale[r], table[-diff]), exponent) + lo
+                dst[i] = min(max(v, lo), hi)
             else:
-                dst[i] = -128
+                dst[i] = lo
 
 
 def input_radius(integer_bits: int, left_shift: int, total_bits: int = 31) -> int:
@@ -77,9 +79,12 @@ def softmax_int8_params(beta: float, input_scale, single_rounding: bool):
     return q, shift, -input_radius(5, shift)
 
 
-def softmax_int8(x, beta, input_scale, rounding: str = "double", backend: str = "jit") -> np.ndarray:
-    """``reference_ops::Softmax<int8_t, int8_t>`` over the last axis: the numpy code below is the
-    reference (``backend="reference"``) of the two jitted passes above."""
+def softmax_int8(x, beta, input_scale, rounding: str = "double", backend: str = "jit", out_dtype=np.int8) -> np.ndarray:
+    """``reference_ops::Softmax<int8_t, int8_t>`` (``<int8_t, int16_t>`` for an int16
+    ``out_dtype``: the last shift ``bits + 31 - 16``, the offset -32768) over the last axis: the
+    numpy code below is the reference (``backend="reference"``) of the two jitted passes above."""
+    out_bits = np.dtype(out_dtype).itemsize * 8
+    lo, hi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
     q, shift, diff_min = softmax_int8_params(beta, input_scale, rounding == "single")
     table = _softmax_exp_table(q, shift, rounding)
     if backend != "reference":
@@ -87,17 +92,17 @@ def softmax_int8(x, beta, input_scale, rounding: str = "double", backend: str = 
         tops, sums = np.empty(rows.shape[0], np.int64), np.empty(rows.shape[0], np.int64)
         softmax_sums.build(backend, rows.size)(rows, table, diff_min, tops, sums)
         scale, bits = _reciprocals(sums)
-        out = np.empty(rows.shape, np.int8)
-        softmax_outputs.build(backend, rows.size)(rows, table, diff_min, tops, scale, bits, out)
+        out = np.empty(rows.shape, out_dtype)
+        softmax_outputs.build(backend, rows.size)(rows, table, diff_min, tops, scale, bits, out_bits, out)
         return out.reshape(x.shape)
     diff = x.astype(np.int64) - x.max(axis=-1, keepdims=True)
     keep = diff >= diff_min
     exps = table[-diff]  # diff = x - max lies in [-255, 0]
     sum_of_exps = g.wrap32(np.where(keep, g.rescale(exps, 0, 12), 0).sum(axis=-1, keepdims=True))
     shifted_scale, bits_over_unit = (v.reshape(sum_of_exps.shape) for v in _reciprocals(sum_of_exps.reshape(-1)))
-    exponent = bits_over_unit + 31 - 8
-    out = g.rdbpot(g.srdhm(shifted_scale, exps), exponent) - 128
-    return np.where(keep, np.clip(out, -128, 127), -128).astype(np.int8)
+    exponent = bits_over_unit + 31 - out_bits
+    out = g.rdbpot(g.srdhm(shifted_scale, exps), exponent) + lo
+    return np.where(keep, np.clip(out, lo, hi), lo).astype(out_dtype)
 
 
 def _reciprocals(sums) -> tuple[np.ndarray, np.ndarray]:
