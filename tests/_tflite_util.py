@@ -12,11 +12,12 @@ T = TensorSpec
 
 
 def single_op(op: str, inputs: list, outputs: list, options: dict | None = None, version: int = 1) -> bytes:
-    """A model of one operator; tensors without data are the graph inputs (``None`` = omitted)."""
+    """A model of one operator; tensors without data (and not variables) are the graph inputs
+    (``None`` = omitted)."""
     tensors = [t for t in inputs if t is not None] + list(outputs)
     index = {id(t): i for i, t in enumerate(tensors)}
     ins = [index[id(t)] if t is not None else -1 for t in inputs]
-    graph_inputs = [index[id(t)] for t in inputs if t is not None and t.data is None]
+    graph_inputs = [index[id(t)] for t in inputs if t is not None and t.data is None and not t.variable]
     outs = [index[id(t)] for t in outputs]
     return build(tensors, [OpSpec(op, ins, outs, options or {}, version)], graph_inputs, outs)
 
@@ -78,8 +79,8 @@ def random_int(rng, shape, dtype):
 
 
 # the whole models every LiteRT mode is checked against, layer by layer
-MODELS = ("hello_world_int8", "micro_speech_quantized", "keyword_scrambled", "example_cnn", "example_mobilenet",
-          "example_mobile_block")  # fmt: skip
+MODELS = ("hello_world_int8", "micro_speech_quantized", "keyword_scrambled", "micro_speech_lstm", "example_cnn",
+          "example_mobilenet", "example_mobile_block")  # fmt: skip
 # models only TFLite Micro runs (LiteRT 2.3 corrupts its heap on int8 SVDF state)
 TFLM_MODELS = (*MODELS, "keyword_scrambled_8bit")
 

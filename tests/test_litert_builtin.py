@@ -66,7 +66,7 @@ def _check(data, draws, rng):
         xs = _inputs(model, rng)
         want = interpret(data, xs, PROFILE)
         for backend in ALL_BACKENDS if draw == 0 else ("jit",):  # the Python-int reference once
-            got = itf.run(model, xs, profile=PROFILE, backend=backend)
+            got = itf.run(model, xs, reset_state=True, profile=PROFILE, backend=backend)
             for g, w in zip(got, want, strict=True):
                 assert g.dtype == w.dtype and g.shape == w.shape
                 np.testing.assert_array_equal(g, w, err_msg=backend)
@@ -79,7 +79,7 @@ def test_op_matches_litert_builtin(case):
     rng = np.random.default_rng(sum(map(ord, case)) + 2)
     if "tflite-reference" in REFUSED.get(case, ()):  # refused by LiteRT's kernels in every mode
         data = CASES[case](rng)
-        return _refused(data, itf.load(data), _inputs(itf.load(data), rng), PROFILE)
+        return _refused(data, itf.load(data), _inputs(itf.load(data), rng), PROFILE, case)
     _check(CASES[case](rng), 4, rng)
 
 

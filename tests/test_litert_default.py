@@ -91,7 +91,7 @@ def test_xnnpack_profile_equals_the_default_interpreter_in_every_layer_of_a_cnn(
         ip.invoke()
         want = {d["index"]: ip.get_tensor(d["index"]) for d in ip.get_output_details()}
         for backend in ALL_BACKENDS:
-            for y, k in zip(itf.run(m, xs, profile="xnnpack", backend=backend), m.outputs, strict=True):
+            for y, k in zip(itf.run(m, xs, reset_state=True, profile="xnnpack", backend=backend), m.outputs, strict=True):
                 np.testing.assert_array_equal(y, want[k], err_msg=f"{m.tensors[k].name} {backend}")
         ref = reference(data, xs)
         departs += sum(int(np.count_nonzero(r != want[k])) for r, k in zip(ref, m.outputs, strict=True))
@@ -123,7 +123,7 @@ def test_xnnpack_profile_equals_the_default_interpreter_on_int8_add_sub_mul(op, 
     want = ip.get_tensor(ip.get_output_details()[0]["index"])
     m = itf.load(model)
     for backend in ALL_BACKENDS:
-        np.testing.assert_array_equal(itf.run(m, xs, profile="xnnpack", backend=backend)[0], want, err_msg=backend)
+        np.testing.assert_array_equal(itf.run(m, xs, reset_state=True, profile="xnnpack", backend=backend)[0], want, err_msg=backend)
 
 
 def test_xnnpack_add_departs_from_the_reference_kernels():
@@ -150,7 +150,7 @@ def test_an_add_xnnpack_does_not_take_stays_with_litert_kernels():
     rng = np.random.default_rng(1)
     xs = [random_int(rng, (4, 64), np.int8), random_int(rng, (4, 64), np.int8)]
     m = itf.load(model)
-    np.testing.assert_array_equal(itf.run(m, xs, profile="xnnpack")[0], reference(model, xs)[0])
+    np.testing.assert_array_equal(itf.run(m, xs, reset_state=True, profile="xnnpack")[0], reference(model, xs)[0])
 
 
 
@@ -196,14 +196,14 @@ def test_litert_profile_equals_the_default_interpreter(case):
     m = itf.load(data)
     (op,) = m.operators
     if "tflite-reference" in REFUSED.get(case, ()):  # refused by LiteRT's kernels in every mode
-        return _refused(data, m, _inputs(m, rng), "litert")
+        return _refused(data, m, _inputs(m, rng), "litert", case)
     why = delegate.builtin_reason(m, op)
     assert (why is None) == _delegated(data), f"{op.describe()}: intsim says {why or 'delegated'}"
     for draw in range(3):
         xs = _inputs(m, rng)
         want = interpret(data, xs, "litert")
         for backend in ALL_BACKENDS if draw == 0 else ("jit",):
-            for g, w in zip(itf.run(m, xs, profile="litert", backend=backend), want, strict=True):
+            for g, w in zip(itf.run(m, xs, reset_state=True, profile="litert", backend=backend), want, strict=True):
                 np.testing.assert_array_equal(g, w, err_msg=backend)
 
 

@@ -218,6 +218,20 @@ def movement_op(rng, op, kind=I8):
     raise AssertionError(op)
 
 
+def svdf(rng, state=I16, rank=2, act=1, time_bits=10):
+    """SVDF: batch 2, 10 inputs, 8 filters of memory 5, rank 2 (4 units); weights_time of
+    ``time_bits`` bits (the converter keeps 10; 16 makes the int32 time sums wrap)."""
+    s_in, s_wf, s_wt, s_state = 0.05, 0.004, 0.0021, 0.013 if state == I16 else 0.4
+    x = T("x", (2, 10), I8, scale=s_in, zero_point=-7)
+    wf = T("wf", (8, 10), I8, data=_w(rng, (8, 10)), scale=s_wf, zero_point=0)
+    lim = (1 << (time_bits - 1)) - 1
+    wt = T("wt", (8, 5), state, data=rng.integers(-lim, lim + 1, (8, 5)).astype(NP[state]), scale=s_wt, zero_point=0)
+    b = T("b", (8 // rank,), "INT32", data=_bias(rng, 8 // rank, bound=20000), scale=np.float32(s_state) * np.float32(s_wt))
+    st = T("state", (2, 40), state, scale=s_state, zero_point=0 if state == I16 else 9, variable=True)
+    y = T("y", (2, 8 // rank), I8, scale=0.03, zero_point=-128)
+    return single_op("SVDF", [x, wf, wt, b, st], [y], dict(rank=rank, fused_activation_function=act))
+
+
 def cast(kind_in, kind_out):
     return single_op("CAST", [T("x", (4, 50), kind_in)], [T("y", (4, 50), kind_out)])
 
@@ -313,6 +327,10 @@ CASES = {
     "gather_int8_batch_dims": lambda r: movement_op(r, "GATHER_BATCH"),
     **{f"{op.lower()}_int16": (lambda o: lambda r: movement_op(r, o, I16))(op)
        for op in ("SPLIT", "PACK", "GATHER", "REDUCE_MAX", "BROADCAST_TO")},
+    "svdf_int16_state": lambda r: svdf(r),
+    "svdf_int16_state_rank1_wrapping_time_sums": lambda r: svdf(r, rank=1, time_bits=16),
+    "svdf_int8_state": lambda r: svdf(r, state=I8),  # TFLite Micro only
+    "svdf_no_activation": lambda r: svdf(r, act=0),  # LiteRT requires RELU
     "cast_int8_to_int32": lambda r: cast(I8, "INT32"),
     "cast_int16_to_int8": lambda r: cast(I16, I8),
     "cast_int8_to_float": lambda r: cast(I8, "FLOAT32"),
@@ -342,18 +360,24 @@ REFUSED = {
     "reduce_max_int16": {"tflm"},
     "requantize_int8_to_int32": {"tflite-reference"},
     "cast_int8_to_uint8": {"tflm"},
+    "svdf_no_activation": {"tflite-reference"},
     "quantize_float_to_uint8": {"tflm"},  # TFLite Micro: uint8 only to or from int8
     "requantize_uint8_to_uint8": {"tflm"},
     "requantize_uint8_to_int16": {"tflm"},
+    "svdf_int8_state": {"tflite-reference"},
 }
+# cases LiteRT must not be given: its kernel corrupts the heap (and may abort the test process)
+UNSAFE_IN_LITERT = {"svdf_int8_state"}
 
 
-def _refused(data, model, xs, profile):
-    """The runtime ``profile`` models and intsim both refuse the model."""
-    with pytest.raises((RuntimeError, ValueError)):
-        interpret(data, xs, profile)
+def _refused(data, model, xs, profile, case=None):
+    """The runtime ``profile`` models and intsim both refuse the model (LiteRT is not run on
+    ``UNSAFE_IN_LITERT`` cases)."""
+    if not (profile != "tflm" and case in UNSAFE_IN_LITERT):
+        with pytest.raises((RuntimeError, ValueError)):
+            interpret(data, xs, profile)
     with pytest.raises(itf.ModelError, match="cannot run it"):
-        itf.run(model, xs, profile=profile)
+        itf.run(model, xs, reset_state=True, profile=profile)
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
@@ -364,12 +388,12 @@ def test_op_matches_litert_reference(case, backend):
     model = itf.load(data)
     assert len(model.operators) == 1 and model.operators[0].op in itf.supported_ops()  # parsed: its one operator
     if "tflite-reference" in REFUSED.get(case, ()):
-        return _refused(data, model, _inputs(model, rng), "tflite-reference")
+        return _refused(data, model, _inputs(model, rng), "tflite-reference", case)
     for _ in range(12 if backend == "jit" else 3):  # the Python-int reference is slow: fewer draws
         xs = _inputs(model, rng)
         want = reference(data, xs)
         for whole_model in (None, False):  # the whole-model program where the op has one, and op by op
-            got = itf.run(model, xs, profile="tflite-reference", whole_model=whole_model, backend=backend)
+            got = itf.run(model, xs, reset_state=True, profile="tflite-reference", whole_model=whole_model, backend=backend)
             for g, w in zip(got, want, strict=True):
                 assert g.dtype == w.dtype and g.shape == w.shape
                 np.testing.assert_array_equal(g, w)
@@ -388,7 +412,7 @@ def test_op_matches_tflite_micro(case):
         xs = _inputs(model, rng)
         want = interpret(data, xs, "tflm")
         for backend in ALL_BACKENDS if draw == 0 else ("jit",):
-            for g, w in zip(itf.run(model, xs, profile="tflm", backend=backend), want, strict=True):
+            for g, w in zip(itf.run(model, xs, reset_state=True, profile="tflm", backend=backend), want, strict=True):
                 np.testing.assert_array_equal(g, w.reshape(g.shape), err_msg=backend)
 
 
@@ -408,8 +432,8 @@ def test_tflite_micro_and_litert_reference_differ_where_the_profiles_say():
         for _ in range(2):
             xs = _inputs(model, rng) if data is relu6 else [np.repeat(grid, 256).reshape(256, 256), np.tile(grid, (256, 1))]
             tflm, ref = interpret(data, xs, "tflm")[0], reference(data, xs)[0]
-            np.testing.assert_array_equal(itf.run(model, xs, profile="tflm")[0], tflm.reshape(ref.shape))
-            np.testing.assert_array_equal(itf.run(model, xs, profile="tflite-reference")[0], ref)
+            np.testing.assert_array_equal(itf.run(model, xs, reset_state=True, profile="tflm")[0], tflm.reshape(ref.shape))
+            np.testing.assert_array_equal(itf.run(model, xs, reset_state=True, profile="tflite-reference")[0], ref)
             departs += int(np.count_nonzero(tflm.reshape(ref.shape) != ref))
         assert departs, model.operators[0].op
 
@@ -422,7 +446,7 @@ def test_cast_nan():
     x[0, :4] = [np.inf, -np.inf, 2.9, -2.9]
     for profile, nan in (("tflite-reference", 127), ("tflm", 0)):
         (want,) = interpret(data, [x], profile)
-        (got,) = itf.run(model, [x], profile=profile)
+        (got,) = itf.run(model, [x], reset_state=True, profile=profile)
         np.testing.assert_array_equal(got, want.reshape(got.shape))
         assert got[1, 0] == nan and list(got[0, :4]) == [127, -128, 2, -2]
 
@@ -446,13 +470,13 @@ def test_every_op_runs_under_a_float_rule_profile(case):
     model = itf.load(CASES[case](rng))
     if "tflite-reference" in REFUSED.get(case, ()):  # LiteRT's refusal holds in every LiteRT profile
         with pytest.raises(itf.ModelError, match="cannot run it"):
-            itf.run(model, _inputs(model, rng), profile="xnnpack")
+            itf.run(model, _inputs(model, rng), reset_state=True, profile="xnnpack")
         return
     for _ in range(3):
         xs = _inputs(model, rng)
-        got = itf.run(model, xs, profile="xnnpack", whole_model=False)
-        np.testing.assert_array_equal(itf.run(model, xs, profile="xnnpack")[0], got[0])
+        got = itf.run(model, xs, reset_state=True, profile="xnnpack", whole_model=False)
+        np.testing.assert_array_equal(itf.run(model, xs, reset_state=True, profile="xnnpack")[0], got[0])
         op = model.operators[0]
         own = op.op in XNNPACK_OWN and model.tensors[op.inputs[0]].dtype == np.int8
         if op.op not in RULED and not own:
-            np.testing.assert_array_equal(got[0], itf.run(model, xs, profile="tflite-reference")[0])
+            np.testing.assert_array_equal(got[0], itf.run(model, xs, reset_state=True, profile="tflite-reference")[0])

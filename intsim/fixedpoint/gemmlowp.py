@@ -1,7 +1,8 @@
 """gemmlowp fixed-point math beyond the primitives, vectorized over numpy arrays, as the TFLite
 kernels call it (exp, logistic, tanh, reciprocal, the int16 helpers).
 
-Transliterated from google/gemmlowp ``fixedpoint/fixedpoint.h`` (int32 raw values) and the
+Transliterated from google/gemmlowp ``fixedpoint/fixedpoint.h`` (int32 raw values; ``bits=16``
+for the int16 specializations LiteRT's LSTM uses) and the
 helpers in LiteRT ``tflite/kernels/internal/common.h`` (``GetReciprocal``) and
 ``reference/hard_swish.h`` (the int16 helpers).  A ``FixedPoint<int32, IntegerBits>`` value is
 its raw int32; arrays here are int64 holding int32 values, and every sum that the C code does in
@@ -19,21 +20,42 @@ I32_MIN, I32_MAX = INT32_MIN, INT32_MAX
 I16_MIN, I16_MAX = -(2**15), 2**15 - 1
 
 
-def srmpot(x, exponent: int) -> np.ndarray:
-    """``SaturatingRoundingMultiplyByPOT<exponent>`` (int32): a saturating left shift for
-    ``exponent > 0``, ``RoundingDivideByPOT`` for ``exponent < 0``."""
+def _wrap(x, bits: int) -> np.ndarray:
+    """The C conversion to the raw type (int32 or int16): two's complement wrap."""
+    return wrap32(x) if bits == 32 else wrap16(x)
+
+
+def _srdhm(a, b, bits: int) -> np.ndarray:
+    return srdhm(a, b) if bits == 32 else srdhm16(a, b)
+
+
+def _constant(raw32: int, bits: int) -> int:
+    """A gemmlowp constant written as its int32 raw value, for the raw type of ``bits``
+    (``GEMMLOWP_CHECKED_FIXEDPOINT_CONSTANT``: ``RoundingDivideByPOT(raw32, 16)`` for int16)."""
+    return raw32 if bits == 32 else int(rdbpot(np.int64(raw32), 16))
+
+
+def _one(bits: int) -> int:
+    """``FixedPoint<raw, 0>::One()``: the largest raw value."""
+    return (1 << (bits - 1)) - 1
+
+
+def srmpot(x, exponent: int, bits: int = 32) -> np.ndarray:
+    """``SaturatingRoundingMultiplyByPOT<exponent>`` on raw values of ``bits`` (32 or 16): a
+    saturating left shift for ``exponent > 0``, ``RoundingDivideByPOT`` for ``exponent < 0``."""
     x = i64(x)
     if exponent == 0:
         return x
     if exponent < 0:
         return rdbpot(x, -exponent)
-    threshold = (1 << (31 - exponent)) - 1
-    return np.where(x > threshold, I32_MAX, np.where(x < -threshold, I32_MIN, x << exponent))
+    threshold = (1 << (bits - 1 - exponent)) - 1
+    lo, hi = -_one(bits) - 1, _one(bits)
+    return np.where(x > threshold, hi, np.where(x < -threshold, lo, x << exponent))
 
 
-def rescale(x, src_bits: int, dst_bits: int) -> np.ndarray:
-    """``Rescale<dst_bits>`` of a ``FixedPoint<int32, src_bits>``."""
-    return srmpot(x, src_bits - dst_bits)
+def rescale(x, src_bits: int, dst_bits: int, bits: int = 32) -> np.ndarray:
+    """``Rescale<dst_bits>`` of a ``FixedPoint<raw, src_bits>`` (raw of ``bits``)."""
+    return srmpot(x, src_bits - dst_bits, bits)
 
 
 def rounding_half_sum(a, b) -> np.ndarray:
@@ -41,78 +63,84 @@ def rounding_half_sum(a, b) -> np.ndarray:
     return trunc_div(s + np.where(s >= 0, 1, -1), 2)
 
 
-def _exp_quarter(a) -> np.ndarray:
-    """``exp_on_interval_between_negative_one_quarter_and_0_excl`` (Q0.31 in and out)."""
-    constant_term, one_third = 1895147668, 715827883  # exp(-1/8), 1/3
-    x = wrap32(a + (1 << 28))
-    x2 = srdhm(x, x)
-    x3 = srdhm(x2, x)
-    x4 = srdhm(x2, x2)
+def _exp_quarter(a, bits: int = 32) -> np.ndarray:
+    """``exp_on_interval_between_negative_one_quarter_and_0_excl`` (Q0.31 or Q0.15 in and out);
+    the last addition saturates for int16 (``AddSaturatingIf16Bit``)."""
+    constant_term, one_third = _constant(1895147668, bits), _constant(715827883, bits)  # exp(-1/8), 1/3
+    x = _wrap(a + (1 << (bits - 4)), bits)  # + 1/8
+    x2 = _srdhm(x, x, bits)
+    x3 = _srdhm(x2, x, bits)
+    x4 = _srdhm(x2, x2, bits)
     x4_over_4 = rdbpot(x4, 2)
-    poly = rdbpot(wrap32(srdhm(wrap32(x4_over_4 + x3), one_third) + x2), 1)
-    return wrap32(constant_term + srdhm(constant_term, wrap32(x + poly)))
+    poly = rdbpot(_wrap(_srdhm(_wrap(x4_over_4 + x3, bits), one_third, bits) + x2, bits), 1)
+    total = constant_term + _srdhm(constant_term, _wrap(x + poly, bits), bits)
+    return wrap32(total) if bits == 32 else np.clip(total, I16_MIN, I16_MAX)
 
 
 _EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308),
                (2, 39332535), (3, 720401), (4, 242))  # fmt: skip  exp(-2**k) in Q0.31
 
 
-def exp_on_negative_values(a, integer_bits: int) -> np.ndarray:
-    """``exp_on_negative_values`` of a ``FixedPoint<int32, integer_bits>``: Q0.31 result."""
+def exp_on_negative_values(a, integer_bits: int, bits: int = 32) -> np.ndarray:
+    """``exp_on_negative_values`` of a ``FixedPoint<raw, integer_bits>`` (raw of ``bits``, 32
+    or 16): a Q0.31 (Q0.15) result."""
     a = i64(a)
-    frac = 31 - integer_bits
+    frac = bits - 1 - integer_bits
     one_quarter = 1 << (frac - 2)
-    a_mod = wrap32((a & (one_quarter - 1)) - one_quarter)
-    result = _exp_quarter(rescale(a_mod, integer_bits, 0))
-    remainder = wrap32(a_mod - a)
+    a_mod = _wrap((a & (one_quarter - 1)) - one_quarter, bits)
+    result = _exp_quarter(rescale(a_mod, integer_bits, 0, bits), bits)
+    remainder = _wrap(a_mod - a, bits)
     for exponent, multiplier in _EXP_BARREL:
         if integer_bits > exponent:
             bit = np.int64(1) << (frac + exponent)
-            result = np.where(remainder & bit, srdhm(result, multiplier), result)
+            result = np.where(remainder & bit, _srdhm(result, _constant(multiplier, bits), bits), result)
     if integer_bits > 5:
-        result = np.where(a < -(1 << (36 - integer_bits)), 0, result)
-    return np.where(a == 0, I32_MAX, result)
+        result = np.where(a < _constant(-(1 << (36 - integer_bits)), bits), 0, result)
+    return np.where(a == 0, _one(bits), result)
 
 
-def _newton_reciprocal(a) -> np.ndarray:
-    """``1 / ((1 + a) / 2)`` in Q2.29 for Q0.31 ``a`` in [0, 1): the three Newton-Raphson steps
-    shared by ``one_over_one_plus_x_for_x_in_0_1`` and ``one_minus_x_over_one_plus_x_for_x_in_0_1``."""
-    half_denominator = rounding_half_sum(a, I32_MAX)
-    x = wrap32(1515870810 + srdhm(half_denominator, -1010580540))  # 48/17 - 32/17 * d
+def _newton_reciprocal(a, bits: int = 32) -> np.ndarray:
+    """``1 / ((1 + a) / 2)`` in Q2.29 (Q2.13) for Q0.31 (Q0.15) ``a`` in [0, 1): the three
+    Newton-Raphson steps shared by ``one_over_one_plus_x_for_x_in_0_1`` and
+    ``one_minus_x_over_one_plus_x_for_x_in_0_1``."""
+    half_denominator = rounding_half_sum(a, _one(bits))
+    c48, c32 = _constant(1515870810, bits), _constant(-1010580540, bits)  # 48/17, -32/17
+    x = _wrap(c48 + _srdhm(half_denominator, c32, bits), bits)
     for _ in range(3):
-        one_minus = wrap32((1 << 29) - srdhm(half_denominator, x))
-        x = wrap32(x + rescale(srdhm(x, one_minus), 4, 2))
+        one_minus = _wrap((1 << (bits - 3)) - _srdhm(half_denominator, x, bits), bits)
+        x = _wrap(x + rescale(_srdhm(x, one_minus, bits), 4, 2, bits), bits)
     return x
 
 
-def one_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
-    """``1 / (1 + a)`` for Q0.31 ``a`` in [0, 1)."""
-    return rescale(_newton_reciprocal(a), 1, 0)  # ExactMulByPot<-1>, then Rescale<0>
+def one_over_one_plus_x_for_x_in_0_1(a, bits: int = 32) -> np.ndarray:
+    """``1 / (1 + a)`` for Q0.31 (Q0.15) ``a`` in [0, 1)."""
+    return rescale(_newton_reciprocal(a, bits), 1, 0, bits)  # ExactMulByPot<-1>, then Rescale<0>
 
 
-def logistic(a, integer_bits: int) -> np.ndarray:
-    """gemmlowp ``logistic`` of a ``FixedPoint<int32, integer_bits>``: Q0.31 result."""
+def logistic(a, integer_bits: int, bits: int = 32) -> np.ndarray:
+    """gemmlowp ``logistic`` of a ``FixedPoint<raw, integer_bits>``: Q0.31 (int16: Q0.15)."""
     a = i64(a)
     positive = a > 0
-    abs_input = np.where(positive, a, wrap32(-a))
-    if_positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(wrap32(-abs_input), integer_bits))
-    if_negative = wrap32(I32_MAX - if_positive)
-    return np.where(a == 0, 1 << 30, np.where(positive, if_positive, if_negative))
+    abs_input = np.where(positive, a, _wrap(-a, bits))
+    if_positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(_wrap(-abs_input, bits), integer_bits, bits),
+                                                   bits)  # fmt: skip
+    if_negative = _wrap(_one(bits) - if_positive, bits)
+    return np.where(a == 0, 1 << (bits - 2), np.where(positive, if_positive, if_negative))
 
 
-def one_minus_x_over_one_plus_x_for_x_in_0_1(a) -> np.ndarray:
-    """``(1 - a) / (1 + a)`` for Q0.31 ``a`` in [0, 1)."""
-    return rescale(wrap32(_newton_reciprocal(a) - (1 << 29)), 2, 0)
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a, bits: int = 32) -> np.ndarray:
+    """``(1 - a) / (1 + a)`` for Q0.31 (Q0.15) ``a`` in [0, 1)."""
+    return rescale(_wrap(_newton_reciprocal(a, bits) - (1 << (bits - 3)), bits), 2, 0, bits)
 
 
-def tanh(a, integer_bits: int) -> np.ndarray:
-    """gemmlowp ``tanh`` of a ``FixedPoint<int32, integer_bits>``: Q0.31 result."""
+def tanh(a, integer_bits: int, bits: int = 32) -> np.ndarray:
+    """gemmlowp ``tanh`` of a ``FixedPoint<raw, integer_bits>``: Q0.31 (int16: Q0.15)."""
     a = i64(a)
     negative = a < 0
-    n = np.where(negative, a, wrap32(-a))
+    n = np.where(negative, a, _wrap(-a, bits))
     # neg_tanh_on_negative_values: ExactMulByPot<1> reinterprets n with one more integer bit
-    t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1))
-    return np.where(a == 0, 0, np.where(negative, wrap32(-t), t))
+    t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(n, integer_bits + 1, bits), bits)
+    return np.where(a == 0, 0, np.where(negative, _wrap(-t, bits), t))
 
 
 def count_leading_zeros32(x) -> np.ndarray:

@@ -57,6 +57,7 @@ class TensorSpec:
     scale: object = None  # float or sequence (per channel)
     zero_point: object = None
     quantized_dimension: int = 0
+    variable: bool = False  # a state tensor (SVDF, LSTM): kept across invocations
 
 
 @dataclass
@@ -141,6 +142,8 @@ def build(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int], outpu
         if t.data is not None:
             _mod("Tensor").TensorAddBuffer(b, next_buffer)
             next_buffer += 1
+        if t.variable:
+            _mod("Tensor").TensorAddIsVariable(b, True)
         _mod("Tensor").TensorAddName(b, name)
         if quant is not None:
             _mod("Tensor").TensorAddQuantization(b, quant)

@@ -58,7 +58,7 @@ def execute(ctx: Context, op: Operator) -> list[np.ndarray]:
 
 
 def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool = False, backend: str = "jit",
-        whole_model: bool | None = None):  # fmt: skip
+        whole_model: bool | None = None, reset_state: bool = False):  # fmt: skip
     """Run a TFLite model the way ``profile``'s kernels do.
 
     ``inputs``: one array, a list in the model's input order, or a dict by input name; dtypes and
@@ -67,7 +67,8 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
 
     State: a model's variable tensors (the state of UNIDIRECTIONAL_SEQUENCE_LSTM and SVDF) start
     at zero and keep their values from one ``run`` to the next, as in the interpreters, separately
-    per profile and backend; ``model.reset_state()`` starts them over.
+    per profile and backend; ``reset_state=True`` starts this run from zero (a fresh
+    interpreter's first ``Invoke``), ``model.reset_state()`` starts every profile's over.
 
     ``whole_model``: small models of a few operator kinds run as one compiled call
     (``intsim.tflite.program``, same results) under the jit backends when no intermediates are
@@ -91,7 +92,7 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
         elif whole_model:
             raise ValueError("whole_model=True needs backend 'jit' or 'jit-serial' and no intermediates")
     values = m.bind_inputs(inputs)
-    state = m.state.get((p.name, backend)) or m.initial_state()
+    state = (None if reset_state else m.state.get((p.name, backend))) or m.initial_state()
     ctx = Context(m, p, {**values, **state}, backend)
     for op in m.operators:
         execute(ctx, op)
