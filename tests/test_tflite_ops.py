@@ -232,6 +232,35 @@ def svdf(rng, state=I16, rank=2, act=1, time_bits=10):
     return single_op("SVDF", [x, wf, wt, b, st], [y], dict(rank=rank, fused_activation_function=act))
 
 
+def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, saturate=False):
+    """UNIDIRECTIONAL_SEQUENCE_LSTM as the converter writes an int8 one (intermediates: four
+    empty float32 tensors and the hidden state's quantization).  ``saturate``: biases and
+    recurrent weights that drive the gates' int16 sums to saturation (where TFLite Micro clamps
+    the recurrent part alone and LiteRT does not)."""
+    from intsim.tflite.builder import OpSpec, build
+
+    n_in, s_x, s_h, s_c = 6, 0.05, 1 / 128, 2.0**-11
+    shape = (steps, batch) if time_major else (batch, steps)
+    t = [T("x", (*shape, n_in), I8, scale=s_x, zero_point=-3)]
+    for gate in ("i", "f", "c", "o"):  # input weights 1-4, recurrent weights 5-8
+        t.append(T(f"w_{gate}", (units, n_in), I8, data=_w(rng, (units, n_in)), scale=rng.uniform(0.003, 0.03)))
+    for gate in ("i", "f", "c", "o"):
+        r = np.full((units, units), 127, np.int8) if saturate and gate == "f" else _w(rng, (units, units))
+        t.append(T(f"r_{gate}", (units, units), I8, data=r, scale=0.03 if saturate else rng.uniform(0.003, 0.03)))
+    for k, gate in enumerate(("i", "f", "c", "o")):  # biases 12-15
+        b = np.full(units, -2_000_000 if gate == "f" else 2_000_000, np.int32) if saturate else _bias(rng, units, bound=3000)
+        t.append(T(f"b_{gate}", (units,), "INT32", data=b, scale=np.float32(s_x) * np.float32(t[1 + k].scale)))
+    t += [T("h", (batch, units), I8, scale=s_h, zero_point=-1, variable=True),
+          T("c", (batch, units), I16, scale=s_c, zero_point=0, variable=True),
+          *[T(f"inter{k}", (0,), "FLOAT32") for k in range(4)],
+          T("hidden", (0,), I8, scale=s_h, zero_point=-1),
+          T("y", (*shape, units), I8, scale=s_h, zero_point=-1)]  # fmt: skip
+    ins = [0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -1, -1, 9, 10, 11, 12, -1, -1, 13, 14, -1, -1, -1, -1]
+    options = dict(fused_activation_function=act, cell_clip=clip, proj_clip=0.0, time_major=time_major)
+    op = OpSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [20], options, intermediates=[15, 16, 17, 18, 19])
+    return build(t, [op], inputs=[0], outputs=[20])
+
+
 def cast(kind_in, kind_out):
     return single_op("CAST", [T("x", (4, 50), kind_in)], [T("y", (4, 50), kind_out)])
 
@@ -331,6 +360,10 @@ CASES = {
     "svdf_int16_state_rank1_wrapping_time_sums": lambda r: svdf(r, rank=1, time_bits=16),
     "svdf_int8_state": lambda r: svdf(r, state=I8),  # TFLite Micro only
     "svdf_no_activation": lambda r: svdf(r, act=0),  # LiteRT requires RELU
+    "lstm_int8": lambda r: lstm(r),
+    "lstm_int8_time_major_no_clip": lambda r: lstm(r, time_major=True, clip=0.0, batch=3),
+    "lstm_int8_saturating_gates": lambda r: lstm(r, saturate=True, clip=3.0),
+    "lstm_int8_relu_cell_gate": lambda r: lstm(r, act=1),  # LiteRT ignores it (tanh); TFLite Micro asserts
     "cast_int8_to_int32": lambda r: cast(I8, "INT32"),
     "cast_int16_to_int8": lambda r: cast(I16, I8),
     "cast_int8_to_float": lambda r: cast(I8, "FLOAT32"),
@@ -361,19 +394,21 @@ REFUSED = {
     "requantize_int8_to_int32": {"tflite-reference"},
     "cast_int8_to_uint8": {"tflm"},
     "svdf_no_activation": {"tflite-reference"},
+    "lstm_int8_relu_cell_gate": {"tflm"},
     "quantize_float_to_uint8": {"tflm"},  # TFLite Micro: uint8 only to or from int8
     "requantize_uint8_to_uint8": {"tflm"},
     "requantize_uint8_to_int16": {"tflm"},
     "svdf_int8_state": {"tflite-reference"},
 }
+UNSAFE_IN_TFLM = {"lstm_int8_relu_cell_gate"}  # TFLITE_ASSERT_FALSE: aborts the process
 # cases LiteRT must not be given: its kernel corrupts the heap (and may abort the test process)
 UNSAFE_IN_LITERT = {"svdf_int8_state"}
 
 
 def _refused(data, model, xs, profile, case=None):
     """The runtime ``profile`` models and intsim both refuse the model (LiteRT is not run on
-    ``UNSAFE_IN_LITERT`` cases)."""
-    if not (profile != "tflm" and case in UNSAFE_IN_LITERT):
+    ``UNSAFE_IN_LITERT`` cases, TFLite Micro on ``UNSAFE_IN_TFLM`` ones)."""
+    if case not in (UNSAFE_IN_TFLM if profile == "tflm" else UNSAFE_IN_LITERT):
         with pytest.raises((RuntimeError, ValueError)):
             interpret(data, xs, profile)
     with pytest.raises(itf.ModelError, match="cannot run it"):
@@ -407,7 +442,7 @@ def test_op_matches_tflite_micro(case):
     data = CASES[case](rng)
     model = itf.load(data)
     if "tflm" in REFUSED.get(case, ()):
-        return _refused(data, model, _inputs(model, rng), "tflm")
+        return _refused(data, model, _inputs(model, rng), "tflm", case)
     for draw in range(4):
         xs = _inputs(model, rng)
         want = interpret(data, xs, "tflm")
@@ -418,7 +453,8 @@ def test_op_matches_tflite_micro(case):
 
 def test_tflite_micro_and_litert_reference_differ_where_the_profiles_say():
     """RELU6 in TFLite Micro clamps in the input's quantization; MUL's multiplier is double there,
-    float32 in LiteRT: one case each where the two runtimes (and the two profiles) disagree."""
+    float32 in LiteRT; the LSTM's gates (table sigmoid vs gemmlowp's) and its saturating sums:
+    one case each where the two runtimes (and the two profiles) disagree."""
     relu6 = unary("RELU6", in_q=(0.05, -10), out_q=(6 / 255, -128))
     # scales whose two multiplier derivations quantize differently, and every pair of int8 inputs
     mul = single_op("MUL", [T("a", (256, 256), I8, scale=0.05556532368063927, zero_point=0),
@@ -426,16 +462,59 @@ def test_tflite_micro_and_litert_reference_differ_where_the_profiles_say():
                     [T("y", (256, 256), I8, scale=0.40395599603652954, zero_point=0)])  # fmt: skip
     grid = np.arange(-128, 128, dtype=np.int8)
     rng = np.random.default_rng(1)
-    for data in (relu6, mul):
+    for data in (relu6, mul, lstm(rng, units=16, steps=10), lstm(rng, saturate=True)):
         model = itf.load(data)
         departs = 0
         for _ in range(2):
-            xs = _inputs(model, rng) if data is relu6 else [np.repeat(grid, 256).reshape(256, 256), np.tile(grid, (256, 1))]
+            xs = [np.repeat(grid, 256).reshape(256, 256), np.tile(grid, (256, 1))] if data is mul else _inputs(model, rng)
             tflm, ref = interpret(data, xs, "tflm")[0], reference(data, xs)[0]
             np.testing.assert_array_equal(itf.run(model, xs, reset_state=True, profile="tflm")[0], tflm.reshape(ref.shape))
             np.testing.assert_array_equal(itf.run(model, xs, reset_state=True, profile="tflite-reference")[0], ref)
             departs += int(np.count_nonzero(tflm.reshape(ref.shape) != ref))
         assert departs, model.operators[0].op
+
+
+STATEFUL = {"tflm": ("svdf_int16_state", "svdf_int8_state", "lstm_int8", "lstm_int8_saturating_gates"),
+            "tflite-reference": ("svdf_int16_state", "lstm_int8", "lstm_int8_saturating_gates")}
+
+
+@pytest.mark.parametrize("profile", sorted(STATEFUL))
+def test_state_persists_across_runs_and_resets(profile):
+    """One interpreter invoked again and again: outputs and state tensors equal intsim's runs
+    after each call, and again after both reset their state."""
+    import warnings
+
+    from _tflite_util import MODES, micro, micro_tensor
+    from ai_edge_litert.interpreter import Interpreter
+
+    for case in STATEFUL[profile]:
+        rng = np.random.default_rng(len(case))
+        data = CASES[case](rng)
+        model = itf.load(data)
+        variables = [t for t in model.tensors if t.is_variable]
+        if profile == "tflm":
+            ip = micro(data, preserve=True)
+            invoke = lambda x: (ip.set_input(x, 0), ip.invoke())  # noqa: E731
+            read, reset = (lambda t: micro_tensor(ip, model, t.index)), ip.reset
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ip = Interpreter(model_content=data, experimental_op_resolver_type=MODES[profile],
+                                 experimental_preserve_all_tensors=True)  # fmt: skip
+            ip.allocate_tensors()
+            invoke = lambda x: (ip.set_tensor(model.inputs[0], x), ip.invoke())  # noqa: E731
+            read, reset = (lambda t: ip.get_tensor(t.index)), ip.reset_all_variables
+        for call in range(6):
+            if call == 4:
+                reset()
+                model.reset_state()
+            (x,) = _inputs(model, rng)
+            invoke(x)
+            (got,), values = itf.run(model, x, profile=profile, return_intermediates=True)
+            out = model.tensors[model.outputs[0]]
+            np.testing.assert_array_equal(got, read(out).reshape(got.shape), err_msg=f"{case}, call {call}")
+            for t in variables:
+                np.testing.assert_array_equal(values[t.name], read(t).reshape(t.shape), err_msg=f"{case}, {t.name}")
 
 
 def test_cast_nan():

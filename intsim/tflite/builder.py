@@ -67,6 +67,7 @@ class OpSpec:
     outputs: list
     options: dict = field(default_factory=dict)  # snake_case field names of the options table
     version: int = 1
+    intermediates: list = field(default_factory=list)  # tensors of internal scales (integer LSTM)
 
 
 def _camel(name: str) -> str:
@@ -161,11 +162,14 @@ def build(tensors: list[TensorSpec], ops: list[OpSpec], inputs: list[int], outpu
     op_offsets = []
     for s in ops:
         ins, outs = _int32_vector(b, s.inputs), _int32_vector(b, s.outputs)
+        inter = _int32_vector(b, s.intermediates) if s.intermediates else None
         kind, options = _options(b, s)
         _mod("Operator").OperatorStart(b)
         _mod("Operator").OperatorAddOpcodeIndex(b, codes.index((s.op, s.version)))
         _mod("Operator").OperatorAddInputs(b, ins)
         _mod("Operator").OperatorAddOutputs(b, outs)
+        if inter is not None:
+            _mod("Operator").OperatorAddIntermediates(b, inter)
         if kind:
             _mod("Operator").OperatorAddBuiltinOptionsType(b, kind)
             _mod("Operator").OperatorAddBuiltinOptions(b, options)
