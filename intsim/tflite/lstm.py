@@ -1,0 +1,312 @@
+"""UNIDIRECTIONAL_SEQUENCE_LSTM, integer (8x8_16: int8 activations and weights, int16 cell
+state), as LiteRT and TFLite Micro compute it, with its state in the variable tensors 18 (h) and
+19 (c) kept across runs (``Model.state``).
+
+The input part of every gate is computed for all time steps at once (numpy); the recurrence
+runs step by step: ``_recurrence`` (numba, parallel over batches) under the jit backends, the
+plain numpy loop in ``unidirectional_sequence_lstm`` under ``backend="reference"``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from numba import prange
+
+from intsim import fixedpoint as fxp
+from intsim._jit import helper
+from intsim._jit import kernel as jit_kernel
+from intsim.fixedpoint import gemmlowp as g
+from intsim.fixedpoint import mbqm_double_scalar, mbqm_single_scalar, rounding_divide_by_pot_scalar, wrap_int32
+from intsim.tflite import sigmoid_lut
+from intsim.tflite.context import kernel, qparams
+from intsim.tflite.model import ModelError
+
+f32 = np.float32
+
+
+# ---- UNIDIRECTIONAL_SEQUENCE_LSTM ------------------------------------------------------------------
+
+GATES = ("input", "forget", "cell", "output")
+INPUT_WEIGHTS = {g: 1 + k for k, g in enumerate(GATES)}  # lstm_shared.h tensor positions
+RECURRENT_WEIGHTS = {g: 5 + k for k, g in enumerate(GATES)}
+PEEPHOLE = (9, 10, 11)
+BIASES = {g: 12 + k for k, g in enumerate(GATES)}
+PROJECTION = (16, 17)
+OUTPUT_STATE, CELL_STATE = 18, 19
+LAYER_NORM = (20, 21, 22, 23)
+GATE_SCALE = 2.0**-12  # the gates' pre-activations are Q3.12 (no layer normalization)
+
+
+@dataclass(frozen=True)
+class LstmParams:
+    """What an integer LSTM's constant tensors and scales give, as one runtime derives it."""
+
+    w: np.ndarray  # [4, N, I] int64: input weights, gates in GATES order
+    r: np.ndarray  # [4, N, N] int64: recurrent weights
+    bias: np.ndarray  # [4, N] int64
+    q_in: np.ndarray  # [4] input FC multipliers and shifts (QuantizeMultiplier)
+    e_in: np.ndarray
+    q_rec: np.ndarray  # [4] recurrent FC multipliers and shifts
+    e_rec: np.ndarray
+    zp_x: int  # input zero point
+    zp_h: int  # output state zero point (the recurrent FC's input)
+    cell_power: int  # log2 of the cell state's scale
+    clip: int  # quantized cell clip, 0 for none
+    hidden: tuple[int, int, int]  # (q, shift, zero point) of output gate x tanh(cell) -> int8
+    forget_cell: tuple[int, int]  # TFLite Micro's MulElementwise multipliers (2**-15 and 2**-30 / s_c)
+    input_gate_cell: tuple[int, int]
+
+
+def _log2(op, scale, what: str, tflm: bool) -> int:
+    """``CheckedLog2``: round(log2(scale)) in float32; LiteRT requires a power of two (within
+    1e-3), TFLite Micro ignores the check."""
+    v = f32(np.log(f32(scale))) * f32(1 / np.log(f32(2)))
+    p = int(np.round(v))
+    if not tflm and not abs(float(v) - p) < 1e-3:
+        raise ModelError(f"{op.describe()}: the {what} scale {float(scale)} is not a power of two, which LiteRT's "
+                         "integer LSTM requires")  # fmt: skip
+    return p
+
+
+def lstm_params(ctx, op) -> LstmParams:
+    """LiteRT ``unidirectional_sequence_lstm.cc`` (``PopulateQuantizedLstmParams8x8_16``) or
+    TFLite Micro ``unidirectional_sequence_lstm.cc`` / ``lstm_eval_common.cc``
+    (``CreateGateParams``, ``CreateInterGateMulParams``), by ``ctx.profile.kernels``."""
+    tflm = ctx.profile.kernels == "tflm"
+    tx, th, tc = ctx.in_tensor(op, 0), ctx.in_tensor(op, OUTPUT_STATE), ctx.in_tensor(op, CELL_STATE)
+    s_x, zp_x = qparams(tx, op)
+    s_h, zp_h = qparams(th, op)
+    s_c, _ = qparams(tc, op)
+
+    def weights(k):
+        t = ctx.in_tensor(op, k)
+        if t.data is None or t.dtype != np.int8 or t.scale.size != 1 or (t.zero_point.size and t.zero_point[0]):
+            raise ModelError(f"{op.describe()}: {t.describe()} must be constant int8 weights quantized per tensor "
+                             "with zero point 0")  # fmt: skip
+        return t.data.astype(np.int64), f32(t.scale[0])
+
+    w, r, q_in, e_in, q_rec, e_rec, bias = [], [], [], [], [], [], []
+    for gate in GATES:
+        (wg, sw), (rg, sr) = weights(INPUT_WEIGHTS[gate]), weights(RECURRENT_WEIGHTS[gate])
+        b = ctx.input(op, BIASES[gate], required=False)
+        w.append(wg)
+        r.append(rg)
+        bias.append(np.zeros(wg.shape[0], np.int64) if b is None else np.asarray(b, np.int64))
+        for s_in, qs, es in ((s_x, q_in, e_in), (s_h, q_rec, e_rec)):  # both: the float32 product, / 2**-12
+            q, e = fxp.quantize_multiplier(float(f32(s_in * (sw if qs is q_in else sr))) / GATE_SCALE)
+            qs.append(q)
+            es.append(e)
+    cell_power = _log2(op, s_c, "cell state", tflm)
+    clip_option = f32(op.options.get("cell_clip", 0.0))
+    if clip_option > 0:
+        ratio = float(clip_option) / float(s_c) if tflm else float(f32(clip_option / s_c))  # double vs float division
+        clip = int(min(max(ratio, -32768.0), 32767.0))  # the int16 cast truncates
+    else:
+        clip = 0
+    if tflm:  # the hidden state's quantization is the output state tensor's; multipliers in double
+        s_hidden, zp_hidden = float(s_h), zp_h
+        hidden = float(2.0**-15) * float(2.0**-15) / s_hidden
+    else:  # intermediate 4 (effective_hidden_scale_intermediate); the scale stored in a float
+        if len(op.intermediates) != 5:
+            raise ModelError(f"{op.describe()}: LiteRT's integer LSTM needs 5 intermediate tensors, the model has "
+                             f"{len(op.intermediates)}")  # fmt: skip
+        s4, zp_hidden = qparams(ctx.tensor(op.intermediates[4]), op)
+        hidden = float(f32(2.0**-15 / float(s4) * 2.0**-15))
+    q_h, e_h = fxp.quantize_multiplier(hidden)
+    return LstmParams(np.stack(w), np.stack(r), np.stack(bias), np.array(q_in), np.array(e_in), np.array(q_rec),
+                      np.array(e_rec), zp_x, zp_h, cell_power, clip, (q_h, e_h, zp_hidden),
+                      fxp.quantize_multiplier(2.0**-15 * float(s_c) / float(s_c)),
+                      fxp.quantize_multiplier(2.0**-15 * 2.0**-15 / float(s_c)))  # fmt: skip
+
+
+def _check_lstm(ctx, op):
+    o = op.options
+    if len(op.inputs) != 24:
+        raise ModelError(f"{op.describe()}: needs 24 inputs (the 20-input form is not supported), has {len(op.inputs)}")
+    missing = [k for k in (0, *INPUT_WEIGHTS.values(), *RECURRENT_WEIGHTS.values(), OUTPUT_STATE, CELL_STATE)
+               if op.inputs[k] < 0]  # fmt: skip
+    if missing:
+        raise ModelError(f"{op.describe()}: inputs {missing} are missing (CIFG, without an input gate, is not supported)")
+    present = [name for name, ks in (("peephole weights", PEEPHOLE), ("a projection", PROJECTION),
+                                     ("layer normalization", LAYER_NORM)) if any(op.inputs[k] >= 0 for k in ks)]  # fmt: skip
+    if present:
+        raise ModelError(f"{op.describe()}: an integer LSTM with {' and '.join(present)} is not supported yet")
+    tx, th, tc, ty = ctx.in_tensor(op, 0), ctx.in_tensor(op, OUTPUT_STATE), ctx.in_tensor(op, CELL_STATE), ctx.out_tensor(op)
+    if (tx.dtype, th.dtype, tc.dtype, ty.dtype) != (np.int8, np.int8, np.int16, np.int8):
+        raise ModelError(f"{op.describe()}: the integer LSTM modelled takes int8 input, output and output state and an "
+                         f"int16 cell state (got {tx.dtype}, {ty.dtype}, {th.dtype}, {tc.dtype})")  # fmt: skip
+    if not (th.is_variable and tc.is_variable):
+        raise ModelError(f"{op.describe()}: its output and cell states must be variable tensors")
+    if tx.data is not None or len(tx.shape) != 3:
+        raise ModelError(f"{op.describe()}: the input must be a 3-D activation, got {tx.describe()}")
+    if o.get("fused_activation_function", 0) != 4:
+        ctx.refuse(op, tflm="a cell-gate activation other than TANH (lstm_eval.h asserts)")
+    if o.get("diagonal_recurrent_tensors", False):
+        raise ModelError(f"{op.describe()}: diagonal recurrent weights are not supported")
+
+
+def _gates_mbqm(ctx, op, acc, q, e):
+    """MBQM of int32 accumulators ``[..., 4, N]`` by each gate's multiplier (the profile's build)."""
+    return fxp.multiply_by_quantized_multiplier(fxp.wrap32(acc), q, e, rounding=ctx.rounding(op), axis=-2,
+                                                backend=ctx.backend).astype(np.int64)  # fmt: skip
+
+
+def _input_part(x, w) -> np.ndarray:
+    """``sum_i x[t, b, i] * w[g, n, i]`` as [T, B, 4, N] int64: a float64 product (BLAS), exact
+    while every sum stays below 2**53 (int8 weights times 9-bit inputs: up to 2**37 inputs), else
+    integer ``einsum``."""
+    if x.shape[-1] < 1 << 37:
+        y = x.reshape(-1, x.shape[-1]).astype(np.float64) @ w.reshape(-1, w.shape[-1]).T.astype(np.float64)
+        return y.astype(np.int64).reshape(*x.shape[:2], *w.shape[:2])
+    return np.einsum("tbi,gni->tbgn", x, w)
+
+
+def _clamp16(v):
+    return np.clip(v, -32768, 32767)
+
+
+@kernel("UNIDIRECTIONAL_SEQUENCE_LSTM")
+def unidirectional_sequence_lstm(ctx, op):
+    """The integer (8x8_16) LSTM of LiteRT (``tflite/kernels/lstm_eval.cc``
+    ``EvalInteger8x8_16`` with ``portable_tensor_utils.cc``, the functions x86 builds call) or
+    TFLite Micro (``micro/kernels/lstm_eval.h``), by ``ctx.profile.kernels``.  Per time step,
+    batches side by side, state carried in the variable tensors 18 (int8 h) and 19 (int16 c):
+
+    * gates i, f, c, o: ``MBQM(W x + b)`` and ``MBQM(R h)`` (int32 sums, zero points folded,
+      Q3.12 results); TFLite Micro clamps each to int16 before the saturating add, LiteRT adds
+      the recurrent part unclamped;
+    * sigmoid (i, f, o) and tanh (c): gemmlowp ``logistic``/``tanh`` on int16 F3 in LiteRT, the
+      ``sigmoid_table_uint16`` interpolation in TFLite Micro (``sigmoid_lut``);
+    * ``c = f*c >> 15``, ``+ i*g >> (30 + log2 s_c)`` saturated, clipped: LiteRT one
+      ``RoundingDivideByPOT`` each; TFLite Micro ``MulElementwise`` (MBQM by 2**-15 and
+      2**-30 / s_c: two roundings) clamped to int16;
+    * ``h = clamp8(MBQM(o * tanh(c), 2**-30 / s_h) + zp_h)``, tanh on the cell's Q(15+p) format;
+      the multiplier from a float in LiteRT (intermediate 4's scale), from doubles in TFLite Micro
+      (the output state's scale).
+
+    Peephole, projection, layer normalization, CIFG and int16 activations are refused."""
+    _check_lstm(ctx, op)
+    p = ctx.once(("lstm", op.index), lambda: lstm_params(ctx, op))
+    tflm = ctx.profile.kernels == "tflm"
+    time_major = bool(op.options.get("time_major", False))
+    x = ctx.input(op, 0).astype(np.int64)
+    xs = x if time_major else x.transpose(1, 0, 2)  # [T, B, I]
+    h = ctx.input(op, OUTPUT_STATE).astype(np.int64).reshape(xs.shape[1], -1)  # [B, N]
+    c = ctx.input(op, CELL_STATE).astype(np.int64).reshape(h.shape)
+    if p.w.shape[2] != xs.shape[2] or p.r.shape[1:] != (h.shape[1], h.shape[1]):
+        raise ModelError(f"{op.describe()}: weights {p.w.shape[1:]} and {p.r.shape[1:]} do not fit input {x.shape} "
+                         f"and state {h.shape}")  # fmt: skip
+    # the input part of every gate, for every step at once (it does not depend on the state)
+    pre_in = _clamp16(_gates_mbqm(ctx, op, _input_part(xs - p.zp_x, p.w) + p.bias, p.q_in, p.e_in))
+    if tflm:
+        sigmoid = lambda v: sigmoid_lut.sigmoid_int16(v, backend=ctx.backend).astype(np.int64)  # noqa: E731
+        tanh_gate = lambda v: sigmoid_lut.tanh_int16(v, 3, 0, backend=ctx.backend).astype(np.int64)  # noqa: E731
+        shift = (15 + p.cell_power) - 3
+        tanh_cell = lambda v: sigmoid_lut.tanh_int16(v, *((3, -shift) if shift < 0 else (0, shift)),  # noqa: E731
+                                                     backend=ctx.backend).astype(np.int64)  # fmt: skip
+    else:
+        if not 0 <= 15 + p.cell_power <= 6:
+            raise ModelError(f"{op.describe()}: cell state scale 2**{p.cell_power}: LiteRT's ApplyTanh takes "
+                             "2**-15 to 2**-9 only")  # fmt: skip
+        sigmoid = lambda v: gemmlowp16("logistic", 3, v, ctx.backend)  # noqa: E731
+        tanh_gate = lambda v: gemmlowp16("tanh", 3, v, ctx.backend)  # noqa: E731
+        tanh_cell = lambda v: gemmlowp16("tanh", 15 + p.cell_power, v, ctx.backend)  # noqa: E731
+    q_h, e_h, zp_hidden = p.hidden
+    out = np.empty((xs.shape[0], *h.shape), np.int64)
+    if ctx.backend != "reference":
+        tables = ctx.once(("lstm tables", op.index), lambda: [np.ascontiguousarray(f(np.arange(-32768, 32768)), np.int64)
+                                                               for f in (sigmoid, tanh_gate, tanh_cell)])  # fmt: skip
+        h, c = h.copy(), c.copy()
+        work = xs.shape[0] * h.size * 4 * h.shape[1]
+        _recurrence.build(ctx.backend, work)(
+            pre_in, p.r, p.zp_h, p.q_rec, p.e_rec, h, c, *tables, tflm, ctx.rounding(op) == "single", *p.forget_cell,
+            *p.input_gate_cell, 30 + p.cell_power, p.clip, q_h, e_h, zp_hidden, out)  # fmt: skip
+    for t in range(xs.shape[0] if ctx.backend == "reference" else 0):
+        rec = _gates_mbqm(ctx, op, np.einsum("bn,gmn->bgm", h - p.zp_h, p.r), p.q_rec, p.e_rec)
+        pre = _clamp16(pre_in[t] + _clamp16(rec)) if tflm else _clamp16(fxp.wrap32(pre_in[t] + rec))
+        i, f, z, o = sigmoid(pre[:, 0]), sigmoid(pre[:, 1]), tanh_gate(pre[:, 2]), sigmoid(pre[:, 3])
+        if tflm:
+            c = _clamp16(ctx.mbqm_raw(op, f * c, *p.forget_cell))
+            c = _clamp16(c + _clamp16(ctx.mbqm_raw(op, i * z, *p.input_gate_cell)))
+        else:
+            c = g.wrap16(g.rdbpot(f * c, 15))  # static_cast<int16_t>
+            c = _clamp16(c + g.wrap16(g.rdbpot(i * z, 30 + p.cell_power)))
+        if p.clip:
+            c = np.clip(c, -p.clip, p.clip)
+        h = np.clip(ctx.mbqm_raw(op, o * tanh_cell(c), q_h, e_h) + zp_hidden, -128, 127)
+        out[t] = h
+    ctx.assign(op, OUTPUT_STATE, h.astype(np.int8))
+    ctx.assign(op, CELL_STATE, c.astype(np.int16))
+    return [(out if time_major else out.transpose(1, 0, 2)).astype(np.int8)]
+
+
+@functools.lru_cache(maxsize=16)
+def _gemmlowp16_table(kind: str, integer_bits: int) -> np.ndarray:
+    x = np.arange(-32768, 32768, dtype=np.int64)
+    t = (g.logistic if kind == "logistic" else g.tanh)(x, integer_bits, 16)
+    t.flags.writeable = False
+    return t
+
+
+def gemmlowp16(kind: str, integer_bits: int, v, backend: str) -> np.ndarray:
+    """gemmlowp ``logistic`` / ``tanh`` of int16 ``FixedPoint<int16, integer_bits>`` raw values
+    (LiteRT ``PortableApplySigmoid`` / ``PortableApplyTanh``): computed (``backend="reference"``)
+    or looked up in the 65536 results."""
+    if backend == "reference":
+        return (g.logistic if kind == "logistic" else g.tanh)(v, integer_bits, 16)
+    return _gemmlowp16_table(kind, integer_bits)[np.asarray(v, np.int64) + 32768]
+
+
+
+@helper
+def _mbqm(x, q, e, single):
+    return mbqm_single_scalar(x, q, e) if single else mbqm_double_scalar(x, q, e)
+
+
+@helper
+def _clamp16_scalar(v):
+    return min(max(v, -32768), 32767)
+
+
+@jit_kernel
+def _recurrence(pre_in, r, zp_h, q_rec, e_rec, h, c, sigmoid, tanh_gate, tanh_cell, tflm, single, q_fc, e_fc, q_ig,
+                e_ig, cell_shift, clip, q_h, e_h, zp_hidden, out):  # fmt: skip
+    """The numpy loop of ``unidirectional_sequence_lstm`` compiled, batches in parallel: for each
+    step ``t``, the recurrent part of the four gates from the old ``h`` (``pre_in[t]`` holds the
+    input part), the activations by table (int16 -> int16, indexed by ``v + 32768``), the cell
+    update and ``h``.  ``h`` and ``c`` ([B, N]) are updated in place; ``out`` [T, B, N]."""
+    steps, batch, _, units = pre_in.shape
+    for b in prange(batch):
+        pre = np.empty((4, units), np.int64)
+        for t in range(steps):
+            for gate in range(4):
+                for u in range(units):
+                    acc = np.int64(0)
+                    for k in range(units):
+                        acc += r[gate, u, k] * (h[b, k] - zp_h)
+                    v = _mbqm(wrap_int32(acc), q_rec[gate], e_rec[gate], single)
+                    if tflm:  # each part clamped to int16, then the saturating add
+                        pre[gate, u] = _clamp16_scalar(pre_in[t, b, gate, u] + _clamp16_scalar(v))
+                    else:  # the recurrent part added to the int16 input part in int32
+                        pre[gate, u] = _clamp16_scalar(wrap_int32(pre_in[t, b, gate, u] + v))
+            for u in range(units):
+                i = sigmoid[pre[0, u] + 32768]
+                f = sigmoid[pre[1, u] + 32768]
+                z = tanh_gate[pre[2, u] + 32768]
+                o = sigmoid[pre[3, u] + 32768]
+                cu = c[b, u]
+                if tflm:
+                    cu = _clamp16_scalar(_mbqm(f * cu, q_fc, e_fc, single))
+                    cu = _clamp16_scalar(cu + _clamp16_scalar(_mbqm(i * z, q_ig, e_ig, single)))
+                else:
+                    cu = ((rounding_divide_by_pot_scalar(f * cu, 15) + 32768) & 0xFFFF) - 32768
+                    cu = _clamp16_scalar(cu + ((rounding_divide_by_pot_scalar(i * z, cell_shift) + 32768) & 0xFFFF) - 32768)
+                if clip > 0:
+                    cu = min(max(cu, -clip), clip)
+                c[b, u] = cu
+                out[t, b, u] = min(max(_mbqm(o * tanh_cell[cu + 32768], q_h, e_h, single) + zp_hidden, -128), 127)
+            for u in range(units):
+                h[b, u] = out[t, b, u]
