@@ -101,3 +101,50 @@ def _inputs_to_outputs(ip, xs):
         return [ip.get_tensor(o) for o in outs]
 
     return call
+
+
+def _micro(data, xs):
+    from tflite_micro import runtime
+
+    ip = runtime.Interpreter.from_bytes(data, arena_size=16 << 20)
+
+    def call():
+        for k, x in enumerate(xs):
+            ip.set_input(x, k)
+        ip.invoke()
+        return ip.get_output(0).copy()
+
+    return call
+
+
+def run_streaming() -> str:
+    """Models with state (LSTM, SVDF): intsim under ``tflm`` against the TFLite Micro runtime and
+    under ``tflite-reference`` against LiteRT's reference kernels (and the default interpreter,
+    which runs these operators with the same kernels).  Each runs 5 consecutive calls from reset
+    first (bit-exact: every output equal), then the timed calls, state carried along."""
+    rows = []
+    rng = np.random.default_rng(2)
+    for name in ("micro_speech_lstm", "keyword_scrambled"):
+        data = (MODELS / "tflite" / f"{name}.tflite").read_bytes()
+        model = itf.load(data)
+        xs = model.random_inputs(rng)
+        micro = _micro(data, xs)
+        ref, xnn = (_interpreter(data, r, xs) for r in (OpResolverType.BUILTIN_REF, None))
+        exact = {"tflm": True, "tflite-reference": True}
+        for _ in range(5):
+            exact["tflm"] &= np.array_equal(itf.run(model, xs, profile="tflm")[0], micro().reshape(-1).reshape(
+                model.output_details()[0].shape))
+            exact["tflite-reference"] &= np.array_equal(itf.run(model, xs, profile="tflite-reference")[0],
+                                                        _inputs_to_outputs(ref, xs)()[0])  # fmt: skip
+        t = best_times({"tflm": lambda: itf.run(model, xs, profile="tflm"), "micro": micro,
+                        "ref": lambda: itf.run(model, xs, profile="tflite-reference"),
+                        "litert-ref": _inputs_to_outputs(ref, xs), "litert": _inputs_to_outputs(xnn, xs)}, repeat=20)  # fmt: skip
+        us = {k: f"{v * 1e6:.0f}" for k, v in t.items()}
+        rows.append([name, "yes" if exact["tflm"] else "NO", us["tflm"], us["micro"], f"{t['micro'] / t['tflm']:.2f}x",
+                     "yes" if exact["tflite-reference"] else "NO", us["ref"], us["litert-ref"], us["litert"],
+                     f"{t['litert-ref'] / t['ref']:.2f}x"])  # fmt: skip
+    return ("## Models with state (LSTM, SVDF): us per call, best of 20 samples, interleaved; ratio > 1 means "
+            "intsim is faster\n\n" + table(
+        ["model", "tflm bit-exact", "intsim tflm", "TFLite Micro runtime", "speed vs TFLite Micro",
+         "tflite-reference bit-exact", "intsim tflite-reference", "LiteRT BUILTIN_REF", "LiteRT default",
+         "speed vs BUILTIN_REF"], rows))  # fmt: skip

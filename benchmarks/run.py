@@ -19,6 +19,7 @@ SUITES = {
     "calibration": bench_calibration.run,
     "tflite": bench_tflite.run,
     "litert-modes": bench_tflite.run_modes,
+    "streaming": bench_tflite.run_streaming,
     "onnx": bench_onnx.run,
     "contention": bench_contention.run,
     "overhead": bench_overhead.run,

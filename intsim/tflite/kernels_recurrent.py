@@ -8,6 +8,8 @@ The state lives in the model's variable tensors (``Model.state``): each run read
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from intsim import fixedpoint as fxp
@@ -45,9 +47,44 @@ def svdf(ctx, op):
     had float32).  Neither runtime applies the fused activation (LiteRT requires RELU and
     ignores it; TFLite Micro ignores it); TFLite Micro requires a bias whose scale is within
     1e-5 of ``s_state * s_wt``."""
-    x, wf, wt = ctx.input(op, 0), ctx.input(op, 1), ctx.input(op, 2)
+    p = ctx.once(("svdf", op.index), lambda: _svdf_params(ctx, op))
+    x, state = ctx.input(op, 0), ctx.input(op, 4)
+    b, (f, m) = x.shape[0], p.wt.shape
+    if x.shape != (b, p.wf.shape[1]) or state.size != b * f * m:
+        raise ModelError(f"{op.describe()}: input {x.shape} and state {state.shape} do not fit weights_feature "
+                         f"{p.wf.shape} and weights_time {p.wt.shape}")  # fmt: skip
+    flat = state.reshape(-1).astype(np.int64)
+    flat = np.concatenate([flat[1:], flat[-1:]]).reshape(b, f, m)  # std::copy(state + 1, end, state)
+    dot = fxp.wrap32((x.astype(np.int64) - p.zp_x) @ p.wf.T)  # [B, F]
+    lo, hi = type_range(p.state_dtype)
+    newest = np.clip(ctx.mbqm_raw(op, dot, *p.feature), lo, hi) + p.zp_state
+    flat[:, :, m - 1] = newest.astype(p.state_dtype)  # TFLite Micro adds the zero point after the clamp: it wraps
+    t = fxp.wrap32(np.einsum("bfm,fm->bf", flat - p.zp_state, p.wt))
+    acc = fxp.wrap32(t.reshape(b, f // p.rank, p.rank).sum(axis=2) + p.bias)
+    y = np.clip(ctx.mbqm_raw(op, acc, *p.time) + p.zp_y, -128, 127)
+    ctx.assign(op, 4, flat.astype(p.state_dtype).reshape(state.shape))
+    return [y.astype(np.int8)]
+
+
+@dataclass(frozen=True)
+class SvdfParams:
+    wf: np.ndarray  # [F, I] int64
+    wt: np.ndarray  # [F, M] int64
+    bias: np.ndarray  # [U] int64 (zeros without a bias)
+    rank: int
+    zp_x: int
+    zp_state: int  # 0 in LiteRT, which ignores it
+    zp_y: int
+    feature: tuple[int, int]  # QuantizeMultiplier(s_x * s_wf / s_state)
+    time: tuple[int, int]  # QuantizeMultiplier(s_state * s_wt / s_y)
+    state_dtype: np.dtype
+
+
+def _svdf_params(ctx, op) -> SvdfParams:
+    """SVDF's checks and constants, once per model and profile (svdf.cc Prepare, svdf_common.cc
+    PrepareSvdf)."""
+    wf, wt = ctx.input(op, 1), ctx.input(op, 2)
     bias = ctx.input(op, 3, required=False)
-    state = ctx.input(op, 4)
     tx, twf, twt, ts = (ctx.in_tensor(op, k) for k in (0, 1, 2, 4))
     ty = ctx.out_tensor(op)
     tflm = ctx.profile.kernels == "tflm"
@@ -61,34 +98,28 @@ def svdf(ctx, op):
         ctx.refuse(op, litert="int8 weights_time and state (svdf.cc reads them as int16: LiteRT 2.3 corrupts memory)")
     if not ts.is_variable:
         raise ModelError(f"{op.describe()}: its state, {ts.describe()}, is not a variable tensor")
+    if twf.data is None or twt.data is None:
+        raise ModelError(f"{op.describe()}: weights_feature and weights_time must be constant")
     rank = int(op.options.get("rank", 0))
-    (b, i), (f, m) = x.shape, wt.shape
-    if rank <= 0 or f % rank or wf.shape != (f, i) or state.size != b * f * m or ty.shape[-1] != f // rank:
-        raise ModelError(f"{op.describe()}: rank {rank}, input {x.shape}, weights_feature {wf.shape}, weights_time "
-                         f"{wt.shape}, state {state.shape} and output {ty.shape} do not fit together")  # fmt: skip
-    units = f // rank
+    (f, i), (f2, _) = wf.shape, wt.shape
+    if rank <= 0 or f % rank or f2 != f or len(tx.shape) != 2 or tx.shape[1] != i or ty.shape[-1] != f // rank:
+        raise ModelError(f"{op.describe()}: rank {rank}, input {list(tx.shape)}, weights_feature {wf.shape}, "
+                         f"weights_time {wt.shape} and output {list(ty.shape)} do not fit together")  # fmt: skip
     if op.options.get("fused_activation_function", 0) != 1:
         ctx.refuse(op, litert="a fused activation other than RELU (svdf.cc requires RELU for int8)")
     s_x, zp_x = qparams(tx, op)
     s_y, zp_y = qparams(ty, op)
     s_wf, s_wt, s_state = _scale(op, twf), _scale(op, twt), _scale(op, ts)
-    zp_state = int(ts.zero_point[0]) if tflm and ts.zero_point.size else 0
     if bias is None:
         ctx.refuse(op, tflm="no bias (svdf_common.cc reads the bias's scale)")
     elif tflm and not abs(float(_scale(op, ctx.in_tensor(op, 3))) - float(f32(s_state * s_wt))) < 1e-5:
         ctx.refuse(op, tflm="a bias scale more than 1e-5 from s_state * s_wt")
     derivation = ctx.profile.rules("recurrent")[1]
-    m1, m2 = (float(_profiles.real_multiplier(a, w, o, derivation).reshape(-1)[0])
-              for a, w, o in ((s_x, s_wf, s_state), (s_state, s_wt, s_y)))  # fmt: skip
-
-    flat = state.reshape(-1).astype(np.int64)
-    flat = np.concatenate([flat[1:], flat[-1:]]).reshape(b, f, m)  # std::copy(state + 1, end, state)
-    dot = fxp.wrap32((x.astype(np.int64) - zp_x) @ wf.astype(np.int64).T)  # [B, F]
-    lo, hi = type_range(ts.dtype)
-    newest = np.clip(ctx.mbqm(op, dot, m1), lo, hi) + zp_state
-    flat[:, :, m - 1] = newest.astype(ts.dtype)  # TFLite Micro adds the zero point after the clamp: it wraps
-    t = fxp.wrap32(np.einsum("bfm,fm->bf", flat - zp_state, wt.astype(np.int64)))
-    acc = fxp.wrap32(t.reshape(b, units, rank).sum(axis=2) + (0 if bias is None else bias.astype(np.int64)))
-    y = np.clip(ctx.mbqm(op, acc, m2) + zp_y, -128, 127)
-    ctx.assign(op, 4, flat.astype(ts.dtype).reshape(state.shape))
-    return [y.astype(np.int8)]
+    single = ctx.rounding(op) == "single"
+    feature, time = (fxp.quantize_multiplier(float(_profiles.real_multiplier(a, w, o, derivation).reshape(-1)[0]),
+                                             single_rounding=single)
+                     for a, w, o in ((s_x, s_wf, s_state), (s_state, s_wt, s_y)))  # fmt: skip
+    zp_state = int(ts.zero_point[0]) if tflm and ts.zero_point.size else 0
+    bias = np.zeros(f // rank, np.int64) if bias is None else np.asarray(bias, np.int64)
+    return SvdfParams(wf.astype(np.int64), wt.astype(np.int64), bias, rank, zp_x, zp_state, zp_y, feature, time,
+                      ts.dtype)  # fmt: skip
