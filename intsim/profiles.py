@@ -55,8 +55,9 @@ OP_CLASSES = {
     "activation": "LOGISTIC, TANH, LEAKY_RELU, HARD_SWISH",
     "quantize": "QUANTIZE between integer types",
     "recurrent": "SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM (their effective scales)",
+    "arithmetic": "DIV, SQUARED_DIFFERENCE, RSQRT, PRELU",
 }
-OWN_MULTIPLIER = ("add", "mul", "mean", "softmax", "activation", "quantize", "recurrent")
+OWN_MULTIPLIER = ("add", "mul", "mean", "softmax", "activation", "quantize", "recurrent", "arithmetic")
 
 
 def table(conv, fc, *, int16=("int64", "float64"), int16_fc=("int64", "float64"), mbqm="double",

@@ -261,6 +261,29 @@ def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, sat
     return build(t, [op], inputs=[0], outputs=[20])
 
 
+def arithmetic(rng, op, kind=I8, broadcast=False, scales=(0.05, 0.02, 0.1), act=0):
+    """DIV, SQUARED_DIFFERENCE, PRELU (alpha a constant per channel), RSQRT."""
+    zps = (-5, 3, 10) if kind == I8 else (0, 0, 0)
+    a = T("a", (2, 3, 4, 5), kind, scale=scales[0], zero_point=zps[0])
+    y = T("y", (2, 3, 4, 5), kind, scale=scales[2], zero_point=zps[2])
+    if op == "RSQRT":  # zero point -128: no input below it (negative values are an error in both runtimes)
+        return single_op(op, [T("a", (2, 3, 4, 5), kind, scale=scales[0], zero_point=-128)], [y])
+    if op == "PRELU":
+        alpha = T("alpha", (1, 1, 5), I8, data=rng.integers(-128, 128, (1, 1, 5)).astype(np.int8), scale=scales[1],
+                  zero_point=zps[1] if kind == I8 else 0)  # fmt: skip
+        return single_op(op, [a, alpha], [y])
+    shape = (1, 1, 4, 5) if broadcast else (2, 3, 4, 5)
+    if op == "DIV":  # a constant divisor, none equal to its zero point (an error in LiteRT, undefined in TFLite Micro)
+        info = np.iinfo(NP[kind])
+        d = rng.integers(info.min, int(info.max) + 1, shape)
+        d[d == zps[1]] += 1
+        d.reshape(-1)[:2] = info.min, info.max
+        b = T("b", shape, kind, data=d.astype(NP[kind]), scale=scales[1], zero_point=zps[1])
+        return single_op(op, [a, b], [y], dict(fused_activation_function=act))
+    b = T("b", shape, kind, scale=scales[1], zero_point=zps[1])
+    return single_op(op, [a, b], [y])
+
+
 def cast(kind_in, kind_out):
     return single_op("CAST", [T("x", (4, 50), kind_in)], [T("y", (4, 50), kind_out)])
 
@@ -364,6 +387,18 @@ CASES = {
     "lstm_int8_time_major_no_clip": lambda r: lstm(r, time_major=True, clip=0.0, batch=3),
     "lstm_int8_saturating_gates": lambda r: lstm(r, saturate=True, clip=3.0),
     "lstm_int8_relu_cell_gate": lambda r: lstm(r, act=1),  # LiteRT ignores it (tanh); TFLite Micro asserts
+    "div_int8": lambda r: arithmetic(r, "DIV"),
+    "div_int8_broadcast_relu": lambda r: arithmetic(r, "DIV", broadcast=True, act=1),
+    "div_int16": lambda r: arithmetic(r, "DIV", kind=I16, scales=(0.001, 0.0005, 0.002)),
+    "squared_difference_int8": lambda r: arithmetic(r, "SQUARED_DIFFERENCE", scales=(0.05, 0.02, 0.5)),
+    "squared_difference_int8_broadcast": lambda r: arithmetic(r, "SQUARED_DIFFERENCE", broadcast=True,
+                                                             scales=(0.02, 0.03, 0.1)),
+    "squared_difference_int16": lambda r: arithmetic(r, "SQUARED_DIFFERENCE", kind=I16, scales=(0.001, 0.002, 0.01)),
+    "squared_difference_int8_output_multiplier_above_1": lambda r: arithmetic(r, "SQUARED_DIFFERENCE",
+                                                                             scales=(0.5, 0.4, 1e-5)),
+    "rsqrt_int8": lambda r: arithmetic(r, "RSQRT", scales=(0.05, 0, 0.02)),
+    "prelu_int8": lambda r: arithmetic(r, "PRELU", scales=(0.05, 0.01, 0.04)),
+    "prelu_int16": lambda r: arithmetic(r, "PRELU", kind=I16, scales=(0.001, 0.01, 0.0008)),
     "cast_int8_to_int32": lambda r: cast(I8, "INT32"),
     "cast_int16_to_int8": lambda r: cast(I16, I8),
     "cast_int8_to_float": lambda r: cast(I8, "FLOAT32"),
@@ -399,10 +434,13 @@ REFUSED = {
     "requantize_uint8_to_uint8": {"tflm"},
     "requantize_uint8_to_int16": {"tflm"},
     "svdf_int8_state": {"tflite-reference"},
+    "div_int16": {"tflm"},
+    "squared_difference_int16": {"tflite-reference"},
+    "squared_difference_int8_output_multiplier_above_1": {"tflite-reference"},
 }
 UNSAFE_IN_TFLM = {"lstm_int8_relu_cell_gate"}  # TFLITE_ASSERT_FALSE: aborts the process
 # cases LiteRT must not be given: its kernel corrupts the heap (and may abort the test process)
-UNSAFE_IN_LITERT = {"svdf_int8_state"}
+UNSAFE_IN_LITERT = {"svdf_int8_state", "squared_difference_int8_output_multiplier_above_1"}  # TFLITE_CHECK aborts
 
 
 def _refused(data, model, xs, profile, case=None):
@@ -453,8 +491,9 @@ def test_op_matches_tflite_micro(case):
 
 def test_tflite_micro_and_litert_reference_differ_where_the_profiles_say():
     """RELU6 in TFLite Micro clamps in the input's quantization; MUL's multiplier is double there,
-    float32 in LiteRT; the LSTM's gates (table sigmoid vs gemmlowp's) and its saturating sums:
-    one case each where the two runtimes (and the two profiles) disagree."""
+    float32 in LiteRT; the LSTM's gates (table sigmoid vs gemmlowp's) and its saturating sums;
+    DIV's exact ties (s1 / (s2 s_out) = 25: every odd numerator over 20): one case each where
+    the two runtimes (and the two profiles) disagree."""
     relu6 = unary("RELU6", in_q=(0.05, -10), out_q=(6 / 255, -128))
     # scales whose two multiplier derivations quantize differently, and every pair of int8 inputs
     mul = single_op("MUL", [T("a", (256, 256), I8, scale=0.05556532368063927, zero_point=0),
@@ -462,7 +501,10 @@ def test_tflite_micro_and_litert_reference_differ_where_the_profiles_say():
                     [T("y", (256, 256), I8, scale=0.40395599603652954, zero_point=0)])  # fmt: skip
     grid = np.arange(-128, 128, dtype=np.int8)
     rng = np.random.default_rng(1)
-    for data in (relu6, mul, lstm(rng, units=16, steps=10), lstm(rng, saturate=True)):
+    divide = single_op("DIV", [T("a", (2, 256), I8, scale=0.05, zero_point=0),
+                               T("b", (2, 1), I8, data=np.array([[20], [-20]], np.int8), scale=0.02, zero_point=0)],
+                       [T("y", (2, 256), I8, scale=0.1, zero_point=0)], dict(fused_activation_function=0))  # fmt: skip
+    for data in (relu6, mul, lstm(rng, units=16, steps=10), lstm(rng, saturate=True), divide):
         model = itf.load(data)
         departs = 0
         for _ in range(2):

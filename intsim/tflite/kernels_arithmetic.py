@@ -1,0 +1,226 @@
+"""DIV, SQUARED_DIFFERENCE, RSQRT, PRELU: quantized arithmetic with multipliers of their own.
+
+Every MultiplyByQuantizedMultiplier here is the profile's build for the ``arithmetic`` class
+(double rounding in both runtimes' default builds; the ``...GreaterThanOne`` and
+``...SmallerThanOneExp`` variants are MBQM with a non-negative and a non-positive shift).  The
+kernels are LiteRT's and TFLite Micro's shared reference code (``internal/reference/div.h``,
+``prelu.h``, ``integer_ops``); where the two runtimes derive a multiplier differently or accept
+other types, the profile (``Profile.kernels``) decides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from intsim import fixedpoint as fxp
+from intsim.fixedpoint import gemmlowp as g
+from intsim.tflite.context import act_range, kernel, qparams, type_range
+from intsim.tflite.model import ModelError
+
+f32 = np.float32
+
+
+def _broadcast(op, a, b):
+    try:
+        return np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
+    except ValueError:
+        raise ModelError(f"{op.describe()}: input shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
+
+
+def _same_types(op, tensors, allowed):
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) != 1 or dtypes.pop() not in [np.dtype(a) for a in allowed]:
+        raise ModelError(f"{op.describe()}: unsupported types ({', '.join(t.describe() for t in tensors)})")
+
+
+def _count_leading_sign_bits(x) -> np.ndarray:
+    """``CountLeadingSignBits`` of int32 values (31 for 0 and -1)."""
+    x = np.asarray(x, np.int64)
+    return g.count_leading_zeros32(np.where(x >= 0, x, ~x)) - 1
+
+
+@kernel("DIV")
+def div(ctx, op):
+    """``reference_ops::DivElementwise`` (``internal/reference/div.h``): ``a = x1 - zp1``,
+    ``b = x2 - zp2`` (signs moved to ``a`` when ``b < 0``); ``GetReciprocal(b, 31)``; ``a``
+    shifted up by its leading sign bits and multiplied by the reciprocal; then the output
+    multiplier ``float32(s1 / (s2 * s_out))`` (float in both runtimes) with the shift left over,
+    ``+ zp_out``, clamped to the fused activation's range.  int8 in both runtimes, int16 in LiteRT
+    only.  A divisor equal to its zero point is an error in LiteRT (``CheckNonZero``) and
+    undefined in TFLite Micro: it raises here."""
+    t1, t2, to = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
+    _same_types(op, [t1, t2, to], (np.int8, np.int16))
+    if to.dtype == np.int16:
+        ctx.refuse(op, tflm="int16 DIV (micro/kernels/div.cc: float32, int32 and int8 only)")
+    (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(to, op)
+    q, shift = fxp.quantize_multiplier(float(f32(s1 / f32(s2 * so))), single_rounding=ctx.rounding(op) == "single")
+    a, b = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    a, b = a - z1, b - z2
+    if np.any(b == 0):
+        raise ModelError(f"{op.describe()}: a divisor equals its zero point ({z2}): division by zero")
+    a, b = np.where(b < 0, -a, a), np.abs(b)
+    recip, recip_shift = g.get_reciprocal(b, 31)
+    headroom = _count_leading_sign_bits(a)
+    unscaled = _mbqm_array(ctx, op, a, recip, headroom)
+    total_shift = shift - recip_shift - headroom
+    if np.any(total_shift > 0):
+        raise ModelError(f"{op.describe()}: a quotient's shift is positive (undefined in the reference kernel)")
+    if ctx.rounding(op) == "double":
+        y = _rdbpot_x86(g.srdhm(unscaled, q), -total_shift) + zo
+        if ctx.profile.kernels == "tflm":  # the tflite-micro runtime rounds exact ties away from zero
+            tie, away = _exact_ties(a, b, q, shift)
+            y = np.where(tie, away + zo, y)
+    elif np.any(total_shift < -31):
+        raise ModelError(f"{op.describe()}: a quotient's right shift exceeds 31 (undefined in the reference kernel)")
+    else:
+        y = _mbqm_array(ctx, op, unscaled, q, total_shift) + zo
+    lo, hi = act_range(op, to)
+    return [np.clip(y, lo, hi).astype(to.dtype)]
+
+
+def _exact_ties(a, b, q: int, shift: int):
+    """Where ``a / b * q * 2**(shift - 31)`` (``b > 0``) is exactly half an odd integer, and
+    that value rounded half away from zero.  The tflite-micro runtime (0.dev20261023, built from
+    a commit newer than the sources read) gives those ties away from zero where the reference
+    kernel's reciprocal lands just short of them; elsewhere the two agree (measured)."""
+    num = 2 * np.abs(a) * q  # 2|a| q 2**shift / (b 2**31) is an odd integer at a tie
+    num, den = (num << max(shift, 0)), b << (31 + max(-shift, 0))
+    ratio, rest = np.divmod(num, den)
+    tie = (rest == 0) & (ratio % 2 == 1) & (a != 0)
+    return tie, np.sign(a) * ((ratio + 1) // 2)
+
+
+def _rdbpot_x86(x, exponent) -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT`` on int32 as x86-64 builds run it for any exponent >= 0:
+    past 31 (undefined in C++, reached by DIV when ``x1 == zp1`` or ``|x1 - zp1| = 1``) the
+    mask ``int32((1 << e) - 1)`` is -1 and the shift count is taken modulo 32, so 0 rounds to 1.
+    Measured against LiteRT 2.3 and the TFLite Micro runtime."""
+    x, e = np.asarray(x, np.int64), np.asarray(exponent, np.int64)
+    big = e > 31
+    mask = np.where(big, -1, (np.int64(1) << np.minimum(e, 31)) - 1)
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> np.where(big, e & 31, e)) + ((x & mask) > threshold)
+
+
+def _mbqm_array(ctx, op, x, q, shift) -> np.ndarray:
+    """MBQM with per-element multipliers and shifts (arrays broadcast with ``x``)."""
+    x, q, shift = np.broadcast_arrays(np.asarray(x, np.int64), np.asarray(q, np.int64), np.asarray(shift, np.int64))
+    flat = [a.reshape(-1) for a in (x, q, shift)]
+    out = fxp.apply(fxp.get_rule(ctx.rounding(op)), fxp.wrap32(flat[0]), flat[1], flat[2], 0, fxp.INT32_MIN,
+                    fxp.INT32_MAX, axis=0, backend=ctx.backend)  # fmt: skip
+    return np.asarray(out, np.int64).reshape(x.shape)
+
+
+@kernel("SQUARED_DIFFERENCE")
+def squared_difference(ctx, op):
+    """``squared_difference.cc``: each input shifted left (7 for int8, 0 for int16), scaled by
+    ``s_i / (2 max(s1, s2))``, the difference squared in int32, then scaled by
+    ``(2 max)**2 / (2**(2 shift) * s_out)`` (a float product in the denominator), ``+ zp_out``,
+    clamped.  int8 in both runtimes; int16 (zero points 0) in TFLite Micro only.  LiteRT
+    requires the output multiplier below 1 (it aborts otherwise: refused)."""
+    t1, t2, to = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
+    _same_types(op, [t1, t2, to], (np.int8, np.int16))
+    (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(to, op)
+    if to.dtype == np.int16:
+        ctx.refuse(op, litert="int16 SQUARED_DIFFERENCE (float32, int32 and int8 only)")
+        if z1 or z2 or zo:
+            raise ModelError(f"{op.describe()}: int16 SQUARED_DIFFERENCE needs zero points 0")
+    left_shift = 7 if to.dtype == np.int8 else 0
+    twice_max = 2.0 * float(max(s1, s2))
+    single = ctx.rounding(op) == "single"
+    (q1, e1), (q2, e2) = (fxp.quantize_multiplier(float(s) / twice_max, single_rounding=single) for s in (s1, s2))
+    real_out = twice_max * twice_max / float(f32(f32(1 << (2 * left_shift)) * so))
+    if real_out >= 1:
+        ctx.refuse(op, litert=f"an output multiplier of {real_out:.3g} >= 1 (QuantizeMultiplierSmallerThanOneExp)")
+    q_out, e_out = fxp.quantize_multiplier(real_out, single_rounding=single)
+    a, b = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    d1 = ctx.mbqm_raw(op, (a - z1) << left_shift, q1, e1)
+    d2 = ctx.mbqm_raw(op, (b - z2) << left_shift, q2, e2)
+    diff = d1.astype(np.int64) - d2
+    y = ctx.mbqm_raw(op, fxp.wrap32(diff * diff), q_out, e_out) + zo
+    lo, hi = type_range(to.dtype)
+    return [np.clip(y, lo, hi).astype(to.dtype)]
+
+
+def _inv_sqrt(value: int) -> tuple[int, int]:
+    """``GetInvSqrtQuantizedMultiplierExp(value, kReverseShift=-1)`` (``internal/common.h``),
+    on Python ints: five Newton-Raphson steps for 1/sqrt in gemmlowp F3 arithmetic."""
+    if value <= 1:
+        return 2**31 - 1, 0
+    shift = 11
+    while value >= 1 << 29:
+        value //= 4
+        shift += 1
+    pairs = ((32 - value.bit_length()) - 1) // 2 - 1  # CountLeadingZeros - 1, in bit pairs, less one
+    shift -= pairs
+    value <<= 2 * pairs
+    x_in = value >> 1  # F3
+    half_input = int(g.rdbpot(np.int64(x_in), 1))
+    half_three = (1 << 28) + (1 << 27)  # 1.5 in F3
+    x = (1 << 28)  # F3::One()
+
+    def mul(a, b):  # FixedPoint product: SRDHM of the raws (integer bits add up)
+        return int(fxp.srdhm_reference(a, b))
+
+    def rescale(v, exponent):  # Rescale: SaturatingRoundingMultiplyByPOT<exponent>
+        return int(g.srmpot(np.int64(v), exponent))
+
+    for _ in range(5):
+        x3 = rescale(mul(mul(x, x), x), 6)  # F9 -> F3
+        x = rescale(fxp.wrap32(mul(half_three, x) - mul(half_input, x3)), 3)  # F6 -> F3
+    x = mul(x, 1518500250)  # * sqrt(2)/2 (F0)
+    if shift < 0:
+        x = int(fxp.wrap32(x << -shift))
+        shift = 0
+    return x, -shift
+
+
+@kernel("RSQRT")
+def rsqrt(ctx, op):
+    """int8 RSQRT (LiteRT and TFLite Micro ``elementwise.cc``): ``v = x - zp_in`` (negative:
+    an error in both; 0: 127), ``MBQM(1, GetInvSqrtQuantizedMultiplierExp(v), shift + 20)``,
+    then ``MBQM(., 1 / (sqrt(s_in) * s_out), shift - 20) + zp_out`` (``sqrt`` and the product
+    in float), clamped.  A function of the 256 inputs: a table per operator."""
+    ti, to = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    _same_types(op, [ti, to], (np.int8,))
+    x = ctx.input(op, 0).astype(np.int64)
+    (si, zi), (so, zo) = qparams(ti, op), qparams(to, op)
+    if np.any(x < zi):
+        raise ModelError(f"{op.describe()}: RSQRT of a negative value (both runtimes fail)")
+    rounding = ctx.rounding(op)
+
+    def table():
+        q, shift = fxp.quantize_multiplier(1.0 / float(f32(f32(np.sqrt(si)) * so)), single_rounding=rounding == "single")
+        out = np.full(256, 127, np.int64)
+        for v in range(1, 256):
+            m, e = _inv_sqrt(v)
+            data = fxp.mbqm_reference(1, m, e + 20, rounding)
+            out[v] = min(max(fxp.mbqm_reference(data, q, shift - 20, rounding) + zo, -128), 127)
+        return out
+
+    return [ctx.once(("rsqrt", op.index), table)[x - zi].astype(np.int8)]
+
+
+@kernel("PRELU")
+def prelu(ctx, op):
+    """``reference_ops::BroadcastPrelu4DSlow`` (``internal/reference/prelu.h``): ``v = x - zp``;
+    ``MBQM(v, s_in / s_out)`` where ``v >= 0``, else ``MBQM(v * (alpha - zp_alpha), s_in *
+    s_alpha / s_out)``; ``+ zp_out``, clamped.  The multipliers are float32 in LiteRT
+    (activations.cc), double in TFLite Micro (prelu_common.cc).  int8 and int16 inputs, int8
+    alpha for int16."""
+    ti, ta, to = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
+    if ti.dtype not in (np.int8, np.int16) or to.dtype != ti.dtype or ta.dtype not in (ti.dtype, np.int8):
+        raise ModelError(f"{op.describe()}: unsupported types ({ti.describe()}, {ta.describe()}, {to.describe()})")
+    (si, zi), (sa, za), (so, zo) = qparams(ti, op), qparams(ta, op), qparams(to, op)
+    single = ctx.rounding(op) == "single"
+    if ctx.profile.kernels == "tflm":
+        m1, m2 = float(si) / float(so), float(si) * float(sa) / float(so)
+    else:
+        m1, m2 = float(f32(si / so)), float(f32(f32(si * sa) / so))
+    (q1, e1), (q2, e2) = (fxp.quantize_multiplier(m, single_rounding=single) for m in (m1, m2))
+    x, alpha = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    v = x - zi
+    pos = ctx.mbqm_raw(op, v, q1, e1)
+    neg = ctx.mbqm_raw(op, fxp.wrap32(v * (alpha - za)), q2, e2)
+    lo, hi = type_range(to.dtype)
+    return [np.clip(np.where(v >= 0, pos, neg) + zo, lo, hi).astype(to.dtype)]
