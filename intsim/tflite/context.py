@@ -134,6 +134,14 @@ def qparams(t: Tensor, op: Operator | None = None) -> tuple[np.float32, int]:
     return t.checked_qparams
 
 
+def checked_log2(scale) -> tuple[int, bool]:
+    """``CheckedLog2`` (``kernel_util.cc``): ``round(log(x) / log(2))`` in float32, and whether
+    the scale is a power of two (the fraction below 1e-3)."""
+    v = np.float32(np.log(np.float32(scale))) * np.float32(1 / np.log(np.float32(2)))
+    p = int(np.round(v))
+    return p, abs(float(v) - p) < 1e-3
+
+
 def type_range(dtype) -> tuple[int, int]:
     info = np.iinfo(dtype)
     return int(info.min), int(info.max)

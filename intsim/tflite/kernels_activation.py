@@ -20,7 +20,8 @@ import numpy as np
 from intsim.tflite.softmax import input_radius, softmax_int8
 from intsim.rounding import round_half_away
 from intsim.fixedpoint import gemmlowp as g
-from intsim.tflite.context import check_types, kernel, qparams
+from intsim.tflite import int16_activations
+from intsim.tflite.context import check_types, checked_log2, kernel, qparams
 from intsim.tflite.model import ModelError
 
 f32, f64 = np.float32, np.float64
@@ -135,9 +136,48 @@ def _fixed_point_input(input_scale):
     return q, left_shift, input_radius(4, left_shift)
 
 
+def _int16_input_scaling(op, input_scale, name) -> tuple[int, int]:
+    """LOGISTIC / TANH int16 Prepare (LiteRT ``activations.cc``, TFLite Micro
+    ``logistic_common.cc``, ``tanh.cc``): ``(0, shift)`` for a power-of-two input scale of
+    2**-12 (TANH: or 2**-11), else the multiplier ``s_in * 4096 * 3`` doubled up past 16383.5
+    and truncated, with its shift."""
+    p, exact = checked_log2(input_scale)
+    shift = 12 + p
+    if exact and (shift == 0 or (name == "TANH" and shift == 1)):
+        return 0, shift
+    multiplier, shift = float(input_scale) * 4096.0 * 3.0, 0
+    while multiplier <= 32767.0 / 2.0 and shift <= 30:
+        shift += 1
+        multiplier *= 2.0
+    if multiplier > 32767:
+        raise ModelError(f"{op.describe()}: int16 {name} input scale {float(input_scale)} is too large for the table")
+    return int(multiplier), shift
+
+
+def _activation_int16(ctx, op, name):
+    """int16 LOGISTIC / TANH: ``reference_integer_ops::Logistic`` / ``Tanh`` (the table
+    interpolation of ``int16_activations``) in both runtimes' reference kernels; LiteRT's
+    optimized kernels take power-of-two input scales (2**-12; TANH also 2**-11, saturating-
+    doubled first) to gemmlowp's int16 ``logistic``/``tanh`` on F3 (``optimized_ops.h``).  Zero
+    points 0 and an output scale of 2**-15."""
+    (si, zi), (so, zo) = qparams(ctx.in_tensor(op, 0), op), qparams(ctx.out_tensor(op), op)
+    p, exact = checked_log2(so)
+    if zi or zo or not exact or p != -15:
+        raise ModelError(f"{op.describe()}: int16 {name} needs zero points 0 and an output scale of 2**-15")
+    multiplier, shift = _int16_input_scaling(op, si, name)
+    x = ctx.input(op, 0)
+    if multiplier == 0 and ctx.profile.kernels == "optimized":
+        v = g.srmpot(x, shift, 16) if shift else x
+        kind = "logistic" if name == "LOGISTIC" else "tanh"
+        return [int16_activations.gemmlowp16(kind, 3, v, ctx.backend).astype(np.int16)]
+    f = int16_activations.sigmoid_int16 if name == "LOGISTIC" else int16_activations.tanh_int16
+    return [f(x, multiplier, shift, backend=ctx.backend)]
+
+
 def _activation(ctx, op, name):
     it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
-    check_types(op, [it, ot], (np.int8,))
+    if check_types(op, [it, ot], (np.int8, np.int16)) == np.int16:
+        return _activation_int16(ctx, op, name)
     (si, zi), (so, zo) = qparams(it, op), qparams(ot, op)
     x = ctx.input(op, 0).astype(np.int64)
     if not ctx.tflm:

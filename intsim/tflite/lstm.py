@@ -9,7 +9,6 @@ plain numpy loop in ``unidirectional_sequence_lstm`` under ``backend="reference"
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,8 +19,8 @@ from intsim._jit import helper
 from intsim._jit import kernel as jit_kernel
 from intsim.fixedpoint import gemmlowp as g
 from intsim.fixedpoint import mbqm_double_scalar, mbqm_single_scalar, rounding_divide_by_pot_scalar, wrap_int32
-from intsim.tflite import sigmoid_lut
-from intsim.tflite.context import kernel, qparams
+from intsim.tflite import int16_activations
+from intsim.tflite.context import checked_log2, kernel, qparams
 from intsim.tflite.model import ModelError
 
 f32 = np.float32
@@ -63,9 +62,8 @@ class LstmParams:
 def _log2(op, scale, what: str, tflm: bool) -> int:
     """``CheckedLog2``: round(log2(scale)) in float32; LiteRT requires a power of two (within
     1e-3), TFLite Micro ignores the check."""
-    v = f32(np.log(f32(scale))) * f32(1 / np.log(f32(2)))
-    p = int(np.round(v))
-    if not tflm and not abs(float(v) - p) < 1e-3:
+    p, exact = checked_log2(scale)
+    if not tflm and not exact:
         raise ModelError(f"{op.describe()}: the {what} scale {float(scale)} is not a power of two, which LiteRT's "
                          "integer LSTM requires")  # fmt: skip
     return p
@@ -179,7 +177,7 @@ def unidirectional_sequence_lstm(ctx, op):
       Q3.12 results); TFLite Micro clamps each to int16 before the saturating add, LiteRT adds
       the recurrent part unclamped;
     * sigmoid (i, f, o) and tanh (c): gemmlowp ``logistic``/``tanh`` on int16 F3 in LiteRT, the
-      ``sigmoid_table_uint16`` interpolation in TFLite Micro (``sigmoid_lut``);
+      ``sigmoid_table_uint16`` interpolation in TFLite Micro (``int16_activations``);
     * ``c = f*c >> 15``, ``+ i*g >> (30 + log2 s_c)`` saturated, clipped: LiteRT one
       ``RoundingDivideByPOT`` each; TFLite Micro ``MulElementwise`` (MBQM by 2**-15 and
       2**-30 / s_c: two roundings) clamped to int16;
@@ -202,18 +200,18 @@ def unidirectional_sequence_lstm(ctx, op):
     # the input part of every gate, for every step at once (it does not depend on the state)
     pre_in = _clamp16(_gates_mbqm(ctx, op, _input_part(xs - p.zp_x, p.w) + p.bias, p.q_in, p.e_in))
     if tflm:
-        sigmoid = lambda v: sigmoid_lut.sigmoid_int16(v, backend=ctx.backend).astype(np.int64)  # noqa: E731
-        tanh_gate = lambda v: sigmoid_lut.tanh_int16(v, 3, 0, backend=ctx.backend).astype(np.int64)  # noqa: E731
+        sigmoid = lambda v: int16_activations.sigmoid_int16(v, backend=ctx.backend).astype(np.int64)  # noqa: E731
+        tanh_gate = lambda v: int16_activations.tanh_int16(v, 3, 0, backend=ctx.backend).astype(np.int64)  # noqa: E731
         shift = (15 + p.cell_power) - 3
-        tanh_cell = lambda v: sigmoid_lut.tanh_int16(v, *((3, -shift) if shift < 0 else (0, shift)),  # noqa: E731
+        tanh_cell = lambda v: int16_activations.tanh_int16(v, *((3, -shift) if shift < 0 else (0, shift)),  # noqa: E731
                                                      backend=ctx.backend).astype(np.int64)  # fmt: skip
     else:
         if not 0 <= 15 + p.cell_power <= 6:
             raise ModelError(f"{op.describe()}: cell state scale 2**{p.cell_power}: LiteRT's ApplyTanh takes "
                              "2**-15 to 2**-9 only")  # fmt: skip
-        sigmoid = lambda v: gemmlowp16("logistic", 3, v, ctx.backend)  # noqa: E731
-        tanh_gate = lambda v: gemmlowp16("tanh", 3, v, ctx.backend)  # noqa: E731
-        tanh_cell = lambda v: gemmlowp16("tanh", 15 + p.cell_power, v, ctx.backend)  # noqa: E731
+        sigmoid = lambda v: int16_activations.gemmlowp16("logistic", 3, v, ctx.backend)  # noqa: E731
+        tanh_gate = lambda v: int16_activations.gemmlowp16("tanh", 3, v, ctx.backend)  # noqa: E731
+        tanh_cell = lambda v: int16_activations.gemmlowp16("tanh", 15 + p.cell_power, v, ctx.backend)  # noqa: E731
     q_h, e_h, zp_hidden = p.hidden
     out = np.empty((xs.shape[0], *h.shape), np.int64)
     if ctx.backend != "reference":
@@ -241,24 +239,6 @@ def unidirectional_sequence_lstm(ctx, op):
     ctx.assign(op, OUTPUT_STATE, h.astype(np.int8))
     ctx.assign(op, CELL_STATE, c.astype(np.int16))
     return [(out if time_major else out.transpose(1, 0, 2)).astype(np.int8)]
-
-
-@functools.lru_cache(maxsize=16)
-def _gemmlowp16_table(kind: str, integer_bits: int) -> np.ndarray:
-    x = np.arange(-32768, 32768, dtype=np.int64)
-    t = (g.logistic if kind == "logistic" else g.tanh)(x, integer_bits, 16)
-    t.flags.writeable = False
-    return t
-
-
-def gemmlowp16(kind: str, integer_bits: int, v, backend: str) -> np.ndarray:
-    """gemmlowp ``logistic`` / ``tanh`` of int16 ``FixedPoint<int16, integer_bits>`` raw values
-    (LiteRT ``PortableApplySigmoid`` / ``PortableApplyTanh``): computed (``backend="reference"``)
-    or looked up in the 65536 results."""
-    if backend == "reference":
-        return (g.logistic if kind == "logistic" else g.tanh)(v, integer_bits, 16)
-    return _gemmlowp16_table(kind, integer_bits)[np.asarray(v, np.int64) + 32768]
-
 
 
 @helper

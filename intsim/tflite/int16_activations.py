@@ -1,17 +1,23 @@
-"""The int16 sigmoid and tanh of ``reference_integer_ops::Logistic`` / ``Tanh`` (LiteRT and
-TFLite Micro ``tensorflow/lite/kernels/internal/reference/integer_ops/logistic.h``, ``tanh.h``):
-linear interpolation in ``sigmoid_table_uint16`` (``internal/common.h``: 256 samples of
-sigmoid(i / 24) in Q0.16), with tanh(x) = 2 sigmoid(2x) - 1.  TFLite Micro's integer LSTM runs
-its gates through these (``micro/kernels/lstm_eval.cc``).
+"""The int16 sigmoid and tanh of LiteRT and TFLite Micro, two families:
 
-Each function maps int16 to int16, so ``sigmoid_int16`` / ``tanh_int16`` evaluate all 65536
-inputs once and look results up; ``*_reference`` compute the C code's steps directly."""
+* ``reference_integer_ops::Logistic`` / ``Tanh`` (``internal/reference/integer_ops/logistic.h``,
+  ``tanh.h``): linear interpolation in ``sigmoid_table_uint16`` (``internal/common.h``: 256
+  samples of sigmoid(i / 24) in Q0.16), with tanh(x) = 2 sigmoid(2x) - 1.  int16 LOGISTIC/TANH
+  in both runtimes' reference kernels, and TFLite Micro's integer LSTM gates.
+* gemmlowp ``logistic`` / ``tanh`` on ``FixedPoint<int16, n>`` (``fixedpoint.gemmlowp`` with
+  ``bits=16``): LiteRT's integer LSTM (``PortableApplySigmoid`` / ``ApplyTanh``) and its
+  optimized int16 LOGISTIC/TANH for power-of-two scales (``optimized_ops.h``).
+
+Each function maps int16 to int16, so the jit backends evaluate all 65536 inputs once and look
+results up; ``backend="reference"`` computes the C code's steps directly."""
 
 from __future__ import annotations
 
 import functools
 
 import numpy as np
+
+from intsim.fixedpoint import gemmlowp as g
 
 SIGMOID_TABLE = np.array([
     32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149, 40794, 41432, 42064,
@@ -86,3 +92,19 @@ def tanh_int16(x, multiplier: int = 0, left_shift: int = 0, backend: str = "jit"
     if backend == "reference":
         return tanh_reference(x, multiplier, left_shift).astype(np.int16)
     return _table("tanh", multiplier, left_shift)[np.asarray(x, np.int64) + 32768]
+
+
+@functools.lru_cache(maxsize=16)
+def _gemmlowp_table(kind: str, integer_bits: int) -> np.ndarray:
+    x = np.arange(-32768, 32768, dtype=np.int64)
+    t = (g.logistic if kind == "logistic" else g.tanh)(x, integer_bits, 16)
+    t.flags.writeable = False
+    return t
+
+
+def gemmlowp16(kind: str, integer_bits: int, v, backend: str = "jit") -> np.ndarray:
+    """gemmlowp ``logistic`` / ``tanh`` of int16 ``FixedPoint<int16, integer_bits>`` raw values
+    (int64 results): computed (``backend="reference"``) or looked up in the 65536 results."""
+    if backend == "reference":
+        return (g.logistic if kind == "logistic" else g.tanh)(v, integer_bits, 16)
+    return _gemmlowp_table(kind, integer_bits)[np.asarray(v, np.int64) + 32768]
