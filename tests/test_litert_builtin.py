@@ -59,7 +59,7 @@ TIES = {
 }
 
 
-def _check(data, draws, rng):
+def _check(data, draws, rng, against_ref=True):
     model = itf.load(data)
     departs = 0
     for draw in range(draws):
@@ -70,7 +70,8 @@ def _check(data, draws, rng):
             for g, w in zip(got, want, strict=True):
                 assert g.dtype == w.dtype and g.shape == w.shape
                 np.testing.assert_array_equal(g, w, err_msg=backend)
-        departs += sum(int(np.count_nonzero(a != b)) for a, b in zip(interpret(data, xs, "tflite-reference"), want))
+        if against_ref:  # how often BUILTIN_REF disagrees (it lacks some kernels, ELU)
+            departs += sum(int(np.count_nonzero(a != b)) for a, b in zip(interpret(data, xs, "tflite-reference"), want))
     return departs
 
 
@@ -80,7 +81,7 @@ def test_op_matches_litert_builtin(case):
     if "tflite-reference" in REFUSED.get(case, ()):  # refused by LiteRT's kernels in every mode
         data = CASES[case](rng)
         return _refused(data, itf.load(data), _inputs(itf.load(data), rng), PROFILE, case)
-    _check(CASES[case](rng), 4, rng)
+    _check(CASES[case](rng), 4, rng, against_ref="builtin-ref" not in REFUSED.get(case, ()))
 
 
 @pytest.mark.parametrize("case", sorted(TIES))

@@ -355,6 +355,11 @@ CASES = {
     "leaky_relu_int8_negative_alpha": lambda r: unary("LEAKY_RELU", options=dict(alpha=-0.3)),
     "leaky_relu_int16": lambda r: unary("LEAKY_RELU", kind=I16, in_q=(0.001, 0), out_q=(0.0007, 0), options=dict(alpha=0.2)),
     "hard_swish_int8": lambda r: unary("HARD_SWISH", in_q=(0.04, 5), out_q=(0.03, -20)),
+    "exp_int8": lambda r: unary("EXP", in_q=(0.02, 30), out_q=(0.05, -120)),
+    "log_int8": lambda r: unary("LOG", in_q=(0.05, -100), out_q=(0.03, 20)),
+    "elu_int8": lambda r: unary("ELU", in_q=(0.04, 5), out_q=(0.03, -20)),
+    "gelu_int8": lambda r: unary("GELU", in_q=(0.04, 5), out_q=(0.03, -20), options=dict(approximate=False)),
+    "gelu_int8_approximate": lambda r: unary("GELU", in_q=(0.05, -3), out_q=(0.02, -60), options=dict(approximate=True)),
     "hard_swish_int8_wide_input": lambda r: unary("HARD_SWISH", in_q=(0.3, -2), out_q=(0.2, -100)),
     "quantize_float_to_int8": lambda r: quantize_float(),
     "requantize_int8": lambda r: requantize(),
@@ -424,7 +429,8 @@ def _inputs(model, rng):
     return out
 
 
-# cases one runtime's kernels refuse (the profile that models it must refuse them too)
+# cases one runtime's kernels refuse (the profile that models it must refuse them too):
+# "tflite-reference" for LiteRT's kernels in every mode, "builtin-ref" for BUILTIN_REF alone
 REFUSED = {
     "zeros_like_int8": {"tflite-reference"},  # LiteRT: int32, int64, float32 only
     "gather_int8_batch_dims": {"tflm"},  # its int64 indices
@@ -439,6 +445,11 @@ REFUSED = {
     "requantize_uint8_to_int16": {"tflm"},
     "svdf_int8_state": {"tflite-reference"},
     "div_int16": {"tflm"},
+    "exp_int8": {"tflm"},
+    "log_int8": {"tflm"},
+    "gelu_int8": {"tflm"},
+    "gelu_int8_approximate": {"tflm"},
+    "elu_int8": {"builtin-ref"},  # BUILTIN_REF has no ELU: checked against the two other LiteRT modes
     "squared_difference_int16": {"tflite-reference"},
     "squared_difference_int8_output_multiplier_above_1": {"tflite-reference"},
 }
@@ -464,7 +475,7 @@ def test_op_matches_litert_reference(case, backend):
     data = CASES[case](rng)
     model = itf.load(data)
     assert len(model.operators) == 1 and model.operators[0].op in itf.supported_ops()  # parsed: its one operator
-    if "tflite-reference" in REFUSED.get(case, ()):
+    if REFUSED.get(case, set()) & {"tflite-reference", "builtin-ref"}:
         return _refused(data, model, _inputs(model, rng), "tflite-reference", case)
     for _ in range(12 if backend == "jit" else 3):  # the Python-int reference is slow: fewer draws
         xs = _inputs(model, rng)
@@ -584,7 +595,7 @@ def test_every_registered_op_is_covered():
 # operators whose arithmetic the profile's conv/FC rules or quantize rounding decide, and those
 # it runs by XNNPACK's own arithmetic (int8 ADD/SUB/MUL/QUANTIZE/LEAKY_RELU/MEAN: tests/test_litert_default.py)
 RULED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "QUANTIZE"}
-XNNPACK_OWN = {"ADD", "SUB", "MUL", "QUANTIZE", "LEAKY_RELU", "MEAN"}
+XNNPACK_OWN = {"ADD", "SUB", "MUL", "QUANTIZE", "LEAKY_RELU", "MEAN", "ELU"}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

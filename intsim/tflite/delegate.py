@@ -23,7 +23,7 @@ FUSED = (0, 1, 2, 3)  # NONE, RELU, RELU_N1_TO_1, RELU6: the fused activations t
 SAME = {"MAX_POOL_2D", "LOGISTIC", "TANH", "DEQUANTIZE", "PAD", "RESHAPE", "TRANSPOSE", "CONCATENATION",
         "STRIDED_SLICE", "SLICE", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "SPLIT", "REDUCE_MAX", "REDUCE_MIN"}  # fmt: skip
 NEVER = {"HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D", "SOFTMAX", "MAXIMUM", "MINIMUM", "DIV",
-         "SQUARED_DIFFERENCE", "RSQRT", "PRELU"}  # fmt: skip
+         "SQUARED_DIFFERENCE", "RSQRT", "PRELU", "EXP", "LOG", "GELU"}  # fmt: skip
 # (int8 MAXIMUM/MINIMUM: measured, never taken)
 # operators the delegate has no visitor for, or one that returns at once (EXPAND_DIMS)
 ABSENT = {"PADV2", "SQUEEZE", "EXPAND_DIMS", "SPLIT_V", "PACK", "UNPACK", "GATHER", "BROADCAST_TO", "SHAPE", "FILL",
@@ -139,7 +139,7 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
         if not all(_same_quantization(t, out) for t in ins):
             raise ModelError(f"{op.describe()}: LiteRT's default interpreter fails to prepare it (XNNPACK takes "
                              "the node, then refuses input and output quantization that differ)")  # fmt: skip
-    if op.op in ("MEAN", "LEAKY_RELU") or op.op in SAME:
+    if op.op in ("MEAN", "LEAKY_RELU", "ELU") or op.op in SAME:
         return None
     return f"XNNPACK's delegate does not take {op.op}"
 

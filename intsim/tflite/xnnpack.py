@@ -173,3 +173,15 @@ def xnnpack_quantize(x, scale, zero_point: int, dtype=np.int8) -> np.ndarray:
     r = np.clip(np.clip(r, -32768, 32767) + int(zero_point), -32768, 32767)
     info = np.iinfo(dtype)
     return np.clip(r, info.min, info.max).astype(dtype)
+
+
+def xnnpack_elu_table(s_in, zp_in: int, s_out, zp_out: int) -> np.ndarray:
+    """XNNPACK's int8 ELU (alpha 1, as LiteRT's delegate defines it): a 256-entry table its
+    reference operator builds (``src/operators/unary-elementwise-nc.c``):
+    ``x = (q - zp_in) * s_in``, ``y = x < 0 ? expm1(x) : x``, ``nearbyint(y / s_out + zp_out)``
+    (ties to even) in float32, clamped; indexed by ``q + 128``."""
+    q = np.arange(-128, 128)
+    x = (q - int(zp_in)).astype(f32) * f32(s_in)
+    y = np.where(x < 0, np.expm1(x), x).astype(f32)
+    r = np.rint(y * f32(f32(1) / f32(s_out)) + f32(zp_out))
+    return np.clip(r, -128, 127).astype(np.int64)
