@@ -27,7 +27,8 @@ NEVER = {"HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D", "SOFT
 # (int8 MAXIMUM/MINIMUM: measured, never taken)
 # operators the delegate has no visitor for, or one that returns at once (EXPAND_DIMS)
 ABSENT = {"PADV2", "SQUEEZE", "EXPAND_DIMS", "SPLIT_V", "PACK", "UNPACK", "GATHER", "BROADCAST_TO", "SHAPE", "FILL",
-          "ZEROS_LIKE", "CAST", "ARG_MAX", "ARG_MIN", "UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF"}  # fmt: skip
+          "ZEROS_LIKE", "CAST", "ARG_MAX", "ARG_MIN", "UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF",
+          "RESIZE_NEAREST_NEIGHBOR"}  # fmt: skip
 f32 = np.float32
 
 
@@ -139,6 +140,11 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
         if not all(_same_quantization(t, out) for t in ins):
             raise ModelError(f"{op.describe()}: LiteRT's default interpreter fails to prepare it (XNNPACK takes "
                              "the node, then refuses input and output quantization that differ)")  # fmt: skip
+    if op.op == "RESIZE_BILINEAR":  # 5850: a static int32 size of two positive values
+        size = _tensor(model, op, 1)
+        if size is None or size.data is None or size.dtype != np.int32 or size.data.size != 2 or np.any(size.data <= 0):
+            return "its size is not static"
+        return None
     if op.op in ("MEAN", "LEAKY_RELU", "ELU") or op.op in SAME:
         return None
     return f"XNNPACK's delegate does not take {op.op}"
