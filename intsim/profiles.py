@@ -55,7 +55,7 @@ OP_CLASSES = {
     "activation": "LOGISTIC, TANH, LEAKY_RELU, HARD_SWISH",
     "quantize": "QUANTIZE between integer types",
     "recurrent": "SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM (their effective scales)",
-    "arithmetic": "DIV, SQUARED_DIFFERENCE, RSQRT, PRELU (and RESIZE_BILINEAR's rounding build)",
+    "arithmetic": "DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, quantized comparisons (and RESIZE_BILINEAR's rounding)",
 }
 OWN_MULTIPLIER = ("add", "mul", "mean", "softmax", "activation", "quantize", "recurrent", "arithmetic")
 

@@ -291,6 +291,19 @@ def resize(op, kind=I8, size=(7, 11), align=False, half=False):
     return single_op(op, [x, s], [y], dict(align_corners=align, half_pixel_centers=half))
 
 
+def comparison(op, kind=I8, broadcast=False, scales=(0.05, 0.03)):
+    a = T("a", (2, 3, 4), kind, scale=scales[0], zero_point=-3 if kind == I8 else 0)
+    b = T("b", (1, 1, 4) if broadcast else (2, 3, 4), kind, scale=scales[1], zero_point=7 if kind == I8 else 0)
+    return single_op(op, [a, b], [T("y", (2, 3, 4), "BOOL")])
+
+
+def select_v2(kind=I8):
+    q = dict(scale=0.05, zero_point=-3 if kind == I8 else 0)
+    c = T("c", (2, 1, 4), "BOOL")
+    return single_op("SELECT_V2", [c, T("x", (2, 3, 4), kind, **q), T("z", (1, 3, 1), kind, **q)],
+                     [T("y", (2, 3, 4), kind, **q)])  # fmt: skip
+
+
 def cast(kind_in, kind_out):
     return single_op("CAST", [T("x", (4, 50), kind_in)], [T("y", (4, 50), kind_out)])
 
@@ -422,6 +435,16 @@ CASES = {
     "resize_bilinear_int8_align_corners": lambda r: resize("RESIZE_BILINEAR", size=(9, 3), align=True),
     "resize_bilinear_int8_half_pixel": lambda r: resize("RESIZE_BILINEAR", size=(3, 13), half=True),
     "resize_bilinear_int16": lambda r: resize("RESIZE_BILINEAR", kind=I16, size=(6, 10)),
+    **{f"{op.lower()}_int8": (lambda o: lambda r: comparison(o))(op)
+       for op in ("EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL")},
+    "less_int8_broadcast_same_scale": lambda r: comparison("LESS", broadcast=True, scales=(0.05, 0.05)),
+    "equal_int16": lambda r: comparison("EQUAL", kind=I16, scales=(0.001, 0.0007)),
+    "greater_int16_raw": lambda r: comparison("GREATER", kind=I16, scales=(0.001, 0.0007)),
+    "select_v2_int8": lambda r: select_v2(),
+    "select_v2_int16": lambda r: select_v2(I16),
+    "logical_and": lambda r: single_op("LOGICAL_AND", [T("a", (2, 3), "BOOL"), T("b", (1, 3), "BOOL")], [T("y", (2, 3), "BOOL")]),
+    "logical_or": lambda r: single_op("LOGICAL_OR", [T("a", (2, 3), "BOOL"), T("b", (2, 3), "BOOL")], [T("y", (2, 3), "BOOL")]),
+    "logical_not": lambda r: single_op("LOGICAL_NOT", [T("a", (2, 3), "BOOL")], [T("y", (2, 3), "BOOL")]),
     "cast_int8_to_int32": lambda r: cast(I8, "INT32"),
     "cast_int16_to_int8": lambda r: cast(I16, I8),
     "cast_int8_to_float": lambda r: cast(I8, "FLOAT32"),
@@ -434,7 +457,9 @@ CASES = {
 def _inputs(model, rng):
     out = []
     for t in model.input_details():
-        if t.dtype == np.float32:
+        if t.dtype == np.bool_:
+            out.append(rng.integers(0, 2, size=t.shape).astype(bool))
+        elif t.dtype == np.float32:
             x = rng.normal(0, 3, size=t.shape).astype(np.float32)
             x.reshape(-1)[:4] = [0.5 * 0.037, -1.5 * 0.037, 1e6, -1e6]  # ties and saturation
             out.append(x)
@@ -459,6 +484,8 @@ REFUSED = {
     "requantize_uint8_to_int16": {"tflm"},
     "svdf_int8_state": {"tflite-reference"},
     "div_int16": {"tflm"},
+    "equal_int16": {"tflm"},
+    "greater_int16_raw": {"tflm"},
     "resize_bilinear_int16": {"tflm"},
     "exp_int8": {"tflm"},
     "log_int8": {"tflm"},
@@ -468,7 +495,8 @@ REFUSED = {
     "squared_difference_int16": {"tflite-reference"},
     "squared_difference_int8_output_multiplier_above_1": {"tflite-reference"},
 }
-UNSAFE_IN_TFLM = {"lstm_int8_relu_cell_gate"}  # TFLITE_ASSERT_FALSE: aborts the process
+# cases TFLite Micro is not given: it aborts (TFLITE_ASSERT_FALSE) or reads unset memory
+UNSAFE_IN_TFLM = {"lstm_int8_relu_cell_gate", "greater_int16_raw"}
 # cases whose arithmetic in LiteRT's optimized kernels and XNNPACK is not modelled yet: those
 # profiles raise a clear error (the reference kernel's is, under tflite-reference and tflm)
 NOT_MODELLED = {c: {"litert-builtin", "litert", "xnnpack"} for c in

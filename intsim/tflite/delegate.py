@@ -28,7 +28,8 @@ NEVER = {"HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D", "SOFT
 # operators the delegate has no visitor for, or one that returns at once (EXPAND_DIMS)
 ABSENT = {"PADV2", "SQUEEZE", "EXPAND_DIMS", "SPLIT_V", "PACK", "UNPACK", "GATHER", "BROADCAST_TO", "SHAPE", "FILL",
           "ZEROS_LIKE", "CAST", "ARG_MAX", "ARG_MIN", "UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF",
-          "RESIZE_NEAREST_NEIGHBOR"}  # fmt: skip
+          "RESIZE_NEAREST_NEIGHBOR", "EQUAL", "NOT_EQUAL", "LESS", "LESS_EQUAL", "GREATER", "GREATER_EQUAL",
+          "SELECT_V2", "LOGICAL_AND", "LOGICAL_OR", "LOGICAL_NOT"}  # fmt: skip
 f32 = np.float32
 
 

@@ -11,7 +11,7 @@ from intsim import profiles as _profiles
 from intsim.tflite import delegate
 from intsim.tflite import kernels_activation, kernels_elementwise, kernels_movement, kernels_nn, kernels_shape  # noqa: F401
 from intsim.tflite import kernels_arithmetic, kernels_lut, kernels_recurrent, kernels_resize, kernels_tensor  # noqa: F401
-from intsim.tflite import lstm  # noqa: F401
+from intsim.tflite import kernels_compare, lstm  # noqa: F401
 from intsim.tflite.context import KERNELS, Context, reported
 from intsim.tflite.model import Model, ModelError, Operator, parse
 from intsim.tflite.program import Program, program_for
