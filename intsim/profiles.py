@@ -55,7 +55,8 @@ OP_CLASSES = {
     "activation": "LOGISTIC, TANH, LEAKY_RELU, HARD_SWISH",
     "quantize": "QUANTIZE between integer types",
     "recurrent": "SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM (their effective scales)",
-    "arithmetic": "DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, quantized comparisons (and RESIZE_BILINEAR's rounding)",
+    "arithmetic": "DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, BATCH_MATMUL, quantized comparisons (and "
+                  "RESIZE_BILINEAR's rounding)",
 }
 OWN_MULTIPLIER = ("add", "mul", "mean", "softmax", "activation", "quantize", "recurrent", "arithmetic")
 

@@ -304,6 +304,16 @@ def select_v2(kind=I8):
                      [T("y", (2, 3, 4), kind, **q)])  # fmt: skip
 
 
+def batch_matmul(rng, kind=I8, adj_x=False, adj_y=False, rhs_zp=0, constant_rhs=False):
+    """[2, 1, 5, 7] x [3, 7, 4] (batch axes broadcast), ``adj_*`` stored transposed."""
+    lhs_shape, rhs_shape = (2, 1, 7, 5) if adj_x else (2, 1, 5, 7), (3, 4, 7) if adj_y else (3, 7, 4)
+    a = T("a", lhs_shape, kind, scale=0.05, zero_point=-4 if kind == I8 else 0)
+    data = _w(rng, rhs_shape) if constant_rhs else None
+    b = T("b", rhs_shape, kind, data=data, scale=0.02, zero_point=rhs_zp)
+    y = T("y", (2, 3, 5, 4), kind, scale=0.3 if kind == I8 else 0.004, zero_point=3 if kind == I8 else 0)
+    return single_op("BATCH_MATMUL", [a, b], [y], dict(adj_x=adj_x, adj_y=adj_y))
+
+
 def cast(kind_in, kind_out):
     return single_op("CAST", [T("x", (4, 50), kind_in)], [T("y", (4, 50), kind_out)])
 
@@ -445,6 +455,10 @@ CASES = {
     "logical_and": lambda r: single_op("LOGICAL_AND", [T("a", (2, 3), "BOOL"), T("b", (1, 3), "BOOL")], [T("y", (2, 3), "BOOL")]),
     "logical_or": lambda r: single_op("LOGICAL_OR", [T("a", (2, 3), "BOOL"), T("b", (2, 3), "BOOL")], [T("y", (2, 3), "BOOL")]),
     "logical_not": lambda r: single_op("LOGICAL_NOT", [T("a", (2, 3), "BOOL")], [T("y", (2, 3), "BOOL")]),
+    "batch_matmul_int8": lambda r: batch_matmul(r),
+    "batch_matmul_int8_adj_rhs_zero_point": lambda r: batch_matmul(r, adj_x=True, adj_y=True, rhs_zp=5),
+    "batch_matmul_int8_constant_rhs": lambda r: batch_matmul(r, adj_y=True, constant_rhs=True),
+    "batch_matmul_int16": lambda r: batch_matmul(r, kind=I16),
     "cast_int8_to_int32": lambda r: cast(I8, "INT32"),
     "cast_int16_to_int8": lambda r: cast(I16, I8),
     "cast_int8_to_float": lambda r: cast(I8, "FLOAT32"),
@@ -648,7 +662,7 @@ def test_every_registered_op_is_covered():
 
 # operators whose arithmetic the profile's conv/FC rules or quantize rounding decide, and those
 # it runs by XNNPACK's own arithmetic (int8 ADD/SUB/MUL/QUANTIZE/LEAKY_RELU/MEAN: tests/test_litert_default.py)
-RULED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "QUANTIZE"}
+RULED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "QUANTIZE", "BATCH_MATMUL"}
 XNNPACK_OWN = {"ADD", "SUB", "MUL", "QUANTIZE", "LEAKY_RELU", "MEAN", "ELU"}
 
 

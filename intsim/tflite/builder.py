@@ -44,7 +44,7 @@ OPTIONS = {
     "ZEROS_LIKE": "ZerosLikeOptions", "CAST": "CastOptions", "ARG_MAX": "ArgMaxOptions", "ARG_MIN": "ArgMinOptions",
     "REDUCE_MAX": "ReducerOptions", "REDUCE_MIN": "ReducerOptions", "SUM": "ReducerOptions",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions", "SVDF": "SVDFOptions",
-    "DIV": "DivOptions", "SQUARED_DIFFERENCE": "SquaredDifferenceOptions", "GELU": "GeluOptions",
+    "DIV": "DivOptions", "SQUARED_DIFFERENCE": "SquaredDifferenceOptions", "GELU": "GeluOptions", "BATCH_MATMUL": "BatchMatMulOptions",
     "RESIZE_BILINEAR": "ResizeBilinearOptions", "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
 }  # fmt: skip
 

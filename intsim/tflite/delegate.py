@@ -141,6 +141,11 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
         if not all(_same_quantization(t, out) for t in ins):
             raise ModelError(f"{op.describe()}: LiteRT's default interpreter fails to prepare it (XNNPACK takes "
                              "the node, then refuses input and output quantization that differ)")  # fmt: skip
+    if op.op == "BATCH_MATMUL":  # VisitBatchMatMulNode: int8 with a zero point of 0 on the right-hand side
+        rhs = _tensor(model, op, 1)
+        if rhs.dtype != np.int8 or (rhs.zero_point.size and rhs.zero_point[0]):
+            return "its right-hand side has a zero point other than 0"
+        return None
     if op.op == "RESIZE_BILINEAR":  # 5850: a static int32 size of two positive values
         size = _tensor(model, op, 1)
         if size is None or size.data is None or size.dtype != np.int32 or size.data.size != 2 or np.any(size.data <= 0):

@@ -224,3 +224,44 @@ def prelu(ctx, op):
     neg = ctx.mbqm_raw(op, fxp.wrap32(v * (alpha - za)), q2, e2)
     lo, hi = type_range(to.dtype)
     return [np.clip(np.where(v >= 0, pos, neg) + zo, lo, hi).astype(to.dtype)]
+
+
+@kernel("BATCH_MATMUL")
+def batch_matmul(ctx, op):
+    """``reference_ops::BatchMatMul`` (LiteRT ``batch_matmul.cc``, which runs it in every mode;
+    TFLite Micro ``batch_matmul.cc``): ``lhs`` [..., M, K] times ``rhs`` [..., K, N]
+    (``adj_x`` / ``adj_y`` transpose the last two axes first; batch axes broadcast), zero points
+    subtracted, int32 sums (int8; they wrap) or int64 (int16, zero points 0), then
+    ``MultiplyByQuantizedMultiplier`` (the int64 one for int16) by ``float32(s_l * s_r) /
+    s_out``, ``+ zp_out``, clamped.  XNNPACK, which LiteRT's default interpreter gives int8
+    BATCH_MATMUL whose ``rhs`` zero point is 0, requantizes by the profile's ``fc`` rule
+    (float32)."""
+    tl, tr, to = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
+    _same_types(op, [tl, tr, to], (np.int8, np.int16))
+    (sl, zl), (sr, zr), (so, zo) = qparams(tl, op), qparams(tr, op), qparams(to, op)
+    if to.dtype == np.int16 and (zl or zr or zo):
+        raise ModelError(f"{op.describe()}: int16 BATCH_MATMUL needs zero points 0")
+    lhs, rhs = (np.asarray(ctx.input(op, k), np.int64) for k in (0, 1))
+    if lhs.ndim < 2 or rhs.ndim < 2:
+        raise ModelError(f"{op.describe()}: both inputs need two or more axes, got {lhs.shape} and {rhs.shape}")
+    if op.options.get("adj_x", False):
+        lhs = np.swapaxes(lhs, -1, -2)
+    if op.options.get("adj_y", False):
+        rhs = np.swapaxes(rhs, -1, -2)
+    if lhs.shape[-1] != rhs.shape[-2]:
+        raise ModelError(f"{op.describe()}: inner dimensions {lhs.shape[-1]} and {rhs.shape[-2]} differ")
+    try:
+        acc = np.matmul(lhs - zl, rhs - zr)
+    except ValueError:
+        raise ModelError(f"{op.describe()}: batch shapes {lhs.shape[:-2]} and {rhs.shape[:-2]} do not broadcast") from None
+    lo, hi = type_range(to.dtype)
+    if ctx.profile.kernels == "xnnpack" and to.dtype == np.int8:
+        y = ctx.profile.requantize(fxp.wrap32(acc), sl, sr, so, zo, qmin=lo, qmax=hi, op="fc", backend=ctx.backend)
+        return [np.asarray(y).astype(np.int8)]
+    real = float(f32(sl * sr)) / float(so)  # GetQuantizedConvolutionMultipler
+    if to.dtype == np.int16:
+        q, shift = fxp.quantize_multiplier(real)
+        y = fxp.multiply_by_quantized_multiplier_int64(acc.reshape(-1), q, shift, backend=ctx.backend).reshape(acc.shape)
+    else:
+        y = ctx.mbqm(op, fxp.wrap32(acc), real)
+    return [np.clip(y.astype(np.int64) + zo, lo, hi).astype(to.dtype)]
