@@ -18,7 +18,7 @@ KERNELS = frontend.Registry("TFLite operator")  # BuiltinOperator name -> fn(ctx
 
 # the operators that quantize their own multipliers, by profile operator class (profiles.OP_CLASSES)
 OWN_MULTIPLIER_CLASS = {
-    "ADD": "add", "SUB": "add", "MUL": "mul", "MEAN": "mean", "SOFTMAX": "softmax", "QUANTIZE": "quantize",
+    "ADD": "add", "SUB": "add", "MUL": "mul", "MEAN": "mean", "SUM": "mean", "SOFTMAX": "softmax", "QUANTIZE": "quantize",
     "SVDF": "recurrent", "UNIDIRECTIONAL_SEQUENCE_LSTM": "recurrent",
     **dict.fromkeys(("DIV", "SQUARED_DIFFERENCE", "RSQRT", "PRELU", "RESIZE_BILINEAR", "EQUAL", "NOT_EQUAL", "LESS",
                      "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "BATCH_MATMUL"), "arithmetic"),

@@ -128,7 +128,7 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
         axis = _tensor(model, op, 0)
         if not 2 <= len(op.outputs) <= 4 or axis.data is None or axis.dtype != np.int32:
             return "it has other than 2 to 4 outputs or a non-static axis"
-    if op.op in ("REDUCE_MAX", "REDUCE_MIN"):  # 5303: static int32 axes, at least one
+    if op.op in ("REDUCE_MAX", "REDUCE_MIN", "SUM"):  # 5303: static int32 axes, at least one
         axes = _tensor(model, op, 1)
         if axes.data is None or axes.dtype != np.int32 or axes.data.size == 0:
             return "its axes are not static int32 values"
@@ -151,7 +151,7 @@ def builtin_reason(model: Model, op: Operator) -> str | None:
         if size is None or size.data is None or size.dtype != np.int32 or size.data.size != 2 or np.any(size.data <= 0):
             return "its size is not static"
         return None
-    if op.op in ("MEAN", "LEAKY_RELU", "ELU") or op.op in SAME:
+    if op.op in ("MEAN", "LEAKY_RELU", "ELU", "SUM") or op.op in SAME:
         return None
     return f"XNNPACK's delegate does not take {op.op}"
 

@@ -211,14 +211,19 @@ def max_pool_2d(ctx, op):
     return [np.clip(np.moveaxis(best, 1, 3), lo, hi).astype(dtype)]
 
 
-@kernel("MEAN")
+@kernel("MEAN", "SUM")
 def mean(ctx, op):
-    """LiteRT ``reference_ops::QuantizedMeanOrSum`` (compute_sum=false): int32 sum over the
-    axes, the multiplier ``s_in/s_out`` folded with ``1/n`` as ``(q << k) / n`` (``k = floor(log2
-    n)`` capped at 32 and ``31 + shift``), then MBQM of ``sum - zp_in * n`` and ``+ zp_out``.  A
-    profile with ``kernels="optimized"`` runs int8 4-D H-and-W means with ``keep_dims`` as
+    """LiteRT ``reference_ops::QuantizedMeanOrSum`` (TFLite Micro's ``reduce_common.cc`` too):
+    int32 sum over the axes; for MEAN the multiplier ``s_in/s_out`` folded with ``1/n`` as
+    ``(q << k) / n`` (``k = floor(log2 n)`` capped at 32 and ``31 + shift``), for SUM
+    ``s_in/s_out`` as it is; then MBQM of ``sum - zp_in * n`` and ``+ zp_out``.  A profile with
+    ``kernels="optimized"`` runs int8 4-D H-and-W means with ``keep_dims`` as
     ``optimized_integer_ops::Mean`` (``tflite.optimized``), as LiteRT's reduce.cc does; one
-    with ``kernels="xnnpack"`` every int8 MEAN as XNNPACK does (``tflite.xnnpack.xnnpack_mean``)."""
+    with ``kernels="xnnpack"`` every int8 MEAN and SUM as XNNPACK does
+    (``tflite.xnnpack.xnnpack_mean``).  LiteRT's optimized SUM requantizes in float32
+    (``optimized.reduce_sum``).  LiteRT's reference SUM (``BUILTIN_REF``) reads int8 and
+    int16 tensors as uint8 (``reduce.cc``, ``EvalSum<kReference>``): that bug is not modelled,
+    the profile raises."""
     x = ctx.input(op, 0)
     xt, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
     dtype = check_types(op, [xt, ot], ACT_TYPES)
@@ -226,16 +231,25 @@ def mean(ctx, op):
     s_in, zp_in = qparams(xt, op)
     s_out, zp_out = qparams(ot, op)
     keep = bool(op.options.get("keep_dims", False))
-    if ctx.profile.kernels == "optimized" and optimized.takes_mean(x.shape, axes, keep, dtype):
+    is_sum = op.op == "SUM"
+    if is_sum and ctx.profile.kernels == "reference":
+        raise ModelError(f"{op.describe()}: LiteRT's reference SUM reads {dtype} tensors as uint8 (reduce.cc "
+                         "EvalSum<kReference>), a bug not modelled; profiles litert-builtin and tflm model the "
+                         "kernels that compute the sum")  # fmt: skip
+    if is_sum and dtype == np.int16 and ctx.profile.kernels != "tflm" and (zp_in or zp_out):
+        raise ModelError(f"{op.describe()}: int16 SUM needs zero points 0 in LiteRT")
+    if not is_sum and ctx.profile.kernels == "optimized" and optimized.takes_mean(x.shape, axes, keep, dtype):
         return [optimized.mean_hw(x, s_in, zp_in, s_out, zp_out, ctx.backend)]
     if ctx.profile.kernels == "xnnpack" and dtype == np.int8 and axes:
-        return [xnnpack.xnnpack_mean(x, axes, keep, s_in, zp_in, s_out, zp_out).reshape(ot.shape)]
+        return [xnnpack.xnnpack_mean(x, axes, keep, s_in, zp_in, s_out, zp_out, mean=not is_sum).reshape(ot.shape)]
     n = int(np.prod([x.shape[a] for a in axes])) if axes else 1
     total = x.astype(np.int64).sum(axis=tuple(axes), keepdims=keep)
     total = g.wrap32(total)  # int32 temp_sum
+    if is_sum and ctx.profile.kernels in ("optimized", "xnnpack"):  # XNNPACK leaves int16 to the builtin kernel
+        return [optimized.reduce_sum(total, n, s_in, zp_in, s_out, zp_out, dtype).reshape(ot.shape)]
     q, shift = fxp.quantize_multiplier(float(np.float64(s_in) / np.float64(s_out)), single_rounding=ctx.rounding(op) == "single")
-    k = min(n.bit_length() - 1, 32, 31 + shift)
-    q = (q << k) // n
+    k = 0 if is_sum else min(n.bit_length() - 1, 32, 31 + shift)
+    q = (q << k) // (1 if is_sum else n)
     shifted = g.wrap32(total - zp_in * n)
     y = ctx.mbqm_raw(op, shifted, q, shift - k) + zp_out
     lo, hi = type_range(dtype)

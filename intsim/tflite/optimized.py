@@ -275,3 +275,16 @@ def mul_int8(product_scaled, zp_out: int, clamp, shape0, shape1) -> np.ndarray:
     paths = binary_paths(tuple(shape0), tuple(shape1), tuple(p.shape), 16, 16)
     simd = np.clip(((np.clip(p, -32768, 32767) + int(zp_out) + 32768) & 0xFFFF) - 32768, -128, 127)
     return np.clip(np.where(paths == REFERENCE, p + int(zp_out), simd), *clamp).astype(np.int8)
+
+
+def reduce_sum(total, n: int, s_in, zp_in: int, s_out, zp_out: int, dtype) -> np.ndarray:
+    """LiteRT's optimized SUM (``optimized/reduce.h`` ``QuantizedMeanOrSum``, compute_sum):
+    ``round(float32(S) * scale + bias) + zp_out`` in float32, ``scale = s_in / s_out`` and
+    ``bias = -zp_in * scale * n``, rounded half away from zero, clamped; ``total`` the int32
+    sums ``S``."""
+    scale = f32(f32(s_in) / f32(s_out))
+    bias = f32(f32(f32(-zp_in) * scale) * f32(n))
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = round_half_away(f32(np.asarray(total).astype(f32) * scale) + bias)
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    return np.clip(x86_int32(v).astype(np.int64) + zp_out, lo, hi).astype(dtype)

@@ -137,9 +137,10 @@ def xnnpack_leaky_relu(x, s_in, zp_in: int, s_out, zp_out: int, alpha) -> np.nda
 SUM_WRAP_RUN = 8256  # a contiguous run of at least this many int8 values wraps the AVX2 rsum kernel's int16 lanes
 
 
-def xnnpack_mean(x, axes, keep_dims: bool, s_in, zp_in: int, s_out, zp_out: int) -> np.ndarray:
-    """XNNPACK's qs8 mean (``src/operators/reduce-nd.c``): the int32 sum ``S`` of the raw int8
-    values over ``axes``, then in float32 ``scale = float32(s_in / s_out) * float32(1 / n)``,
+def xnnpack_mean(x, axes, keep_dims: bool, s_in, zp_in: int, s_out, zp_out: int, mean: bool = True) -> np.ndarray:
+    """XNNPACK's qs8 mean and sum (``src/operators/reduce-nd.c``): the int32 sum ``S`` of the raw
+    int8 values over ``axes``, then in float32 ``scale = float32(s_in / s_out) * float32(1 / n)``
+    (a sum: ``float32(s_in / s_out)``),
     ``zp = zp_out - float32(n * zp_in) * scale`` and ``nearbyint(float32(S) * scale + zp)``
     (ties to even), clamped.  A reduced last axis whose contiguous run reaches ``SUM_WRAP_RUN``
     values wraps the AVX2 kernel's 16-bit partial sums: that case raises."""
@@ -155,7 +156,7 @@ def xnnpack_mean(x, axes, keep_dims: bool, s_in, zp_in: int, s_out, zp_out: int)
                          f"partial sums from {SUM_WRAP_RUN} on, which intsim does not model")  # fmt: skip
     n = int(np.prod([x.shape[a] for a in axes]))
     total = x.astype(np.int64).sum(axis=axes, keepdims=keep_dims)
-    scale = f32(f32(f32(s_in) / f32(s_out)) * f32(f32(1) / f32(n)))
+    scale = f32(f32(f32(s_in) / f32(s_out)) * f32(f32(1) / f32(n))) if mean else f32(f32(s_in) / f32(s_out))
     zp = f32(f32(zp_out) - f32(f32(f32(n) * f32(zp_in)) * scale))
     y = np.rint(f32(total.astype(f32) * scale) + zp)
     return np.clip(y, -128, 127).astype(np.int8)
