@@ -212,6 +212,28 @@ def movement_op(rng, op, kind=I8):
     if op in ("ARG_MAX", "ARG_MIN"):
         x = T("x", (3, 7, 4), kind, **q)
         return single_op(op, [x, i32("axis", [1])], [T("y", (3, 4), "INT32")], dict(output_type=2))
+    if op == "SPACE_TO_BATCH_ND":
+        x = T("x", (2, 4, 6, 3), kind, **q)
+        return single_op(op, [x, i32("block", [2, 3]), T("p", (2, 2), "INT32", data=np.array([[0, 2], [1, 2]], np.int32))],
+                         [T("y", (12, 3, 3, 3), kind, **q)])  # fmt: skip
+    if op == "SPACE_TO_BATCH_ND_NO_PAD":
+        x = T("x", (2, 4, 6, 3), kind, **q)
+        return single_op("SPACE_TO_BATCH_ND", [x, i32("block", [2, 3]), T("p", (2, 2), "INT32", data=np.zeros((2, 2), np.int32))],
+                         [T("y", (12, 2, 2, 3), kind, **q)])  # fmt: skip
+    if op == "BATCH_TO_SPACE_ND":
+        x = T("x", (12, 3, 3, 3), kind, **q)
+        return single_op(op, [x, i32("block", [2, 3]), T("c", (2, 2), "INT32", data=np.array([[0, 2], [1, 2]], np.int32))],
+                         [T("y", (2, 4, 6, 3), kind, **q)])  # fmt: skip
+    if op in ("MIRROR_PAD", "MIRROR_PAD_SYMMETRIC"):
+        x = T("x", (2, 4, 5), kind, **q)
+        p = T("p", (3, 2), "INT32", data=np.array([[0, 1], [2, 3], [4, 1]], np.int32))
+        return single_op("MIRROR_PAD", [x, p], [T("y", (3, 9, 10), kind, **q)], dict(mode=int(op.endswith("SYMMETRIC"))))
+    if op == "TILE":
+        return single_op(op, [T("x", (2, 3), kind, **q), i32("m", [2, 3])], [T("y", (4, 9), kind, **q)])
+    if op == "REVERSE_V2":
+        return single_op(op, [T("x", (2, 3, 4), kind, **q), i32("axes", [2, 1])], [T("y", (2, 3, 4), kind, **q)])
+    if op == "REVERSE_V2_GAP":  # axes that are not contiguous: refused by both runtimes
+        return single_op("REVERSE_V2", [T("x", (2, 3, 4), kind, **q), i32("axes", [0, 2])], [T("y", (2, 3, 4), kind, **q)])
     if op in ("REDUCE_MAX", "REDUCE_MIN"):
         x = T("x", (3, 7, 4), kind, **q)
         return single_op(op, [x, i32("axes", [0, 2])], [T("y", (1, 7, 1), kind, **q)], dict(keep_dims=True))
@@ -417,10 +439,12 @@ CASES = {
     "slice_int8_4d_sizes_given": lambda r: shape_op(r, "SLICE_4D"),
     **{f"{op.lower()}_int8": (lambda o: lambda r: movement_op(r, o))(op)
        for op in ("SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BROADCAST_TO",
-                  "SHAPE", "FILL", "ZEROS_LIKE", "ARG_MAX", "ARG_MIN", "REDUCE_MAX", "REDUCE_MIN")},
+                  "SHAPE", "FILL", "ZEROS_LIKE", "ARG_MAX", "ARG_MIN", "REDUCE_MAX", "REDUCE_MIN", "SPACE_TO_BATCH_ND",
+                  "SPACE_TO_BATCH_ND_NO_PAD", "BATCH_TO_SPACE_ND", "MIRROR_PAD", "MIRROR_PAD_SYMMETRIC", "TILE",
+                  "REVERSE_V2", "REVERSE_V2_GAP")},
     "gather_int8_batch_dims": lambda r: movement_op(r, "GATHER_BATCH"),
     **{f"{op.lower()}_int16": (lambda o: lambda r: movement_op(r, o, I16))(op)
-       for op in ("SPLIT", "PACK", "GATHER", "REDUCE_MAX", "BROADCAST_TO")},
+       for op in ("SPLIT", "PACK", "GATHER", "REDUCE_MAX", "BROADCAST_TO", "REVERSE_V2", "MIRROR_PAD")},
     "svdf_int16_state": lambda r: svdf(r),
     "svdf_int16_state_rank1_wrapping_time_sums": lambda r: svdf(r, rank=1, time_bits=16),
     "svdf_int8_state": lambda r: svdf(r, state=I8),  # TFLite Micro only
@@ -501,6 +525,10 @@ REFUSED = {
     "requantize_uint8_to_int16": {"tflm"},
     "svdf_int8_state": {"tflite-reference"},
     "div_int16": {"tflm"},
+    "space_to_batch_nd_int8": {"tflm"},  # TFLite Micro pads with an unset value
+    "tile_int8": {"tflm"},
+    "reverse_v2_gap_int8": {"tflm", "tflite-reference"},
+    "mirror_pad_int16": {"tflm"},
     "equal_int16": {"tflm"},
     "greater_int16_raw": {"tflm"},
     "resize_bilinear_int16": {"tflm"},
@@ -513,7 +541,7 @@ REFUSED = {
     "squared_difference_int8_output_multiplier_above_1": {"tflite-reference"},
 }
 # cases TFLite Micro is not given: it aborts (TFLITE_ASSERT_FALSE) or reads unset memory
-UNSAFE_IN_TFLM = {"lstm_int8_relu_cell_gate", "greater_int16_raw"}
+UNSAFE_IN_TFLM = {"lstm_int8_relu_cell_gate", "greater_int16_raw", "space_to_batch_nd_int8"}
 # cases whose arithmetic in LiteRT's optimized kernels and XNNPACK is not modelled yet: those
 # profiles raise a clear error (the reference kernel's is, under tflite-reference and tflm)
 NOT_MODELLED = {**{c: {"litert-builtin", "litert", "xnnpack"} for c in
@@ -536,7 +564,7 @@ def _refused(data, model, xs, profile, case=None):
     if case not in (UNSAFE_IN_TFLM if profile == "tflm" else UNSAFE_IN_LITERT):
         with pytest.raises((RuntimeError, ValueError)):
             interpret(data, xs, profile)
-    with pytest.raises(itf.ModelError, match="cannot run it"):
+    with pytest.raises(itf.ModelError, match="cannot run it|refuse"):
         itf.run(model, xs, reset_state=True, profile=profile)
 
 
@@ -682,7 +710,7 @@ def test_every_op_runs_under_a_float_rule_profile(case):
     if "xnnpack" in NOT_MODELLED.get(case, ()):
         return _not_modelled(model, _inputs(model, rng), "xnnpack")
     if "tflite-reference" in REFUSED.get(case, ()):  # LiteRT's refusal holds in every LiteRT profile
-        with pytest.raises(itf.ModelError, match="cannot run it"):
+        with pytest.raises(itf.ModelError, match="cannot run it|refuse"):
             itf.run(model, _inputs(model, rng), reset_state=True, profile="xnnpack")
         return
     for _ in range(3):

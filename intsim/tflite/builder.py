@@ -45,6 +45,7 @@ OPTIONS = {
     "REDUCE_MAX": "ReducerOptions", "REDUCE_MIN": "ReducerOptions", "SUM": "ReducerOptions",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions", "SVDF": "SVDFOptions",
     "DIV": "DivOptions", "SQUARED_DIFFERENCE": "SquaredDifferenceOptions", "GELU": "GeluOptions", "BATCH_MATMUL": "BatchMatMulOptions",
+    "MIRROR_PAD": "MirrorPadOptions",
     "RESIZE_BILINEAR": "ResizeBilinearOptions", "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
 }  # fmt: skip
 

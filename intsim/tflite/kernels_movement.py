@@ -1,5 +1,6 @@
-"""SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, BROADCAST_TO: integers
-moved, never changed.
+"""SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, BROADCAST_TO,
+SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND, MIRROR_PAD, TILE, REVERSE_V2: integers moved, never
+changed.
 
 As in ``kernels_shape``, every input and output must share one quantization: LiteRT's and TFLite
 Micro's kernels copy the raw integers (``split.cc``, ``split_v.cc``, ``pack.cc``, ``unpack.cc``,
@@ -155,3 +156,111 @@ def broadcast_to(ctx, op):
         return [np.ascontiguousarray(np.broadcast_to(x, shape))]
     except ValueError:
         raise ModelError(f"{op.describe()}: shape {x.shape} does not broadcast to {shape}") from None
+
+
+def _nhwc(op, x):
+    if x.ndim not in (3, 4):
+        raise ModelError(f"{op.describe()}: needs a 3-D (NHC) or 4-D (NHWC) input, got {x.shape}")
+    return x if x.ndim == 4 else x[:, :, None, :]
+
+
+def _block(op, ctx, k, n):
+    v = np.asarray(ctx.input(op, k)).astype(np.int64).reshape(-1)
+    if v.size != n:
+        raise ModelError(f"{op.describe()}: input {k} needs {n} values, got {v.tolist()}")
+    return v
+
+
+@kernel("SPACE_TO_BATCH_ND")
+def space_to_batch_nd(ctx, op):
+    """``reference_ops::SpaceToBatchND``: H and W padded (LiteRT pads with the output zero point;
+    TFLite Micro with an unset value: refused when any padding is not 0), then blocks of
+    ``block_shape`` moved into the batch, ``out[(by * bw + bx) * N + n, h, w] = in[n, h * bh +
+    by, w * bw + bx]``."""
+    x0 = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    x = _nhwc(op, x0)
+    spatial = 2 if x0.ndim == 4 else 1
+    block = _block(op, ctx, 1, spatial)
+    pads = _block(op, ctx, 2, 2 * spatial).reshape(spatial, 2)
+    if np.any(block < 1) or np.any(pads < 0):
+        raise ModelError(f"{op.describe()}: block_shape {block.tolist()} and paddings {pads.tolist()} must be positive")
+    bh, bw = (int(block[0]), int(block[1]) if spatial == 2 else 1)
+    (pt, pb), (pl, pr) = pads[0], (pads[1] if spatial == 2 else (0, 0))
+    if pads.any():
+        ctx.refuse(op, tflm="padding (space_to_batch_nd.cc never sets the pad value)")
+    out = ctx.out_tensor(op)
+    fill = int(out.zero_point[0]) if out.quantized and out.zero_point.size else 0
+    p = np.pad(x, [(0, 0), (pt, pb), (pl, pr), (0, 0)], constant_values=fill)
+    n, h, w, c = p.shape
+    if h % bh or w % bw:
+        raise ModelError(f"{op.describe()}: padded size {h}x{w} is not a multiple of the block {bh}x{bw}")
+    y = p.reshape(n, h // bh, bh, w // bw, bw, c).transpose(2, 4, 0, 1, 3, 5).reshape(bh * bw * n, h // bh, w // bw, c)
+    return [np.ascontiguousarray(y if x0.ndim == 4 else y[:, :, 0, :])]
+
+
+@kernel("BATCH_TO_SPACE_ND")
+def batch_to_space_nd(ctx, op):
+    """``reference_ops::BatchToSpaceND``: the inverse of SPACE_TO_BATCH_ND, then ``crops``."""
+    x0 = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    x = _nhwc(op, x0)
+    spatial = 2 if x0.ndim == 4 else 1
+    block = _block(op, ctx, 1, spatial)
+    crops = _block(op, ctx, 2, 2 * spatial).reshape(spatial, 2)
+    bh, bw = (int(block[0]), int(block[1]) if spatial == 2 else 1)
+    b, h, w, c = x.shape
+    if np.any(block < 1) or b % (bh * bw) or np.any(crops < 0):
+        raise ModelError(f"{op.describe()}: batch {b} does not split into blocks {block.tolist()} (crops {crops.tolist()})")
+    n = b // (bh * bw)
+    y = x.reshape(bh, bw, n, h, w, c).transpose(2, 3, 0, 4, 1, 5).reshape(n, h * bh, w * bw, c)
+    (ct, cb), (cl, cr) = crops[0], (crops[1] if spatial == 2 else (0, 0))
+    if ct + cb > h * bh or cl + cr > w * bw:
+        raise ModelError(f"{op.describe()}: crops {crops.tolist()} exceed the output {h * bh}x{w * bw}")
+    y = y[:, ct : h * bh - cb, cl : w * bw - cr]
+    return [np.ascontiguousarray(y if x0.ndim == 4 else y[:, :, 0, :])]
+
+
+@kernel("MIRROR_PAD")
+def mirror_pad(ctx, op):
+    """``mirror_pad.cc``: REFLECT (mode 0, the border not repeated) or SYMMETRIC (mode 1, the
+    border repeated) padding, ``paddings`` int32 or int64 of shape (rank, 2)."""
+    x = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    pads = np.asarray(ctx.input(op, 1)).astype(np.int64)
+    mode = int(op.options.get("mode", 0))
+    if x.dtype == np.int16:
+        ctx.refuse(op, tflm="int16 MIRROR_PAD (mirror_pad.cc: float32 and int8 only)")
+    if pads.shape != (x.ndim, 2) or np.any(pads < 0) or mode not in (0, 1):
+        raise ModelError(f"{op.describe()}: paddings {pads.tolist()} (mode {mode}) for rank {x.ndim}")
+    limit = np.array(x.shape) - (1 if mode == 0 else 0)
+    if np.any(pads > limit[:, None]):
+        raise ModelError(f"{op.describe()}: paddings {pads.tolist()} exceed what mode {mode} can mirror in {x.shape}")
+    return [np.pad(x, pads.tolist(), mode="reflect" if mode == 0 else "symmetric")]
+
+
+@kernel("TILE")
+def tile(ctx, op):
+    """``tile.cc`` (LiteRT only): ``x`` repeated ``multiples`` times along each axis."""
+    x = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    ctx.refuse(op, tflm="TILE (TFLite Micro has no TILE kernel)")
+    m = np.asarray(ctx.input(op, 1)).astype(np.int64).reshape(-1)
+    if m.size != x.ndim or np.any(m < 0):
+        raise ModelError(f"{op.describe()}: multiples {m.tolist()} for rank {x.ndim}")
+    return [np.tile(x, m.tolist())]
+
+
+@kernel("REVERSE_V2")
+def reverse_v2(ctx, op):
+    """``reverse.cc``: ``x`` reversed along the given axes, which both runtimes require to be
+    contiguous."""
+    x = ctx.input(op, 0)
+    _outputs_like(ctx, op, [0])
+    axes = [int(a) for a in np.asarray(ctx.input(op, 1)).reshape(-1)]
+    if any(not -x.ndim <= a < x.ndim for a in axes):
+        raise ModelError(f"{op.describe()}: axes {axes} outside a rank-{x.ndim} tensor")
+    ordered = sorted(a % x.ndim for a in axes)
+    if ordered and ordered != list(range(ordered[0], ordered[0] + len(ordered))):
+        raise ModelError(f"{op.describe()}: axes {axes} are not contiguous, which LiteRT's and TFLite Micro's kernels refuse")
+    return [np.ascontiguousarray(np.flip(x, axis=tuple(a % x.ndim for a in axes)))]
