@@ -13,10 +13,19 @@ Any profile runs a model (``intsim.profiles``): ``tflite-reference`` (LiteRT
 ``model``, ``verify``    the flatbuffer parser and LiteRT's FlatBuffers verifier
 ``context``              the operator registry, run context and TFLite's small rules (activation
                          ranges, padding, MultiplyByQuantizedMultiplier per operator class)
-``kernels_nn``           CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, TRANSPOSE_CONV, pools, MEAN
+``kernels_nn``           CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, TRANSPOSE_CONV, pools, MEAN,
+                         SUM
 ``kernels_elementwise``  ADD, SUB, MUL, the ReLUs, LEAKY_RELU, HARD_SWISH, QUANTIZE, DEQUANTIZE
-``kernels_activation``   SOFTMAX, LOGISTIC, TANH
+``kernels_arithmetic``   DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, BATCH_MATMUL
+``kernels_activation``   SOFTMAX, LOGISTIC, TANH (``int16_activations``: their int16 forms)
+``kernels_lut``          EXP, LOG, ELU, GELU (int8 tables)
+``kernels_compare``      the comparisons, SELECT_V2, LOGICAL_*
 ``kernels_shape``        RESHAPE, TRANSPOSE, PAD, CONCATENATION, STRIDED_SLICE, ...
+``kernels_movement``     SPLIT, PACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_BATCH_ND, TILE, ...
+``kernels_resize``       RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR
+``kernels_tensor``       SHAPE, FILL, ZEROS_LIKE, CAST, ARG_MAX/MIN, REDUCE_MAX/MIN
+``kernels_recurrent``    SVDF (state in variable tensors, ``Model.state``)
+``lstm``                 UNIDIRECTIONAL_SEQUENCE_LSTM
 ``add``, ``softmax``     TFLite's ADD/SUB and int8 SOFTMAX kernels, each beside its reference
 ``program``              small models compiled into one numba call
 ``interpreter``          ``load``, ``run``
