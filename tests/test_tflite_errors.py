@@ -48,7 +48,7 @@ def test_wrong_input_dtype_or_shape(hello):
 def test_unsupported_operator_is_named_at_load():
     x = T("x", (4,), "FLOAT32")
     data = single_op("FLOOR", [x], [T("y", (4,), "FLOAT32")])
-    with pytest.raises(itf.ModelError, match=r"operator 0 \(EXP\)"):
+    with pytest.raises(itf.ModelError, match=r"operator 0 \(FLOOR\)"):
         itf.load(data)
 
 
