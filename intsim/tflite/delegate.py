@@ -23,7 +23,7 @@ FUSED = (0, 1, 2, 3)  # NONE, RELU, RELU_N1_TO_1, RELU6: the fused activations t
 SAME = {"MAX_POOL_2D", "LOGISTIC", "TANH", "DEQUANTIZE", "PAD", "RESHAPE", "TRANSPOSE", "CONCATENATION",
         "STRIDED_SLICE", "SLICE", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "SPLIT", "REDUCE_MAX", "REDUCE_MIN"}  # fmt: skip
 NEVER = {"HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D", "SOFTMAX", "MAXIMUM", "MINIMUM", "DIV",
-         "SQUARED_DIFFERENCE", "RSQRT", "PRELU", "EXP", "LOG", "GELU"}  # fmt: skip
+         "SQUARED_DIFFERENCE", "RSQRT", "PRELU", "EXP", "LOG", "GELU", "ABS"}  # fmt: skip
 # (int8 MAXIMUM/MINIMUM: measured, never taken)
 # operators the delegate has no visitor for, or one that returns at once (EXPAND_DIMS)
 ABSENT = {"PADV2", "SQUEEZE", "EXPAND_DIMS", "SPLIT_V", "PACK", "UNPACK", "GATHER", "BROADCAST_TO", "SHAPE", "FILL",

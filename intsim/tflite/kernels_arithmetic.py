@@ -1,4 +1,5 @@
-"""DIV, SQUARED_DIFFERENCE, RSQRT, PRELU: quantized arithmetic with multipliers of their own.
+"""DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, BATCH_MATMUL, ABS: quantized arithmetic with
+multipliers of their own.
 
 Every MultiplyByQuantizedMultiplier here is the profile's build for the ``arithmetic`` class
 (double rounding in both runtimes' default builds; the ``...GreaterThanOne`` and
@@ -265,3 +266,19 @@ def batch_matmul(ctx, op):
     else:
         y = ctx.mbqm(op, fxp.wrap32(acc), real)
     return [np.clip(y.astype(np.int64) + zo, lo, hi).astype(to.dtype)]
+
+
+@kernel("ABS")
+def abs_op(ctx, op):
+    """``elementwise.cc`` (LiteRT and TFLite Micro, int8 and int16): ``|x - zp_in|``, then
+    ``+ zp_out`` when the two scales are equal, else ``MBQM(., QuantizeMultiplier(s_in / s_out))
+    + zp_out`` (the ratio in float32), clamped."""
+    ti, to = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    _same_types(op, [ti, to], (np.int8, np.int16))
+    (si, zi), (so, zo) = qparams(ti, op), qparams(to, op)
+    v = np.abs(ctx.input(op, 0).astype(np.int64) - zi)
+    if si != so:
+        q, shift = fxp.quantize_multiplier(float(f32(si / so)), single_rounding=ctx.rounding(op) == "single")
+        v = ctx.mbqm_raw(op, v, q, shift)
+    lo, hi = type_range(to.dtype)
+    return [np.clip(v + zo, lo, hi).astype(to.dtype)]
