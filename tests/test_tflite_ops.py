@@ -414,6 +414,8 @@ CASES = {
     "abs_int8": lambda r: unary("ABS", in_q=(0.05, -10), out_q=(0.03, -128)),
     "abs_int8_same_scale": lambda r: unary("ABS", in_q=(0.05, 7), out_q=(0.05, -100)),
     "abs_int16": lambda r: unary("ABS", kind=I16, in_q=(0.001, 0), out_q=(0.0007, 0)),
+    "add_n_int8": lambda r: single_op("ADD_N", [T(f"x{k}", (2, 3, 5), I8, scale=0.05, zero_point=-9) for k in range(3)],
+                                      [T("y", (2, 3, 5), I8, scale=0.1, zero_point=4)]),
     "log_int8": lambda r: unary("LOG", in_q=(0.05, -100), out_q=(0.03, 20)),
     "elu_int8": lambda r: unary("ELU", in_q=(0.04, 5), out_q=(0.03, -20)),
     "gelu_int8": lambda r: unary("GELU", in_q=(0.04, 5), out_q=(0.03, -20), options=dict(approximate=False)),
@@ -530,6 +532,7 @@ REFUSED = {
     "div_int16": {"tflm"},
     "space_to_batch_nd_int8": {"tflm"},  # TFLite Micro pads with an unset value
     "tile_int8": {"tflm"},
+    "add_n_int8": {"tflite-reference"},
     "reverse_v2_gap_int8": {"tflm", "tflite-reference"},
     "mirror_pad_int16": {"tflm"},
     "equal_int16": {"tflm"},

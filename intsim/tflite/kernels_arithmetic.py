@@ -282,3 +282,28 @@ def abs_op(ctx, op):
         v = ctx.mbqm_raw(op, v, q, shift)
     lo, hi = type_range(to.dtype)
     return [np.clip(v + zo, lo, hi).astype(to.dtype)]
+
+
+@kernel("ADD_N")
+def add_n(ctx, op):
+    """int8 ADD_N, TFLite Micro only (LiteRT's takes float32 and int32): ``reference_ops::AddN``
+    (``internal/reference/add_n.h``) with ``micro/kernels/add_n.cc``'s parameters.  Each input
+    ``(x - zp) << 20`` scaled by ``s / 2s`` (MBQM), summed in int32, then scaled by
+    ``2s / (2**20 s_out)``, ``+ zp_out``.  The sum starts from the scaled ``-zp`` rather than 0
+    (``const int32_t x = params.input1_offset;  // x = 0``): modelled as the runtime computes
+    it, which shifts every output by ``-zp * s / s_out``."""
+    ins = [ctx.in_tensor(op, k) for k in range(len(op.inputs))]
+    to = ctx.out_tensor(op)
+    _same_types(op, [*ins, to], (np.int8,))
+    ctx.refuse(op, litert="int8 ADD_N (add_n.cc: float32 and int32 only)")
+    if len(ins) < 2 or any(qparams(t, op) != qparams(ins[0], op) or t.shape != ins[0].shape for t in ins):
+        raise ModelError(f"{op.describe()}: needs two or more inputs of one shape, scale and zero point")
+    (s, zp), (so, zo) = qparams(ins[0], op), qparams(to, op)
+    single = ctx.rounding(op) == "single"
+    q_in, e_in = fxp.quantize_multiplier(float(s) / (2 * float(s)), single_rounding=single)
+    q_out, e_out = fxp.quantize_multiplier(2 * float(s) / ((1 << 20) * float(so)), single_rounding=single)
+    total = ctx.mbqm_raw(op, np.full(ins[0].shape, -zp << 20, np.int64), q_in, e_in).astype(np.int64)
+    for k in range(len(ins)):
+        total = fxp.wrap32(total + ctx.mbqm_raw(op, (ctx.input(op, k).astype(np.int64) - zp) << 20, q_in, e_in))
+    y = ctx.mbqm_raw(op, total, q_out, e_out) + zo
+    return [np.clip(y, -128, 127).astype(np.int8)]
