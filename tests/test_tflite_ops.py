@@ -234,6 +234,17 @@ def movement_op(rng, op, kind=I8):
         return single_op(op, [T("x", (2, 3, 4), kind, **q), i32("axes", [2, 1])], [T("y", (2, 3, 4), kind, **q)])
     if op == "REVERSE_V2_GAP":  # axes that are not contiguous: refused by both runtimes
         return single_op("REVERSE_V2", [T("x", (2, 3, 4), kind, **q), i32("axes", [0, 2])], [T("y", (2, 3, 4), kind, **q)])
+    if op == "GATHER_ND":
+        idx = T("i", (2, 2, 2), "INT32", data=np.array([[[0, 4], [2, 1]], [[1, 1], [2, 0]]], np.int32))
+        return single_op(op, [T("x", (3, 5, 4), kind, **q), idx], [T("y", (2, 2, 4), kind, **q)])
+    if op == "EMBEDDING_LOOKUP":
+        table = T("table", (6, 5), kind, data=random_int(rng, (6, 5), NP[kind]), **q)
+        return single_op(op, [T("ids", (4,), "INT32", data=np.array([5, 0, 2, 2], np.int32)), table],
+                         [T("y", (4, 5), kind, **q)])  # fmt: skip
+    if op == "DYNAMIC_UPDATE_SLICE":
+        start = T("s", (3,), "INT32", data=np.array([1, -2, 3], np.int32))  # clamped to [1, 0, 2]
+        return single_op(op, [T("x", (3, 5, 4), kind, **q), T("u", (2, 3, 2), kind, **q), start],
+                         [T("y", (3, 5, 4), kind, **q)])  # fmt: skip
     if op in ("REDUCE_MAX", "REDUCE_MIN"):
         x = T("x", (3, 7, 4), kind, **q)
         return single_op(op, [x, i32("axes", [0, 2])], [T("y", (1, 7, 1), kind, **q)], dict(keep_dims=True))
@@ -446,10 +457,11 @@ CASES = {
        for op in ("SPLIT", "SPLIT_V", "PACK", "UNPACK", "GATHER", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BROADCAST_TO",
                   "SHAPE", "FILL", "ZEROS_LIKE", "ARG_MAX", "ARG_MIN", "REDUCE_MAX", "REDUCE_MIN", "SPACE_TO_BATCH_ND",
                   "SPACE_TO_BATCH_ND_NO_PAD", "BATCH_TO_SPACE_ND", "MIRROR_PAD", "MIRROR_PAD_SYMMETRIC", "TILE",
-                  "REVERSE_V2", "REVERSE_V2_GAP")},
+                  "REVERSE_V2", "REVERSE_V2_GAP", "GATHER_ND", "EMBEDDING_LOOKUP", "DYNAMIC_UPDATE_SLICE")},
     "gather_int8_batch_dims": lambda r: movement_op(r, "GATHER_BATCH"),
     **{f"{op.lower()}_int16": (lambda o: lambda r: movement_op(r, o, I16))(op)
-       for op in ("SPLIT", "PACK", "GATHER", "REDUCE_MAX", "BROADCAST_TO", "REVERSE_V2", "MIRROR_PAD")},
+       for op in ("SPLIT", "PACK", "GATHER", "REDUCE_MAX", "BROADCAST_TO", "REVERSE_V2", "MIRROR_PAD",
+                  "DYNAMIC_UPDATE_SLICE")},
     "svdf_int16_state": lambda r: svdf(r),
     "svdf_int16_state_rank1_wrapping_time_sums": lambda r: svdf(r, rank=1, time_bits=16),
     "svdf_int8_state": lambda r: svdf(r, state=I8),  # TFLite Micro only

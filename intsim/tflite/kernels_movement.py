@@ -1,6 +1,6 @@
 """SPLIT, SPLIT_V, PACK, UNPACK, GATHER, DEPTH_TO_SPACE, SPACE_TO_DEPTH, BROADCAST_TO,
-SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND, MIRROR_PAD, TILE, REVERSE_V2: integers moved, never
-changed.
+SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND, MIRROR_PAD, TILE, REVERSE_V2, GATHER_ND, EMBEDDING_LOOKUP,
+DYNAMIC_UPDATE_SLICE: integers moved, never changed.
 
 As in ``kernels_shape``, every input and output must share one quantization: LiteRT's and TFLite
 Micro's kernels copy the raw integers (``split.cc``, ``split_v.cc``, ``pack.cc``, ``unpack.cc``,
@@ -264,3 +264,52 @@ def reverse_v2(ctx, op):
     if ordered and ordered != list(range(ordered[0], ordered[0] + len(ordered))):
         raise ModelError(f"{op.describe()}: axes {axes} are not contiguous, which LiteRT's and TFLite Micro's kernels refuse")
     return [np.ascontiguousarray(np.flip(x, axis=tuple(a % x.ndim for a in axes)))]
+
+
+@kernel("GATHER_ND")
+def gather_nd(ctx, op):
+    """``gather_nd.cc``: ``params`` indexed by the last axis of ``indices`` (int32; int64 in
+    LiteRT too); an index outside its axis is an error in both runtimes."""
+    x, idx = ctx.input(op, 0), np.asarray(ctx.input(op, 1))
+    _outputs_like(ctx, op, [0])
+    if idx.dtype not in (np.int32, np.int64) or idx.ndim < 1 or idx.shape[-1] > x.ndim:
+        raise ModelError(f"{op.describe()}: indices {idx.dtype}{list(idx.shape)} for params of rank {x.ndim}")
+    if idx.dtype != np.int32 or x.dtype != np.int8:
+        ctx.refuse(op, tflm=f"{x.dtype} params with {idx.dtype} indices (gather_nd.cc: int8 or float32, int32)")
+    depth = idx.shape[-1]
+    flat = idx.reshape(-1, depth).astype(np.int64)
+    if flat.size and (np.any(flat < 0) or np.any(flat >= np.array(x.shape[:depth]))):
+        raise ModelError(f"{op.describe()}: an index lies outside params of shape {x.shape}")
+    picked = x[tuple(flat.T)] if depth else np.broadcast_to(x, (flat.shape[0], *x.shape))
+    return [np.ascontiguousarray(picked.reshape(idx.shape[:-1] + x.shape[depth:]))]
+
+
+@kernel("EMBEDDING_LOOKUP")
+def embedding_lookup(ctx, op):
+    """``embedding_lookup.cc``: rows of ``value`` picked by the int32 ``lookup`` (inputs: lookup,
+    value); an id outside the table is an error in both runtimes."""
+    ids, table = np.asarray(ctx.input(op, 0)), ctx.input(op, 1)
+    if ids.dtype != np.int32 or ids.ndim != 1:
+        raise ModelError(f"{op.describe()}: the lookup must be 1-D int32, got {ids.dtype}{list(ids.shape)}")
+    out = ctx.out_tensor(op)
+    if out.dtype != table.dtype:
+        raise ModelError(f"{op.describe()}: {out.describe()} must be {table.dtype} (hybrid lookups are not modelled)")
+    _same_quantization(op, [ctx.in_tensor(op, 1)], out)
+    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+        raise ModelError(f"{op.describe()}: an id lies outside the {table.shape[0]} rows")
+    return [np.ascontiguousarray(table[ids.astype(np.int64)])]
+
+
+@kernel("DYNAMIC_UPDATE_SLICE")
+def dynamic_update_slice(ctx, op):
+    """``dynamic_update_slice.cc``: ``operand`` with ``update`` written at ``start``, each start
+    clamped to ``[0, dim - update_dim]``."""
+    x, upd = ctx.input(op, 0), ctx.input(op, 1)
+    start = np.asarray(ctx.input(op, 2)).astype(np.int64).reshape(-1)
+    _same_quantization(op, [ctx.in_tensor(op, 0), ctx.in_tensor(op, 1)], ctx.out_tensor(op))
+    if upd.ndim != x.ndim or start.size != x.ndim or any(u > d for u, d in zip(upd.shape, x.shape, strict=True)):
+        raise ModelError(f"{op.describe()}: update {upd.shape} and start {start.tolist()} for operand {x.shape}")
+    s = [int(min(max(0, b), d - u)) for b, d, u in zip(start, x.shape, upd.shape, strict=True)]
+    y = x.copy()
+    y[tuple(slice(b, b + u) for b, u in zip(s, upd.shape, strict=True))] = upd
+    return [y]
