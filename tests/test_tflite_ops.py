@@ -425,6 +425,7 @@ CASES = {
     "abs_int8": lambda r: unary("ABS", in_q=(0.05, -10), out_q=(0.03, -128)),
     "abs_int8_same_scale": lambda r: unary("ABS", in_q=(0.05, 7), out_q=(0.05, -100)),
     "abs_int16": lambda r: unary("ABS", kind=I16, in_q=(0.001, 0), out_q=(0.0007, 0)),
+    "l2_normalization_int8": lambda r: unary("L2_NORMALIZATION", in_q=(0.05, -3), out_q=(1 / 128, 0), shape=(2, 5, 24)),
     "add_n_int8": lambda r: single_op("ADD_N", [T(f"x{k}", (2, 3, 5), I8, scale=0.05, zero_point=-9) for k in range(3)],
                                       [T("y", (2, 3, 5), I8, scale=0.1, zero_point=4)]),
     "log_int8": lambda r: unary("LOG", in_q=(0.05, -100), out_q=(0.03, 20)),

@@ -45,7 +45,7 @@ OPTIONS = {
     "REDUCE_MAX": "ReducerOptions", "REDUCE_MIN": "ReducerOptions", "SUM": "ReducerOptions",
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions", "SVDF": "SVDFOptions",
     "DIV": "DivOptions", "SQUARED_DIFFERENCE": "SquaredDifferenceOptions", "GELU": "GeluOptions", "BATCH_MATMUL": "BatchMatMulOptions",
-    "MIRROR_PAD": "MirrorPadOptions",
+    "MIRROR_PAD": "MirrorPadOptions", "L2_NORMALIZATION": "L2NormOptions",
     "RESIZE_BILINEAR": "ResizeBilinearOptions", "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
 }  # fmt: skip
 

@@ -1,5 +1,5 @@
-"""DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, BATCH_MATMUL, ABS: quantized arithmetic with
-multipliers of their own.
+"""DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, BATCH_MATMUL, ABS, ADD_N, L2_NORMALIZATION: quantized
+arithmetic with multipliers of their own.
 
 Every MultiplyByQuantizedMultiplier here is the profile's build for the ``arithmetic`` class
 (double rounding in both runtimes' default builds; the ``...GreaterThanOne`` and
@@ -307,3 +307,22 @@ def add_n(ctx, op):
         total = fxp.wrap32(total + ctx.mbqm_raw(op, (ctx.input(op, k).astype(np.int64) - zp) << 20, q_in, e_in))
     y = ctx.mbqm_raw(op, total, q_out, e_out) + zo
     return [np.clip(y, -128, 127).astype(np.int8)]
+
+
+@kernel("L2_NORMALIZATION")
+def l2_normalization(ctx, op):
+    """``reference_integer_ops::L2Normalization`` (LiteRT in every mode, TFLite Micro), int8:
+    per row of the last axis, ``acc = sum (x - zp)**2`` (int32), its inverse square root by
+    ``GetInvSqrtQuantizedMultiplierExp``, then ``MBQM(x - zp, m, shift + 7)`` clamped: the output
+    in 1/128 (scale 1/128, zero point 0)."""
+    ti, to = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    _same_types(op, [ti, to], (np.int8,))
+    (_, zi), (so, zo) = qparams(ti, op), qparams(to, op)
+    if so != f32(1 / 128) or zo != 0:
+        raise ModelError(f"{op.describe()}: int8 L2_NORMALIZATION output must have scale 1/128 and zero point 0")
+    v = ctx.input(op, 0).astype(np.int64) - zi
+    acc = fxp.wrap32((v * v).sum(axis=-1))
+    pairs = [_inv_sqrt(int(a)) for a in acc.reshape(-1)]
+    m = np.array([p[0] for p in pairs], np.int64).reshape(acc.shape)[..., None]
+    shift = np.array([p[1] for p in pairs], np.int64).reshape(acc.shape)[..., None] + 7
+    return [np.clip(_mbqm_array(ctx, op, v, m, shift), -128, 127).astype(np.int8)]
