@@ -425,6 +425,10 @@ CASES = {
     "abs_int8": lambda r: unary("ABS", in_q=(0.05, -10), out_q=(0.03, -128)),
     "abs_int8_same_scale": lambda r: unary("ABS", in_q=(0.05, 7), out_q=(0.05, -100)),
     "abs_int16": lambda r: unary("ABS", kind=I16, in_q=(0.001, 0), out_q=(0.0007, 0)),
+    **{f"cumsum_int8{'_exclusive' * e}{'_reverse' * r}": (lambda e, r: lambda _: single_op(
+        "CUMSUM", [T("x", (3, 6, 4), I8, scale=0.05, zero_point=-9), T("axis", (1,), "INT32", data=np.array([1], np.int32))],
+        [T("y", (3, 6, 4), I8, scale=0.2, zero_point=5)], dict(exclusive=bool(e), reverse=bool(r))))(e, r)
+       for e in (0, 1) for r in (0, 1)},
     "l2_normalization_int8": lambda r: unary("L2_NORMALIZATION", in_q=(0.05, -3), out_q=(1 / 128, 0), shape=(2, 5, 24)),
     "add_n_int8": lambda r: single_op("ADD_N", [T(f"x{k}", (2, 3, 5), I8, scale=0.05, zero_point=-9) for k in range(3)],
                                       [T("y", (2, 3, 5), I8, scale=0.1, zero_point=4)]),
@@ -546,6 +550,8 @@ REFUSED = {
     "space_to_batch_nd_int8": {"tflm"},  # TFLite Micro pads with an unset value
     "tile_int8": {"tflm"},
     "add_n_int8": {"tflite-reference"},
+    **dict.fromkeys(("cumsum_int8", "cumsum_int8_exclusive", "cumsum_int8_reverse", "cumsum_int8_exclusive_reverse"),
+                    {"tflite-reference"}),
     "reverse_v2_gap_int8": {"tflm", "tflite-reference"},
     "mirror_pad_int16": {"tflm"},
     "equal_int16": {"tflm"},

@@ -46,6 +46,7 @@ OPTIONS = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions", "SVDF": "SVDFOptions",
     "DIV": "DivOptions", "SQUARED_DIFFERENCE": "SquaredDifferenceOptions", "GELU": "GeluOptions", "BATCH_MATMUL": "BatchMatMulOptions",
     "MIRROR_PAD": "MirrorPadOptions", "L2_NORMALIZATION": "L2NormOptions",
+    "CUMSUM": "CumsumOptions",
     "RESIZE_BILINEAR": "ResizeBilinearOptions", "RESIZE_NEAREST_NEIGHBOR": "ResizeNearestNeighborOptions",
 }  # fmt: skip
 

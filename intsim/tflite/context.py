@@ -21,7 +21,7 @@ OWN_MULTIPLIER_CLASS = {
     "ADD": "add", "SUB": "add", "MUL": "mul", "MEAN": "mean", "SUM": "mean", "SOFTMAX": "softmax", "QUANTIZE": "quantize",
     "SVDF": "recurrent", "UNIDIRECTIONAL_SEQUENCE_LSTM": "recurrent",
     **dict.fromkeys(("DIV", "SQUARED_DIFFERENCE", "RSQRT", "PRELU", "RESIZE_BILINEAR", "EQUAL", "NOT_EQUAL", "LESS",
-                     "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "BATCH_MATMUL", "ABS", "ADD_N", "L2_NORMALIZATION"), "arithmetic"),
+                     "LESS_EQUAL", "GREATER", "GREATER_EQUAL", "BATCH_MATMUL", "ABS", "ADD_N", "L2_NORMALIZATION", "CUMSUM"), "arithmetic"),
     **dict.fromkeys(("LOGISTIC", "TANH", "LEAKY_RELU", "HARD_SWISH", "RELU", "RELU6", "RELU_N1_TO_1"), "activation"),
 }  # fmt: skip
 

@@ -1,5 +1,5 @@
-"""DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, BATCH_MATMUL, ABS, ADD_N, L2_NORMALIZATION: quantized
-arithmetic with multipliers of their own.
+"""DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, BATCH_MATMUL, ABS, ADD_N, CUMSUM, L2_NORMALIZATION:
+quantized arithmetic with multipliers of their own.
 
 Every MultiplyByQuantizedMultiplier here is the profile's build for the ``arithmetic`` class
 (double rounding in both runtimes' default builds; the ``...GreaterThanOne`` and
@@ -326,3 +326,36 @@ def l2_normalization(ctx, op):
     m = np.array([p[0] for p in pairs], np.int64).reshape(acc.shape)[..., None]
     shift = np.array([p[1] for p in pairs], np.int64).reshape(acc.shape)[..., None] + 7
     return [np.clip(_mbqm_array(ctx, op, v, m, shift), -128, 127).astype(np.int8)]
+
+
+@kernel("CUMSUM")
+def cumsum(ctx, op):
+    """int8 CUMSUM, TFLite Micro only (LiteRT's takes int32, int64 and float32):
+    ``reference_ops::CumSum`` (``internal/reference/cumsum.h``) with ``micro/kernels/cumsum.cc``'s
+    parameters, the arithmetic of ADD_N along one axis (``exclusive``, ``reverse``): each value
+    ``MBQM((x - zp) << 20, s / 2s)``, the running int32 sum seeded, like ADD_N's, with the scaled
+    ``-zp``, then ``MBQM(., 2s / (2**20 s_out)) + zp_out``."""
+    ti, to = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    _same_types(op, [ti, to], (np.int8,))
+    ctx.refuse(op, litert="int8 CUMSUM (cumsum.cc: int32, int64 and float32 only)")
+    x = ctx.input(op, 0).astype(np.int64)
+    a = np.asarray(ctx.input(op, 1)).reshape(-1)
+    if a.size != 1 or not -x.ndim <= int(a[0]) < x.ndim:
+        raise ModelError(f"{op.describe()}: needs one axis within rank {x.ndim}, got {a.tolist()}")
+    axis = int(a[0]) % x.ndim
+    (s, zp), (so, zo) = qparams(ti, op), qparams(to, op)
+    single = ctx.rounding(op) == "single"
+    q_in, e_in = fxp.quantize_multiplier(float(s) / (2 * float(s)), single_rounding=single)
+    q_out, e_out = fxp.quantize_multiplier(2 * float(s) / ((1 << 20) * float(so)), single_rounding=single)
+    seed = int(ctx.mbqm_raw(op, np.array([-zp << 20]), q_in, e_in)[0])
+    v = ctx.mbqm_raw(op, (x - zp) << 20, q_in, e_in).astype(np.int64)
+    if op.options.get("reverse", False):
+        v = np.flip(v, axis)
+    total = np.cumsum(v, axis=axis)
+    if op.options.get("exclusive", False):
+        total = total - v
+    total = fxp.wrap32(total + seed)
+    if op.options.get("reverse", False):
+        total = np.flip(total, axis)
+    y = ctx.mbqm_raw(op, np.ascontiguousarray(total), q_out, e_out) + zo
+    return [np.clip(y, -128, 127).astype(np.int8)]
