@@ -30,8 +30,22 @@ from intsim.tflite.interpreter import execute, load
 from intsim.tflite.model import Operator
 
 # the operators each Profile.kernels value computes otherwise than LiteRT's reference kernels
-_KERNEL_OPS = {"reference": (), "optimized": ("ADD", "MUL", "QUANTIZE", "DEQUANTIZE", "MEAN", "LEAKY_RELU"),
-               "xnnpack": ("ADD", "SUB", "MUL", "QUANTIZE", "MEAN", "LEAKY_RELU"), "tflm": ("RELU6",)}  # fmt: skip
+_KERNEL_OPS = {"reference": ("SUM", "ELU"),
+               "optimized": ("ADD", "MUL", "QUANTIZE", "DEQUANTIZE", "MEAN", "SUM", "LEAKY_RELU", "LOGISTIC", "TANH",
+                             "ELU"),
+               "xnnpack": ("ADD", "SUB", "MUL", "QUANTIZE", "MEAN", "SUM", "LEAKY_RELU", "ELU", "BATCH_MATMUL"),
+               "tflm": ("RELU6", "UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF", "DIV", "ELU", "PRELU", "CAST")}  # fmt: skip
+# what differs in TFLite Micro's kernel from LiteRT's, where it has one of its own
+_TFLM_NOTES = {
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "gate sigmoid/tanh by table interpolation (TFLite Micro) vs gemmlowp int16 fixed "
+                                    "point (LiteRT), the cell update rounded twice, each gate part clamped alone",
+    "SVDF": "the state's zero point added after the clamp (TFLite Micro) vs ignored (LiteRT)",
+    "DIV": "exact ties rounded away from zero (TFLite Micro)",
+    "RELU6": "the clamp in the input's quantization (TFLite Micro)",
+    "ELU": "exp(x) - 1 (TFLite Micro) vs expm1(x) (LiteRT)",
+}
+# the operators whose multiplier derivation is their class's (the others derive theirs in one way)
+_DERIVED_BY_CLASS = ("MUL", "SVDF")
 _WEIGHT_CLASS = {"CONV_2D": "conv", "TRANSPOSE_CONV": "transpose-conv", "DEPTHWISE_CONV_2D": "depthwise",
                  "FULLY_CONNECTED": "fc"}  # fmt: skip
 
@@ -106,7 +120,7 @@ def explain(op: Operator, input_dtype, pa: _profiles.Profile, pb: _profiles.Prof
         (ra, ma), (rb, mb) = _rules(pa, cls), _rules(pb, cls)
         if ra != rb:
             parts.append(f"{pa.name} {_summary(ra)}; {pb.name} {_summary(rb)}")
-        if ma != mb:
+        if ma != mb and (op.op in _WEIGHT_CLASS or op.op in _DERIVED_BY_CLASS):
             what = "s_in*s_w/s_out " if op.op in _WEIGHT_CLASS else "s1*s2/s_out " if op.op == "MUL" else ""
             parts.append(f"multiplier {what}in {ma} ({pa.name}) vs {mb} ({pb.name})")
     if op.op in _WEIGHT_CLASS:
@@ -115,7 +129,8 @@ def explain(op: Operator, input_dtype, pa: _profiles.Profile, pb: _profiles.Prof
         if acc_a != acc_b:
             parts.append(f"accumulator {acc_a} vs {acc_b} (bits, overflow, int16 pairs)")
     if pa.kernels != pb.kernels and op.op in _KERNEL_OPS[pa.kernels] + _KERNEL_OPS[pb.kernels]:
-        parts.append(f"{pa.name} runs the {pa.kernels} kernel, {pb.name} the {pb.kernels} one")
+        note = _TFLM_NOTES.get(op.op) if "tflm" in (pa.kernels, pb.kernels) else None
+        parts.append(f"{pa.name} runs the {pa.kernels} kernel, {pb.name} the {pb.kernels} one" + (f": {note}" if note else ""))
     if op.op in ("LOGISTIC", "TANH") and pa.activation_impl != pb.activation_impl:
         parts.append(f"{pa.name} uses a {pa.activation_impl} implementation, {pb.name} a {pb.activation_impl} one")
     if op.op == "QUANTIZE" and pa.quantize_rounding != pb.quantize_rounding:
