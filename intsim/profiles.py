@@ -54,7 +54,7 @@ OP_CLASSES = {
     "softmax": "SOFTMAX",
     "activation": "LOGISTIC, TANH, LEAKY_RELU, HARD_SWISH",
     "quantize": "QUANTIZE between integer types",
-    "recurrent": "SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM (their effective scales)",
+    "recurrent": "SVDF, UNIDIRECTIONAL_SEQUENCE_LSTM (their effective scales, the LSTM's gate multipliers)",
     "arithmetic": "DIV, SQUARED_DIFFERENCE, RSQRT, PRELU, BATCH_MATMUL, quantized comparisons (and "
                   "RESIZE_BILINEAR's rounding)",
 }
@@ -341,8 +341,8 @@ PROFILES = {
             "TFLite Micro reference kernels = CMSIS-NN default (tensorflow/tflite-micro "
             "tensorflow/lite/kernels/internal/common.cc, reference/integer_ops/*.h): MBQM double "
             "rounding everywhere; FullyConnected multiplier from a float32 product; MUL's multiplier in "
-            "double (micro/kernels/mul_common.cc), SVDF's effective scales too (the tflite-micro "
-            "0.dev20261023 runtime); RELU6 clamps in the input's quantization "
+            "double (micro/kernels/mul_common.cc), SVDF's effective scales and the LSTM's gate multipliers "
+            "too (the tflite-micro 0.dev20261023 runtime); RELU6 clamps in the input's quantization "
             "(micro/kernels/activations_common.cc); int8 LOGISTIC/TANH in gemmlowp fixed point",
             table(("double", "float64"), ("double", "float32-product"), mul_multiplier="float64",
                   recurrent_multiplier="float64"),

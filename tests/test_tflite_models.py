@@ -166,3 +166,18 @@ def test_every_layer_equals_builtin_ref(name, models_dir):
     MobileNet; the mobile operators' block: pad, hard-swish, depthwise x2, residual add, max pool,
     mean): every tensor equals LiteRT BUILTIN_REF's."""
     assert_every_layer(model_bytes(name, models_dir), "tflite-reference", seed=6)
+
+def test_person_detect_runs_under_tflm_and_is_refused_where_litert_refuses_it(models_dir):
+    """TFLite Micro's person detector quantizes a 1-D bias along axis 3: the TFLite Micro runtime
+    runs it (every layer equal: test_every_layer_equals_tflite_micro), LiteRT's interpreter
+    refuses it at allocation, and so do the LiteRT profiles."""
+    from _tflite_util import interpret
+
+    data = model_bytes("person_detect", models_dir)
+    model = itf.load(data)
+    x = random_int(np.random.default_rng(0), (1, 96, 96, 1), np.int8)
+    for profile in ("tflite-reference", "litert-builtin", "litert"):
+        with pytest.raises((RuntimeError, ValueError), match="quantized_dimension"):
+            interpret(data, [x], profile)
+        with pytest.raises(itf.ModelError, match="quantized_dimension 3, outside"):
+            itf.run(model, x, profile=profile)

@@ -38,6 +38,21 @@ def load(model) -> Model:
     return m
 
 
+def litert_quantization_error(m: Model) -> str | None:
+    """What LiteRT's ``InterpreterBuilder::ParseQuantization`` (``tflite/core/interpreter_builder.cc``)
+    rejects in a model TFLite Micro runs: a per-channel ``quantized_dimension`` outside the
+    tensor's rank, or a scale count neither 1 nor that axis's size."""
+    for t in m.tensors:
+        n, q = t.scale.size, t.quantized_dimension
+        if n == 0 or not t.shape:
+            continue
+        if not 0 <= q < len(t.shape):
+            return f"{t.describe()} has quantized_dimension {q}, outside [0, {len(t.shape)})"
+        if n != 1 and n != t.shape[q]:
+            return f"{t.describe()} has {n} scales along axis {q} of size {t.shape[q]}"
+    return None
+
+
 def execute(ctx: Context, op: Operator) -> list[np.ndarray]:
     """Run one operator on ``ctx.values``; checks the results against the model's tensors.  A
     profile with a delegate runs the nodes the delegate takes by the delegate's profile."""
@@ -82,6 +97,11 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
             return prog(inputs)
     m = load(model)
     p = _profiles.get(profile)  # any profile: each operator by the rule its table gives its class
+    if p.kernels != "tflm":
+        why = m.prepared.setdefault("litert quantization", litert_quantization_error(m))
+        if why:
+            raise ModelError(f"{m.source}: {why}: LiteRT's interpreter refuses the model (profile {p.name!r}; "
+                             "TFLite Micro runs it)")  # fmt: skip
     if whole_model is not False:
         if backend in ("jit", "jit-serial") and not return_intermediates:
             prog = program_for(m, p)

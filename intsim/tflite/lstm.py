@@ -15,6 +15,7 @@ import numpy as np
 from numba import prange
 
 from intsim import fixedpoint as fxp
+from intsim import profiles as _profiles
 from intsim._jit import helper
 from intsim._jit import kernel as jit_kernel
 from intsim.fixedpoint import gemmlowp as g
@@ -86,6 +87,10 @@ def lstm_params(ctx, op) -> LstmParams:
                              "with zero point 0")  # fmt: skip
         return t.data.astype(np.int64), f32(t.scale[0])
 
+    # the gates' multipliers s_in * s_w / 2**-12: the profile's "recurrent" derivation (float32
+    # products in LiteRT's lstm.cc, double in the tflite-micro runtime, measured on mnist_lstm_int8)
+    derivation = ctx.profile.rules("recurrent")[1]
+    single = ctx.rounding(op) == "single"
     w, r, q_in, e_in, q_rec, e_rec, bias = [], [], [], [], [], [], []
     for gate in GATES:
         (wg, sw), (rg, sr) = weights(INPUT_WEIGHTS[gate]), weights(RECURRENT_WEIGHTS[gate])
@@ -93,8 +98,9 @@ def lstm_params(ctx, op) -> LstmParams:
         w.append(wg)
         r.append(rg)
         bias.append(np.zeros(wg.shape[0], np.int64) if b is None else np.asarray(b, np.int64))
-        for s_in, qs, es in ((s_x, q_in, e_in), (s_h, q_rec, e_rec)):  # both: the float32 product, / 2**-12
-            q, e = fxp.quantize_multiplier(float(f32(s_in * (sw if qs is q_in else sr))) / GATE_SCALE)
+        for s_in, s_w, qs, es in ((s_x, sw, q_in, e_in), (s_h, sr, q_rec, e_rec)):
+            real = _profiles.real_multiplier(s_in, s_w, GATE_SCALE, derivation).reshape(-1)[0]
+            q, e = fxp.quantize_multiplier(float(real), single_rounding=single)
             qs.append(q)
             es.append(e)
     cell_power = _log2(op, s_c, "cell state", tflm)
@@ -113,11 +119,11 @@ def lstm_params(ctx, op) -> LstmParams:
                              f"{len(op.intermediates)}")  # fmt: skip
         s4, zp_hidden = qparams(ctx.tensor(op.intermediates[4]), op)
         hidden = float(f32(2.0**-15 / float(s4) * 2.0**-15))
-    q_h, e_h = fxp.quantize_multiplier(hidden)
+    q_h, e_h = fxp.quantize_multiplier(hidden, single_rounding=single)
     return LstmParams(np.stack(w), np.stack(r), np.stack(bias), np.array(q_in), np.array(e_in), np.array(q_rec),
                       np.array(e_rec), zp_x, zp_h, cell_power, clip, (q_h, e_h, zp_hidden),
-                      fxp.quantize_multiplier(2.0**-15 * float(s_c) / float(s_c)),
-                      fxp.quantize_multiplier(2.0**-15 * 2.0**-15 / float(s_c)))  # fmt: skip
+                      fxp.quantize_multiplier(2.0**-15 * float(s_c) / float(s_c), single_rounding=single),
+                      fxp.quantize_multiplier(2.0**-15 * 2.0**-15 / float(s_c), single_rounding=single))  # fmt: skip
 
 
 def _check_lstm(ctx, op):
@@ -174,8 +180,9 @@ def unidirectional_sequence_lstm(ctx, op):
     batches side by side, state carried in the variable tensors 18 (int8 h) and 19 (int16 c):
 
     * gates i, f, c, o: ``MBQM(W x + b)`` and ``MBQM(R h)`` (int32 sums, zero points folded,
-      Q3.12 results); TFLite Micro clamps each to int16 before the saturating add, LiteRT adds
-      the recurrent part unclamped;
+      Q3.12 results; multipliers ``s_in * s_w / 2**-12`` from float32 products in LiteRT, from
+      doubles in the tflite-micro runtime); TFLite Micro clamps each to int16 before the
+      saturating add, LiteRT adds the recurrent part unclamped;
     * sigmoid (i, f, o) and tanh (c): gemmlowp ``logistic``/``tanh`` on int16 F3 in LiteRT, the
       ``sigmoid_table_uint16`` interpolation in TFLite Micro (``int16_activations``);
     * ``c = f*c >> 15``, ``+ i*g >> (30 + log2 s_c)`` saturated, clipped: LiteRT one

@@ -45,7 +45,7 @@ _TFLM_NOTES = {
     "ELU": "exp(x) - 1 (TFLite Micro) vs expm1(x) (LiteRT)",
 }
 # the operators whose multiplier derivation is their class's (the others derive theirs in one way)
-_DERIVED_BY_CLASS = ("MUL", "SVDF")
+_DERIVED_BY_CLASS = ("MUL", "SVDF", "UNIDIRECTIONAL_SEQUENCE_LSTM")
 _WEIGHT_CLASS = {"CONV_2D": "conv", "TRANSPOSE_CONV": "transpose-conv", "DEPTHWISE_CONV_2D": "depthwise",
                  "FULLY_CONNECTED": "fc"}  # fmt: skip
 
