@@ -124,7 +124,7 @@ def run_streaming() -> str:
     first (bit-exact: every output equal), then the timed calls, state carried along."""
     rows = []
     rng = np.random.default_rng(2)
-    for name in ("micro_speech_lstm", "keyword_scrambled"):
+    for name in ("micro_speech_lstm", "mnist_lstm_int8", "dtln_noise_suppression", "keyword_scrambled"):
         data = (MODELS / "tflite" / f"{name}.tflite").read_bytes()
         model = itf.load(data)
         xs = model.random_inputs(rng)
