@@ -265,16 +265,17 @@ def svdf(rng, state=I16, rank=2, act=1, time_bits=10):
     return single_op("SVDF", [x, wf, wt, b, st], [y], dict(rank=rank, fused_activation_function=act))
 
 
-def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, saturate=False):
+def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, saturate=False, wide=False):
     """UNIDIRECTIONAL_SEQUENCE_LSTM as the converter writes an int8 one (intermediates: four
     empty float32 tensors and the hidden state's quantization).  ``saturate``: biases and
     recurrent weights that drive the gates' int16 sums to saturation (where TFLite Micro clamps
     the recurrent part alone and LiteRT does not)."""
     from intsim.tflite.builder import OpSpec, build
 
-    n_in, s_x, s_h, s_c = 6, 0.05, 1 / 128, 2.0**-11
+    n_in, s_x, s_h, s_c = 6, (2.0**-10 if wide else 0.05), (2.0**-12 if wide else 1 / 128), 2.0**-11
+    act_type, h_zp, bias_type = (I16, 0, "INT64") if wide else (I8, -1, "INT32")
     shape = (steps, batch) if time_major else (batch, steps)
-    t = [T("x", (*shape, n_in), I8, scale=s_x, zero_point=-3)]
+    t = [T("x", (*shape, n_in), act_type, scale=s_x, zero_point=0 if wide else -3)]
     for gate in ("i", "f", "c", "o"):  # input weights 1-4, recurrent weights 5-8
         t.append(T(f"w_{gate}", (units, n_in), I8, data=_w(rng, (units, n_in)), scale=rng.uniform(0.003, 0.03)))
     for gate in ("i", "f", "c", "o"):
@@ -282,12 +283,13 @@ def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, sat
         t.append(T(f"r_{gate}", (units, units), I8, data=r, scale=0.03 if saturate else rng.uniform(0.003, 0.03)))
     for k, gate in enumerate(("i", "f", "c", "o")):  # biases 12-15
         b = np.full(units, -2_000_000 if gate == "f" else 2_000_000, np.int32) if saturate else _bias(rng, units, bound=3000)
-        t.append(T(f"b_{gate}", (units,), "INT32", data=b, scale=np.float32(s_x) * np.float32(t[1 + k].scale)))
-    t += [T("h", (batch, units), I8, scale=s_h, zero_point=-1, variable=True),
+        t.append(T(f"b_{gate}", (units,), bias_type, data=b.astype(np.int64 if wide else np.int32),
+                   scale=np.float32(s_x) * np.float32(t[1 + k].scale)))  # fmt: skip
+    t += [T("h", (batch, units), act_type, scale=s_h, zero_point=h_zp, variable=True),
           T("c", (batch, units), I16, scale=s_c, zero_point=0, variable=True),
           *[T(f"inter{k}", (0,), "FLOAT32") for k in range(4)],
-          T("hidden", (0,), I8, scale=s_h, zero_point=-1),
-          T("y", (*shape, units), I8, scale=s_h, zero_point=-1)]  # fmt: skip
+          T("hidden", (0,), act_type, scale=s_h, zero_point=h_zp),
+          T("y", (*shape, units), act_type, scale=s_h, zero_point=h_zp)]  # fmt: skip
     ins = [0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -1, -1, 9, 10, 11, 12, -1, -1, 13, 14, -1, -1, -1, -1]
     options = dict(fused_activation_function=act, cell_clip=clip, proj_clip=0.0, time_major=time_major)
     op = OpSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [20], options, intermediates=[15, 16, 17, 18, 19])
@@ -475,6 +477,8 @@ CASES = {
     "lstm_int8_time_major_no_clip": lambda r: lstm(r, time_major=True, clip=0.0, batch=3),
     "lstm_int8_saturating_gates": lambda r: lstm(r, saturate=True, clip=3.0),
     "lstm_int8_relu_cell_gate": lambda r: lstm(r, act=1),  # LiteRT ignores it (tanh); TFLite Micro asserts
+    "lstm_int16x8": lambda r: lstm(r, wide=True, steps=6, units=7),
+    "lstm_int16x8_time_major": lambda r: lstm(r, wide=True, time_major=True, batch=3),
     "div_int8": lambda r: arithmetic(r, "DIV"),
     "div_int8_broadcast_relu": lambda r: arithmetic(r, "DIV", broadcast=True, act=1),
     "div_int16": lambda r: arithmetic(r, "DIV", kind=I16, scales=(0.001, 0.0005, 0.002)),
@@ -542,6 +546,8 @@ REFUSED = {
     "cast_int8_to_uint8": {"tflm"},
     "svdf_no_activation": {"tflite-reference"},
     "lstm_int8_relu_cell_gate": {"tflm"},
+    "lstm_int16x8": {"tflite-reference"},  # LiteRT takes only an int8 input as integer
+    "lstm_int16x8_time_major": {"tflite-reference"},
     "quantize_float_to_uint8": {"tflm"},  # TFLite Micro: uint8 only to or from int8
     "requantize_uint8_to_uint8": {"tflm"},
     "requantize_uint8_to_int16": {"tflm"},
@@ -659,7 +665,7 @@ def test_tflite_micro_and_litert_reference_differ_where_the_profiles_say():
         assert departs, model.operators[0].op
 
 
-STATEFUL = {"tflm": ("svdf_int16_state", "svdf_int8_state", "lstm_int8", "lstm_int8_saturating_gates"),
+STATEFUL = {"tflm": ("svdf_int16_state", "svdf_int8_state", "lstm_int8", "lstm_int8_saturating_gates", "lstm_int16x8"),
             "tflite-reference": ("svdf_int16_state", "lstm_int8", "lstm_int8_saturating_gates")}
 
 

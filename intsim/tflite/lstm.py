@@ -1,5 +1,6 @@
 """UNIDIRECTIONAL_SEQUENCE_LSTM, integer (8x8_16: int8 activations and weights, int16 cell
-state), as LiteRT and TFLite Micro compute it, with its state in the variable tensors 18 (h) and
+state; and TFLite Micro's 16x8: int16 activations, int64 biases), as LiteRT and TFLite Micro
+compute it, with its state in the variable tensors 18 (h) and
 19 (c) kept across runs (``Model.state``).
 
 The input part of every gate is computed for all time steps at once (numpy); the recurrence
@@ -19,7 +20,8 @@ from intsim import profiles as _profiles
 from intsim._jit import helper
 from intsim._jit import kernel as jit_kernel
 from intsim.fixedpoint import gemmlowp as g
-from intsim.fixedpoint import mbqm_double_scalar, mbqm_single_scalar, rounding_divide_by_pot_scalar, wrap_int32
+from intsim.fixedpoint import mbqm_double_scalar, mbqm_int64_scalar, mbqm_single_scalar, rounding_divide_by_pot_scalar
+from intsim.fixedpoint import wrap_int32
 from intsim.tflite import int16_activations
 from intsim.tflite.context import checked_log2, kernel, qparams
 from intsim.tflite.model import ModelError
@@ -132,16 +134,31 @@ def _check_lstm(ctx, op):
         raise ModelError(f"{op.describe()}: needs 24 inputs (the 20-input form is not supported), has {len(op.inputs)}")
     missing = [k for k in (0, *INPUT_WEIGHTS.values(), *RECURRENT_WEIGHTS.values(), OUTPUT_STATE, CELL_STATE)
                if op.inputs[k] < 0]  # fmt: skip
-    if missing:
-        raise ModelError(f"{op.describe()}: inputs {missing} are missing (CIFG, without an input gate, is not supported)")
     present = [name for name, ks in (("peephole weights", PEEPHOLE), ("a projection", PROJECTION),
                                      ("layer normalization", LAYER_NORM)) if any(op.inputs[k] >= 0 for k in ks)]  # fmt: skip
+    if missing == [INPUT_WEIGHTS["input"], RECURRENT_WEIGHTS["input"]]:
+        present.append("CIFG (no input gate)")
+    elif missing:
+        raise ModelError(f"{op.describe()}: inputs {missing} are missing")
     if present:
-        raise ModelError(f"{op.describe()}: an integer LSTM with {' and '.join(present)} is not supported yet")
+        what = " and ".join(present)
+        ctx.refuse(op, tflm=f"an integer LSTM with {what} (micro/kernels/lstm_eval.cc ValidateTensorStatus)")
+        raise ModelError(f"{op.describe()}: an integer LSTM with {what}: LiteRT's arithmetic for it is not modelled yet")
     tx, th, tc, ty = ctx.in_tensor(op, 0), ctx.in_tensor(op, OUTPUT_STATE), ctx.in_tensor(op, CELL_STATE), ctx.out_tensor(op)
-    if (tx.dtype, th.dtype, tc.dtype, ty.dtype) != (np.int8, np.int8, np.int16, np.int8):
-        raise ModelError(f"{op.describe()}: the integer LSTM modelled takes int8 input, output and output state and an "
-                         f"int16 cell state (got {tx.dtype}, {ty.dtype}, {th.dtype}, {tc.dtype})")  # fmt: skip
+    wide = tx.dtype == np.int16
+    if (tx.dtype, th.dtype, ty.dtype) not in ((np.int8,) * 3, (np.int16,) * 3) or tc.dtype != np.int16:
+        raise ModelError(f"{op.describe()}: the integer LSTM takes int8 (8x8_16) or int16 (16x8) input, output and "
+                         f"output state and an int16 cell state (got {tx.dtype}, {ty.dtype}, {th.dtype}, {tc.dtype})")  # fmt: skip
+    if wide:
+        ctx.refuse(op, litert="int16 activations (16x8: unidirectional_sequence_lstm.cc takes only an int8 input "
+                              "as integer and fails at Prepare)")  # fmt: skip
+    bias_type = np.int64 if wide else np.int32
+    for gate, k in BIASES.items():
+        t = ctx.in_tensor(op, k) if op.inputs[k] >= 0 else None
+        if t is not None and t.dtype != bias_type:
+            raise ModelError(f"{op.describe()}: the {gate} gate's bias, {t.describe()}, must be "
+                             f"{np.dtype(bias_type).name} with {tx.dtype} activations (TFLite Micro reads it as such "
+                             "unchecked)")  # fmt: skip
     if not (th.is_variable and tc.is_variable):
         raise ModelError(f"{op.describe()}: its output and cell states must be variable tensors")
     if tx.data is not None or len(tx.shape) != 3:
@@ -152,8 +169,12 @@ def _check_lstm(ctx, op):
         raise ModelError(f"{op.describe()}: diagonal recurrent weights are not supported")
 
 
-def _gates_mbqm(ctx, op, acc, q, e):
-    """MBQM of int32 accumulators ``[..., 4, N]`` by each gate's multiplier (the profile's build)."""
+def _gates_mbqm(ctx, op, acc, q, e, wide: bool):
+    """MBQM of the accumulators ``[..., 4, N]`` by each gate's multiplier: int32 sums and the
+    profile's build (8x8_16), or int64 sums and the int64 MultiplyByQuantizedMultiplier
+    (16x8, ``reference_integer_ops::FullyConnected<int16, int64>``)."""
+    if wide:
+        return fxp.multiply_by_quantized_multiplier_int64(acc, q, e, axis=-2, backend=ctx.backend).astype(np.int64)
     return fxp.multiply_by_quantized_multiplier(fxp.wrap32(acc), q, e, rounding=ctx.rounding(op), axis=-2,
                                                 backend=ctx.backend).astype(np.int64)  # fmt: skip
 
@@ -192,20 +213,24 @@ def unidirectional_sequence_lstm(ctx, op):
       the multiplier from a float in LiteRT (intermediate 4's scale), from doubles in TFLite Micro
       (the output state's scale).
 
-    Peephole, projection, layer normalization, CIFG and int16 activations are refused."""
+    16x8 (TFLite Micro only; LiteRT fails at Prepare): int16 activations, int64 biases, int64
+    sums and the int64 MultiplyByQuantizedMultiplier in the gates, an int16 hidden state.
+    Peephole, projection, layer normalization and CIFG, which TFLite Micro refuses, are not
+    modelled yet for LiteRT: refused."""
     _check_lstm(ctx, op)
     p = ctx.once(("lstm", op.index), lambda: lstm_params(ctx, op))
     tflm = ctx.profile.kernels == "tflm"
     time_major = bool(op.options.get("time_major", False))
-    x = ctx.input(op, 0).astype(np.int64)
-    xs = x if time_major else x.transpose(1, 0, 2)  # [T, B, I]
+    x = ctx.input(op, 0)
+    xs = (x if time_major else x.transpose(1, 0, 2)).astype(np.int64)  # [T, B, I]
     h = ctx.input(op, OUTPUT_STATE).astype(np.int64).reshape(xs.shape[1], -1)  # [B, N]
     c = ctx.input(op, CELL_STATE).astype(np.int64).reshape(h.shape)
     if p.w.shape[2] != xs.shape[2] or p.r.shape[1:] != (h.shape[1], h.shape[1]):
         raise ModelError(f"{op.describe()}: weights {p.w.shape[1:]} and {p.r.shape[1:]} do not fit input {x.shape} "
                          f"and state {h.shape}")  # fmt: skip
     # the input part of every gate, for every step at once (it does not depend on the state)
-    pre_in = _clamp16(_gates_mbqm(ctx, op, _input_part(xs - p.zp_x, p.w) + p.bias, p.q_in, p.e_in))
+    wide = x.dtype == np.int16  # ctx.input's dtype before the int64 cast below
+    pre_in = _clamp16(_gates_mbqm(ctx, op, _input_part(xs - p.zp_x, p.w) + p.bias, p.q_in, p.e_in, wide))
     if tflm:
         sigmoid = lambda v: int16_activations.sigmoid_int16(v, backend=ctx.backend).astype(np.int64)  # noqa: E731
         tanh_gate = lambda v: int16_activations.tanh_int16(v, 3, 0, backend=ctx.backend).astype(np.int64)  # noqa: E731
@@ -220,6 +245,7 @@ def unidirectional_sequence_lstm(ctx, op):
         tanh_gate = lambda v: int16_activations.gemmlowp16("tanh", 3, v, ctx.backend)  # noqa: E731
         tanh_cell = lambda v: int16_activations.gemmlowp16("tanh", 15 + p.cell_power, v, ctx.backend)  # noqa: E731
     q_h, e_h, zp_hidden = p.hidden
+    h_lo, h_hi = (-32768, 32767) if wide else (-128, 127)
     out = np.empty((xs.shape[0], *h.shape), np.int64)
     if ctx.backend != "reference":
         tables = ctx.once(("lstm tables", op.index), lambda: [np.ascontiguousarray(f(np.arange(-32768, 32768)), np.int64)
@@ -227,10 +253,10 @@ def unidirectional_sequence_lstm(ctx, op):
         h, c = h.copy(), c.copy()
         work = xs.shape[0] * h.size * 4 * h.shape[1]
         _recurrence.build(ctx.backend, work)(
-            pre_in, p.r, p.zp_h, p.q_rec, p.e_rec, h, c, *tables, tflm, ctx.rounding(op) == "single", *p.forget_cell,
-            *p.input_gate_cell, 30 + p.cell_power, p.clip, q_h, e_h, zp_hidden, out)  # fmt: skip
+            pre_in, p.r, p.zp_h, p.q_rec, p.e_rec, h, c, *tables, tflm, wide, ctx.rounding(op) == "single", *p.forget_cell,
+            *p.input_gate_cell, 30 + p.cell_power, p.clip, q_h, e_h, zp_hidden, h_lo, h_hi, out)  # fmt: skip
     for t in range(xs.shape[0] if ctx.backend == "reference" else 0):
-        rec = _gates_mbqm(ctx, op, np.einsum("bn,gmn->bgm", h - p.zp_h, p.r), p.q_rec, p.e_rec)
+        rec = _gates_mbqm(ctx, op, np.einsum("bn,gmn->bgm", h - p.zp_h, p.r), p.q_rec, p.e_rec, wide)
         pre = _clamp16(pre_in[t] + _clamp16(rec)) if tflm else _clamp16(fxp.wrap32(pre_in[t] + rec))
         i, f, z, o = sigmoid(pre[:, 0]), sigmoid(pre[:, 1]), tanh_gate(pre[:, 2]), sigmoid(pre[:, 3])
         if tflm:
@@ -241,11 +267,11 @@ def unidirectional_sequence_lstm(ctx, op):
             c = _clamp16(c + g.wrap16(g.rdbpot(i * z, 30 + p.cell_power)))
         if p.clip:
             c = np.clip(c, -p.clip, p.clip)
-        h = np.clip(ctx.mbqm_raw(op, o * tanh_cell(c), q_h, e_h) + zp_hidden, -128, 127)
+        h = np.clip(ctx.mbqm_raw(op, o * tanh_cell(c), q_h, e_h) + zp_hidden, h_lo, h_hi)
         out[t] = h
-    ctx.assign(op, OUTPUT_STATE, h.astype(np.int8))
+    ctx.assign(op, OUTPUT_STATE, h)
     ctx.assign(op, CELL_STATE, c.astype(np.int16))
-    return [(out if time_major else out.transpose(1, 0, 2)).astype(np.int8)]
+    return [(out if time_major else out.transpose(1, 0, 2)).astype(x.dtype)]
 
 
 @helper
@@ -259,8 +285,8 @@ def _clamp16_scalar(v):
 
 
 @jit_kernel
-def _recurrence(pre_in, r, zp_h, q_rec, e_rec, h, c, sigmoid, tanh_gate, tanh_cell, tflm, single, q_fc, e_fc, q_ig,
-                e_ig, cell_shift, clip, q_h, e_h, zp_hidden, out):  # fmt: skip
+def _recurrence(pre_in, r, zp_h, q_rec, e_rec, h, c, sigmoid, tanh_gate, tanh_cell, tflm, wide, single, q_fc, e_fc,
+                q_ig, e_ig, cell_shift, clip, q_h, e_h, zp_hidden, h_lo, h_hi, out):  # fmt: skip
     """The numpy loop of ``unidirectional_sequence_lstm`` compiled, batches in parallel: for each
     step ``t``, the recurrent part of the four gates from the old ``h`` (``pre_in[t]`` holds the
     input part), the activations by table (int16 -> int16, indexed by ``v + 32768``), the cell
@@ -274,7 +300,10 @@ def _recurrence(pre_in, r, zp_h, q_rec, e_rec, h, c, sigmoid, tanh_gate, tanh_ce
                     acc = np.int64(0)
                     for k in range(units):
                         acc += r[gate, u, k] * (h[b, k] - zp_h)
-                    v = _mbqm(wrap_int32(acc), q_rec[gate], e_rec[gate], single)
+                    if wide:  # 16x8: int64 sums, the int64 MultiplyByQuantizedMultiplier
+                        v = mbqm_int64_scalar(acc, q_rec[gate], e_rec[gate])
+                    else:
+                        v = _mbqm(wrap_int32(acc), q_rec[gate], e_rec[gate], single)
                     if tflm:  # each part clamped to int16, then the saturating add
                         pre[gate, u] = _clamp16_scalar(pre_in[t, b, gate, u] + _clamp16_scalar(v))
                     else:  # the recurrent part added to the int16 input part in int32
@@ -294,6 +323,6 @@ def _recurrence(pre_in, r, zp_h, q_rec, e_rec, h, c, sigmoid, tanh_gate, tanh_ce
                 if clip > 0:
                     cu = min(max(cu, -clip), clip)
                 c[b, u] = cu
-                out[t, b, u] = min(max(_mbqm(o * tanh_cell[cu + 32768], q_h, e_h, single) + zp_hidden, -128), 127)
+                out[t, b, u] = min(max(_mbqm(o * tanh_cell[cu + 32768], q_h, e_h, single) + zp_hidden, h_lo), h_hi)
             for u in range(units):
                 h[b, u] = out[t, b, u]
