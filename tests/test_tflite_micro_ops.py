@@ -86,14 +86,16 @@ def data_and_shape(draw):
 @st.composite
 def recurrent(draw):
     """SVDF (rank, memory, weights_time bits, int16 or int8 state) and the integer LSTM (units,
-    steps, batch, time-major, cell clip, saturating gates, 8x8_16 or 16x8)."""
+    steps, batch, time-major, cell clip, saturating gates, 8x8_16 or 16x8, layer normalization,
+    projection, CIFG: each checked against the runtime that has it)."""
     rng = np.random.default_rng(draw(st.integers(0, 2**16), label="seed"))
     if draw(st.booleans(), label="svdf"):
         return svdf(rng, state=draw(st.sampled_from([I16, I16, I8])), rank=draw(st.sampled_from([1, 2, 4])),
                     time_bits=draw(st.sampled_from([10, 16])))  # fmt: skip
     return lstm(rng, batch=draw(st.integers(1, 3)), steps=draw(st.integers(1, 6)), units=draw(st.sampled_from([2, 5, 8])),
                 time_major=draw(st.booleans()), clip=draw(st.sampled_from([0.0, 3.0, 10.0])), saturate=draw(st.booleans()),
-                wide=draw(st.booleans(), label="16x8"))
+                **draw(st.sampled_from([{}, {"wide": True}, {"layer_norm": True}, {"projection": 3, "proj_clip": 0.3},
+                                        {"cifg": True}, {"layer_norm": True, "projection": 2, "cifg": True}])))
 
 
 def _check(data: bytes, seed: int, calls: int = 1) -> None:

@@ -265,35 +265,65 @@ def svdf(rng, state=I16, rank=2, act=1, time_bits=10):
     return single_op("SVDF", [x, wf, wt, b, st], [y], dict(rank=rank, fused_activation_function=act))
 
 
-def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, saturate=False, wide=False):
+def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, saturate=False, wide=False,
+         layer_norm=False, projection=0, cifg=False, proj_clip=0.0):
     """UNIDIRECTIONAL_SEQUENCE_LSTM as the converter writes an int8 one (intermediates: four
-    empty float32 tensors and the hidden state's quantization).  ``saturate``: biases and
-    recurrent weights that drive the gates' int16 sums to saturation (where TFLite Micro clamps
-    the recurrent part alone and LiteRT does not)."""
+    empty float32 tensors, int16 ones with ``layer_norm``, and the hidden state's quantization).
+    ``saturate``: the input part of the forget gate saturates low (bias -2e6) while its recurrent
+    part saturates high (weights 127, the other gates' biases +2e6 drive h up): TFLite Micro
+    clamps the recurrent part alone before the sum (forget ~ 0.5), LiteRT does not (forget ~ 1).
+    ``wide``: 16x8 (int16 activations, int64 biases; TFLite Micro only).  ``layer_norm``,
+    ``projection`` (its size), ``cifg`` (no input gate): LiteRT only, as the converter quantizes
+    them (layer norm weights int16 with biases in ``ln_scale / 1024``, the projection bias in
+    ``s_wp * s_hidden``)."""
     from intsim.tflite.builder import OpSpec, build
 
     n_in, s_x, s_h, s_c = 6, (2.0**-10 if wide else 0.05), (2.0**-12 if wide else 1 / 128), 2.0**-11
     act_type, h_zp, bias_type = (I16, 0, "INT64") if wide else (I8, -1, "INT32")
+    n_out = projection or units
+    s_hidden, zp_hidden = (0.006, 5) if projection else (s_h, h_zp)
     shape = (steps, batch) if time_major else (batch, steps)
-    t = [T("x", (*shape, n_in), act_type, scale=s_x, zero_point=0 if wide else -3)]
-    for gate in ("i", "f", "c", "o"):  # input weights 1-4, recurrent weights 5-8
-        t.append(T(f"w_{gate}", (units, n_in), I8, data=_w(rng, (units, n_in)), scale=rng.uniform(0.003, 0.03)))
-    for gate in ("i", "f", "c", "o"):
-        r = np.full((units, units), 127, np.int8) if saturate and gate == "f" else _w(rng, (units, units))
-        t.append(T(f"r_{gate}", (units, units), I8, data=r, scale=0.03 if saturate else rng.uniform(0.003, 0.03)))
-    for k, gate in enumerate(("i", "f", "c", "o")):  # biases 12-15
-        b = np.full(units, -2_000_000 if gate == "f" else 2_000_000, np.int32) if saturate else _bias(rng, units, bound=3000)
-        t.append(T(f"b_{gate}", (units,), bias_type, data=b.astype(np.int64 if wide else np.int32),
-                   scale=np.float32(s_x) * np.float32(t[1 + k].scale)))  # fmt: skip
-    t += [T("h", (batch, units), act_type, scale=s_h, zero_point=h_zp, variable=True),
-          T("c", (batch, units), I16, scale=s_c, zero_point=0, variable=True),
-          *[T(f"inter{k}", (0,), "FLOAT32") for k in range(4)],
-          T("hidden", (0,), act_type, scale=s_h, zero_point=h_zp),
-          T("y", (*shape, units), act_type, scale=s_h, zero_point=h_zp)]  # fmt: skip
-    ins = [0, 1, 2, 3, 4, 5, 6, 7, 8, -1, -1, -1, 9, 10, 11, 12, -1, -1, 13, 14, -1, -1, -1, -1]
-    options = dict(fused_activation_function=act, cell_clip=clip, proj_clip=0.0, time_major=time_major)
-    op = OpSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [20], options, intermediates=[15, 16, 17, 18, 19])
-    return build(t, [op], inputs=[0], outputs=[20])
+    t, index = [], {}
+
+    def add(key, spec):
+        index[key] = len(t)
+        t.append(spec)
+
+    add("x", T("x", (*shape, n_in), act_type, scale=s_x, zero_point=0 if wide else -3))
+    gates = [g for g in ("i", "f", "c", "o") if not (cifg and g == "i")]
+    w_scale, ln_scale = {}, {g: float(np.float32(2.0 / 32767 * rng.uniform(0.9, 1.1))) for g in gates}
+    for g in gates:
+        w_scale[g] = rng.uniform(0.003, 0.03)
+        add("w" + g, T(f"w_{g}", (units, n_in), I8, data=_w(rng, (units, n_in)), scale=w_scale[g]))
+    for g in gates:
+        r = np.full((units, n_out), 127, np.int8) if saturate and g == "f" else _w(rng, (units, n_out))
+        add("r" + g, T(f"r_{g}", (units, n_out), I8, data=r, scale=0.03 if saturate else rng.uniform(0.003, 0.03)))
+    for g in gates:
+        b = np.full(units, -2_000_000 if g == "f" else 2_000_000, np.int32) if saturate else _bias(rng, units, bound=3000)
+        scale = ln_scale[g] / 1024 if layer_norm else np.float32(s_x) * np.float32(w_scale[g])
+        add("b" + g, T(f"b_{g}", (units,), bias_type, data=b.astype(np.int64 if wide else np.int32), scale=scale))
+    if projection:
+        s_wp = 0.02
+        add("wp", T("w_proj", (n_out, units), I8, data=_w(rng, (n_out, units)), scale=s_wp))
+        add("bp", T("b_proj", (n_out,), "INT32", data=_bias(rng, n_out, bound=2000), scale=np.float32(s_wp * s_hidden)))
+    add("h", T("h", (batch, n_out), act_type, scale=s_h, zero_point=h_zp, variable=True))
+    add("c", T("c", (batch, units), I16, scale=s_c, zero_point=0, variable=True))
+    if layer_norm:
+        for g in gates:
+            add("ln" + g, T(f"ln_{g}", (units,), I16, data=rng.integers(8000, 32768, units).astype(np.int16),
+                            scale=ln_scale[g]))  # fmt: skip
+    for k in range(4):
+        add(f"inter{k}", T(f"inter{k}", (0,), I16, scale=float(rng.uniform(1e-4, 1e-3)), zero_point=0) if layer_norm
+            else T(f"inter{k}", (0,), "FLOAT32"))  # fmt: skip
+    add("hidden", T("hidden", (0,), act_type, scale=s_hidden, zero_point=zp_hidden))
+    add("y", T("y", (*shape, n_out), act_type, scale=s_h, zero_point=h_zp))
+    k = lambda key: index.get(key, -1)  # noqa: E731
+    ins = [0, *[k("w" + g) for g in "ifco"], *[k("r" + g) for g in "ifco"], -1, -1, -1, *[k("b" + g) for g in "ifco"],
+           k("wp"), k("bp"), k("h"), k("c"), *[k("ln" + g) for g in "ifco"]]  # fmt: skip
+    options = dict(fused_activation_function=act, cell_clip=clip, proj_clip=proj_clip, time_major=time_major)
+    op = OpSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [index["y"]], options,
+                intermediates=[index[f"inter{j}"] for j in range(4)] + [index["hidden"]])  # fmt: skip
+    return build(t, [op], inputs=[0], outputs=[index["y"]])
 
 
 def arithmetic(rng, op, kind=I8, broadcast=False, scales=(0.05, 0.02, 0.1), act=0):
@@ -478,6 +508,12 @@ CASES = {
     "lstm_int8_saturating_gates": lambda r: lstm(r, saturate=True, clip=3.0),
     "lstm_int8_relu_cell_gate": lambda r: lstm(r, act=1),  # LiteRT ignores it (tanh); TFLite Micro asserts
     "lstm_int16x8": lambda r: lstm(r, wide=True, steps=6, units=7),
+    "lstm_int8_layer_norm": lambda r: lstm(r, layer_norm=True),
+    "lstm_int8_layer_norm_time_major": lambda r: lstm(r, layer_norm=True, time_major=True, units=5, steps=8),
+    "lstm_int8_projection": lambda r: lstm(r, projection=3, units=5),
+    "lstm_int8_projection_clip": lambda r: lstm(r, projection=6, units=5, proj_clip=0.3),
+    "lstm_int8_cifg": lambda r: lstm(r, cifg=True),
+    "lstm_int8_layer_norm_projection_cifg": lambda r: lstm(r, layer_norm=True, projection=3, cifg=True, steps=7),
     "lstm_int16x8_time_major": lambda r: lstm(r, wide=True, time_major=True, batch=3),
     "div_int8": lambda r: arithmetic(r, "DIV"),
     "div_int8_broadcast_relu": lambda r: arithmetic(r, "DIV", broadcast=True, act=1),
@@ -547,6 +583,8 @@ REFUSED = {
     "svdf_no_activation": {"tflite-reference"},
     "lstm_int8_relu_cell_gate": {"tflm"},
     "lstm_int16x8": {"tflite-reference"},  # LiteRT takes only an int8 input as integer
+    **dict.fromkeys(("lstm_int8_layer_norm", "lstm_int8_layer_norm_time_major", "lstm_int8_projection",
+                     "lstm_int8_projection_clip", "lstm_int8_cifg", "lstm_int8_layer_norm_projection_cifg"), {"tflm"}),
     "lstm_int16x8_time_major": {"tflite-reference"},
     "quantize_float_to_uint8": {"tflm"},  # TFLite Micro: uint8 only to or from int8
     "requantize_uint8_to_uint8": {"tflm"},

@@ -60,6 +60,11 @@ class LstmParams:
     hidden: tuple[int, int, int]  # (q, shift, zero point) of output gate x tanh(cell) -> int8
     forget_cell: tuple[int, int]  # TFLite Micro's MulElementwise multipliers (2**-15 and 2**-30 / s_c)
     input_gate_cell: tuple[int, int]
+    cifg: bool = False  # no input gate: i = 1 - f (LiteRT)
+    # LiteRT's layer normalization: (weights [4, N], raw gate biases [4, N], q [4], shift [4], guard [4])
+    layer_norm: tuple | None = None
+    # LiteRT's projection: (weights [P, N], effective bias [P], q, shift, output zero point, clip)
+    projection: tuple | None = None
 
 
 def _log2(op, scale, what: str, tflm: bool) -> int:
@@ -82,7 +87,9 @@ def lstm_params(ctx, op) -> LstmParams:
     s_h, zp_h = qparams(th, op)
     s_c, _ = qparams(tc, op)
 
-    def weights(k):
+    def weights(k, like=None):
+        if op.inputs[k] < 0 and like is not None:  # CIFG: no input gate (its weights computed, then unused)
+            return np.zeros_like(weights(like)[0]), weights(like)[1]
         t = ctx.in_tensor(op, k)
         if t.data is None or t.dtype != np.int8 or t.scale.size != 1 or (t.zero_point.size and t.zero_point[0]):
             raise ModelError(f"{op.describe()}: {t.describe()} must be constant int8 weights quantized per tensor "
@@ -93,15 +100,26 @@ def lstm_params(ctx, op) -> LstmParams:
     # products in LiteRT's lstm.cc, double in the tflite-micro runtime, measured on mnist_lstm_int8)
     derivation = ctx.profile.rules("recurrent")[1]
     single = ctx.rounding(op) == "single"
+    cifg = op.inputs[INPUT_WEIGHTS["input"]] < 0
+    layer_norm = op.inputs[LAYER_NORM[1]] >= 0  # LiteRT: layer normalization iff the forget gate's weights exist
+    gate_scales = [GATE_SCALE] * 4  # the gates' pre-activation scales: Q3.12, or the intermediates' with LN
+    if layer_norm:
+        for k in range(4):
+            t = ctx.tensor(op.intermediates[k]) if k < len(op.intermediates) else None
+            if t is None or not t.quantized:
+                raise ModelError(f"{op.describe()}: layer normalization with unquantized intermediate {k}: LiteRT's "
+                                 "Prepare fails silently and every output is 0; refused")  # fmt: skip
+            gate_scales[k] = float(qparams(t, op)[0])
     w, r, q_in, e_in, q_rec, e_rec, bias = [], [], [], [], [], [], []
-    for gate in GATES:
-        (wg, sw), (rg, sr) = weights(INPUT_WEIGHTS[gate]), weights(RECURRENT_WEIGHTS[gate])
+    for k, gate in enumerate(GATES):
+        (wg, sw) = weights(INPUT_WEIGHTS[gate], like=INPUT_WEIGHTS["forget"])
+        (rg, sr) = weights(RECURRENT_WEIGHTS[gate], like=RECURRENT_WEIGHTS["forget"])
         b = ctx.input(op, BIASES[gate], required=False)
         w.append(wg)
         r.append(rg)
         bias.append(np.zeros(wg.shape[0], np.int64) if b is None else np.asarray(b, np.int64))
         for s_in, s_w, qs, es in ((s_x, sw, q_in, e_in), (s_h, sr, q_rec, e_rec)):
-            real = _profiles.real_multiplier(s_in, s_w, GATE_SCALE, derivation).reshape(-1)[0]
+            real = _profiles.real_multiplier(s_in, s_w, gate_scales[k], derivation).reshape(-1)[0]
             q, e = fxp.quantize_multiplier(float(real), single_rounding=single)
             qs.append(q)
             es.append(e)
@@ -122,10 +140,36 @@ def lstm_params(ctx, op) -> LstmParams:
         s4, zp_hidden = qparams(ctx.tensor(op.intermediates[4]), op)
         hidden = float(f32(2.0**-15 / float(s4) * 2.0**-15))
     q_h, e_h = fxp.quantize_multiplier(hidden, single_rounding=single)
+    ln = None
+    if layer_norm:  # PopulateQuantizedLstmParams8x8_16: the gate bias moves into the normalization
+        ln_w, ln_q, ln_e, guard = [], [], [], []
+        for k in LAYER_NORM:
+            t = ctx.in_tensor(op, k) if op.inputs[k] >= 0 else ctx.in_tensor(op, LAYER_NORM[1])  # CIFG: unused
+            if t.data is None or t.dtype != np.int16 or t.scale.size != 1:
+                raise ModelError(f"{op.describe()}: layer norm weights {t.describe()} must be constant int16")
+            q, e = fxp.quantize_multiplier(float(t.scale[0]), single_rounding=single)
+            ln_w.append(t.data.astype(np.int64).reshape(-1))
+            ln_q.append(q)
+            ln_e.append(e)
+            guard.append(max(1, int(f32(f32(10000) * f32(t.scale[0])))))  # (int32)(10000 * scale)
+        ln = (np.stack(ln_w), np.stack(bias), np.array(ln_q), np.array(ln_e), np.array(guard))
+        bias = [np.zeros_like(b) for b in bias]
+    projection = None
+    if op.inputs[PROJECTION[0]] >= 0:
+        wp, s_wp = weights(PROJECTION[0])
+        bp = ctx.input(op, PROJECTION[1], required=False)
+        s4 = float(qparams(ctx.tensor(op.intermediates[4]), op)[0])
+        q_p, e_p = fxp.quantize_multiplier(float(f32(f32(s_wp * f32(s4)) / f32(s_h))), single_rounding=single)
+        eff_bias = (np.zeros(wp.shape[0], np.int64) if bp is None else np.asarray(bp, np.int64)) + zp_hidden * wp.sum(1)
+        proj_clip = f32(op.options.get("proj_clip", 0.0))
+        s_out = qparams(ctx.out_tensor(op), op)[0]
+        qpc = int(min(max(float(f32(proj_clip / s_out)), -128.0), 127.0)) if proj_clip > 0 else 0
+        projection = (wp, eff_bias, q_p, e_p, zp_h, qpc)
     return LstmParams(np.stack(w), np.stack(r), np.stack(bias), np.array(q_in), np.array(e_in), np.array(q_rec),
                       np.array(e_rec), zp_x, zp_h, cell_power, clip, (q_h, e_h, zp_hidden),
                       fxp.quantize_multiplier(2.0**-15 * float(s_c) / float(s_c), single_rounding=single),
-                      fxp.quantize_multiplier(2.0**-15 * 2.0**-15 / float(s_c), single_rounding=single))  # fmt: skip
+                      fxp.quantize_multiplier(2.0**-15 * 2.0**-15 / float(s_c), single_rounding=single),
+                      cifg, ln, projection)  # fmt: skip
 
 
 def _check_lstm(ctx, op):
@@ -143,7 +187,9 @@ def _check_lstm(ctx, op):
     if present:
         what = " and ".join(present)
         ctx.refuse(op, tflm=f"an integer LSTM with {what} (micro/kernels/lstm_eval.cc ValidateTensorStatus)")
-        raise ModelError(f"{op.describe()}: an integer LSTM with {what}: LiteRT's arithmetic for it is not modelled yet")
+    if any(op.inputs[k] >= 0 for k in PEEPHOLE):
+        raise ModelError(f"{op.describe()}: an integer LSTM with peephole weights: LiteRT's arithmetic for it (NEON "
+                         "rounding by position, the cell length taken from the output's) is not modelled yet")  # fmt: skip
     tx, th, tc, ty = ctx.in_tensor(op, 0), ctx.in_tensor(op, OUTPUT_STATE), ctx.in_tensor(op, CELL_STATE), ctx.out_tensor(op)
     wide = tx.dtype == np.int16
     if (tx.dtype, th.dtype, ty.dtype) not in ((np.int8,) * 3, (np.int16,) * 3) or tc.dtype != np.int16:
@@ -189,6 +235,31 @@ def _input_part(x, w) -> np.ndarray:
     return np.einsum("tbi,gni->tbgn", x, w)
 
 
+def _layer_norm(ctx, op, v, params, gate: int) -> np.ndarray:
+    """``PortableApplyLayerNorm`` (``reference/portable_tensor_utils.cc``) of one gate's int16
+    pre-activations ``v`` [B, N]: integer mean and variance (``(1 << 20) / n`` truncated), the
+    inverse square root by ``GetInvSqrtQuantizedMultiplierExp`` (the variance guard below 1),
+    ``MBQM(1024 v - mean)``, times the int16 weight plus the raw gate bias in int32, divided by
+    1024 rounding half away from zero, ``MBQM(., ln_scale, shift + 12)``, clamped: Q3.12."""
+    from intsim.tflite.kernels_arithmetic import _inv_sqrt
+
+    weights, biases, q, e, guard = params
+    n = v.shape[1]
+    total = v.sum(axis=1)
+    mean = np.sign(total * 1024) * (np.abs(total * 1024) // n)  # C division truncates
+    variance = (v * v).sum(axis=1) * ((1 << 20) // n) - mean * mean
+    variance2 = np.sign(variance) * (np.abs(variance) >> 20)
+    out = np.empty_like(v)
+    for b in range(v.shape[0]):
+        var = int(variance2[b]) if variance2[b] >= 1 else int(guard[gate])
+        inv_q, inv_e = _inv_sqrt(var)
+        rescaled = ctx.mbqm_raw(op, fxp.wrap32(1024 * v[b] - mean[b]), inv_q, inv_e).astype(np.int64)
+        val3 = fxp.wrap32(rescaled * weights[gate] + biases[gate])
+        val4 = np.sign(val3) * ((np.abs(val3) + 512) // 1024)
+        out[b] = _clamp16(ctx.mbqm_raw(op, fxp.wrap32(val4), int(q[gate]), int(e[gate]) + 12))
+    return out
+
+
 def _clamp16(v):
     return np.clip(v, -32768, 32767)
 
@@ -223,11 +294,12 @@ def unidirectional_sequence_lstm(ctx, op):
     time_major = bool(op.options.get("time_major", False))
     x = ctx.input(op, 0)
     xs = (x if time_major else x.transpose(1, 0, 2)).astype(np.int64)  # [T, B, I]
-    h = ctx.input(op, OUTPUT_STATE).astype(np.int64).reshape(xs.shape[1], -1)  # [B, N]
-    c = ctx.input(op, CELL_STATE).astype(np.int64).reshape(h.shape)
-    if p.w.shape[2] != xs.shape[2] or p.r.shape[1:] != (h.shape[1], h.shape[1]):
+    h = ctx.input(op, OUTPUT_STATE).astype(np.int64).reshape(xs.shape[1], -1)  # [B, P] (P = N without projection)
+    c = ctx.input(op, CELL_STATE).astype(np.int64).reshape(xs.shape[1], -1)  # [B, N]
+    n_out = c.shape[1] if p.projection is None else p.projection[0].shape[0]
+    if p.w.shape[2] != xs.shape[2] or p.r.shape[1:] != (c.shape[1], h.shape[1]) or h.shape[1] != n_out:
         raise ModelError(f"{op.describe()}: weights {p.w.shape[1:]} and {p.r.shape[1:]} do not fit input {x.shape} "
-                         f"and state {h.shape}")  # fmt: skip
+                         f"and states {h.shape}, {c.shape}")  # fmt: skip
     # the input part of every gate, for every step at once (it does not depend on the state)
     wide = x.dtype == np.int16  # ctx.input's dtype before the int64 cast below
     pre_in = _clamp16(_gates_mbqm(ctx, op, _input_part(xs - p.zp_x, p.w) + p.bias, p.q_in, p.e_in, wide))
@@ -246,8 +318,9 @@ def unidirectional_sequence_lstm(ctx, op):
         tanh_cell = lambda v: int16_activations.gemmlowp16("tanh", 15 + p.cell_power, v, ctx.backend)  # noqa: E731
     q_h, e_h, zp_hidden = p.hidden
     h_lo, h_hi = (-32768, 32767) if wide else (-128, 127)
-    out = np.empty((xs.shape[0], *h.shape), np.int64)
-    if ctx.backend != "reference":
+    out = np.empty((xs.shape[0], *h.shape), np.int64)  # [T, B, P]
+    compiled = ctx.backend != "reference" and not p.cifg and p.layer_norm is None and p.projection is None
+    if compiled:
         tables = ctx.once(("lstm tables", op.index), lambda: [np.ascontiguousarray(f(np.arange(-32768, 32768)), np.int64)
                                                                for f in (sigmoid, tanh_gate, tanh_cell)])  # fmt: skip
         h, c = h.copy(), c.copy()
@@ -255,10 +328,13 @@ def unidirectional_sequence_lstm(ctx, op):
         _recurrence.build(ctx.backend, work)(
             pre_in, p.r, p.zp_h, p.q_rec, p.e_rec, h, c, *tables, tflm, wide, ctx.rounding(op) == "single", *p.forget_cell,
             *p.input_gate_cell, 30 + p.cell_power, p.clip, q_h, e_h, zp_hidden, h_lo, h_hi, out)  # fmt: skip
-    for t in range(xs.shape[0] if ctx.backend == "reference" else 0):
+    for t in range(0 if compiled else xs.shape[0]):
         rec = _gates_mbqm(ctx, op, np.einsum("bn,gmn->bgm", h - p.zp_h, p.r), p.q_rec, p.e_rec, wide)
         pre = _clamp16(pre_in[t] + _clamp16(rec)) if tflm else _clamp16(fxp.wrap32(pre_in[t] + rec))
-        i, f, z, o = sigmoid(pre[:, 0]), sigmoid(pre[:, 1]), tanh_gate(pre[:, 2]), sigmoid(pre[:, 3])
+        if p.layer_norm is not None:
+            pre = np.stack([_layer_norm(ctx, op, pre[:, k], p.layer_norm, k) for k in range(4)], axis=1)
+        f, z, o = sigmoid(pre[:, 1]), tanh_gate(pre[:, 2]), sigmoid(pre[:, 3])
+        i = 32767 - f if p.cifg else sigmoid(pre[:, 0])  # PortableSub1Vector: "1" is 32767
         if tflm:
             c = _clamp16(ctx.mbqm_raw(op, f * c, *p.forget_cell))
             c = _clamp16(c + _clamp16(ctx.mbqm_raw(op, i * z, *p.input_gate_cell)))
@@ -267,7 +343,13 @@ def unidirectional_sequence_lstm(ctx, op):
             c = _clamp16(c + g.wrap16(g.rdbpot(i * z, 30 + p.cell_power)))
         if p.clip:
             c = np.clip(c, -p.clip, p.clip)
-        h = np.clip(ctx.mbqm_raw(op, o * tanh_cell(c), q_h, e_h) + zp_hidden, h_lo, h_hi)
+        if p.projection is None:
+            h = np.clip(ctx.mbqm_raw(op, o * tanh_cell(c), q_h, e_h) + zp_hidden, h_lo, h_hi)
+        else:  # CwiseMul to int8 with -hidden_zp, the projection FC (its bias folds +hidden_zp), the clip
+            wp, eff_bias, q_p, e_p, zp_out, qpc = p.projection
+            hidden = np.clip(ctx.mbqm_raw(op, o * tanh_cell(c), q_h, e_h) - zp_hidden, -128, 127)
+            y = np.clip(ctx.mbqm_raw(op, fxp.wrap32(hidden @ wp.T + eff_bias), q_p, e_p) + zp_out, -128, 127)
+            h = np.clip(y, -qpc, qpc) if qpc else y
         out[t] = h
     ctx.assign(op, OUTPUT_STATE, h)
     ctx.assign(op, CELL_STATE, c.astype(np.int16))
