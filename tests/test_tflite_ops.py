@@ -266,7 +266,7 @@ def svdf(rng, state=I16, rank=2, act=1, time_bits=10):
 
 
 def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, saturate=False, wide=False,
-         layer_norm=False, projection=0, cifg=False, proj_clip=0.0):
+         layer_norm=False, projection=0, cifg=False, proj_clip=0.0, peephole=None):
     """UNIDIRECTIONAL_SEQUENCE_LSTM as the converter writes an int8 one (intermediates: four
     empty float32 tensors, int16 ones with ``layer_norm``, and the hidden state's quantization).
     ``saturate``: the input part of the forget gate saturates low (bias -2e6) while its recurrent
@@ -275,7 +275,8 @@ def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, sat
     ``wide``: 16x8 (int16 activations, int64 biases; TFLite Micro only).  ``layer_norm``,
     ``projection`` (its size), ``cifg`` (no input gate): LiteRT only, as the converter quantizes
     them (layer norm weights int16 with biases in ``ln_scale / 1024``, the projection bias in
-    ``s_wp * s_hidden``)."""
+    ``s_wp * s_hidden``); ``peephole``: the int16 cell-to-gate weights' scale (0.125 makes the
+    multiplier 2**-2 and its ties frequent)."""
     from intsim.tflite.builder import OpSpec, build
 
     n_in, s_x, s_h, s_c = 6, (2.0**-10 if wide else 0.05), (2.0**-12 if wide else 1 / 128), 2.0**-11
@@ -306,6 +307,11 @@ def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, sat
         s_wp = 0.02
         add("wp", T("w_proj", (n_out, units), I8, data=_w(rng, (n_out, units)), scale=s_wp))
         add("bp", T("b_proj", (n_out,), "INT32", data=_bias(rng, n_out, bound=2000), scale=np.float32(s_wp * s_hidden)))
+    if peephole:
+        for g in gates:
+            if g != "c":
+                add("p" + g, T(f"p_{g}", (units,), I16, data=rng.integers(-32767, 32768, units).astype(np.int16),
+                               scale=peephole))  # fmt: skip
     add("h", T("h", (batch, n_out), act_type, scale=s_h, zero_point=h_zp, variable=True))
     add("c", T("c", (batch, units), I16, scale=s_c, zero_point=0, variable=True))
     if layer_norm:
@@ -318,7 +324,8 @@ def lstm(rng, batch=2, steps=5, units=4, time_major=False, clip=10.0, act=4, sat
     add("hidden", T("hidden", (0,), act_type, scale=s_hidden, zero_point=zp_hidden))
     add("y", T("y", (*shape, n_out), act_type, scale=s_h, zero_point=h_zp))
     k = lambda key: index.get(key, -1)  # noqa: E731
-    ins = [0, *[k("w" + g) for g in "ifco"], *[k("r" + g) for g in "ifco"], -1, -1, -1, *[k("b" + g) for g in "ifco"],
+    ins = [0, *[k("w" + g) for g in "ifco"], *[k("r" + g) for g in "ifco"], *[k("p" + g) for g in "ifo"],
+           *[k("b" + g) for g in "ifco"],
            k("wp"), k("bp"), k("h"), k("c"), *[k("ln" + g) for g in "ifco"]]  # fmt: skip
     options = dict(fused_activation_function=act, cell_clip=clip, proj_clip=proj_clip, time_major=time_major)
     op = OpSpec("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [index["y"]], options,
@@ -513,6 +520,9 @@ CASES = {
     "lstm_int8_projection": lambda r: lstm(r, projection=3, units=5),
     "lstm_int8_projection_clip": lambda r: lstm(r, projection=6, units=5, proj_clip=0.3),
     "lstm_int8_cifg": lambda r: lstm(r, cifg=True),
+    "lstm_int8_peephole": lambda r: lstm(r, peephole=2.3e-5),
+    "lstm_int8_peephole_ties": lambda r: lstm(r, peephole=0.125, units=20, steps=8),  # 16 NEON lanes, 4 scalar
+    "lstm_int8_peephole_projection": lambda r: lstm(r, peephole=0.125, units=18, projection=12, batch=1, steps=6),
     "lstm_int8_layer_norm_projection_cifg": lambda r: lstm(r, layer_norm=True, projection=3, cifg=True, steps=7),
     "lstm_int16x8_time_major": lambda r: lstm(r, wide=True, time_major=True, batch=3),
     "div_int8": lambda r: arithmetic(r, "DIV"),
@@ -584,7 +594,8 @@ REFUSED = {
     "lstm_int8_relu_cell_gate": {"tflm"},
     "lstm_int16x8": {"tflite-reference"},  # LiteRT takes only an int8 input as integer
     **dict.fromkeys(("lstm_int8_layer_norm", "lstm_int8_layer_norm_time_major", "lstm_int8_projection",
-                     "lstm_int8_projection_clip", "lstm_int8_cifg", "lstm_int8_layer_norm_projection_cifg"), {"tflm"}),
+                     "lstm_int8_projection_clip", "lstm_int8_cifg", "lstm_int8_layer_norm_projection_cifg",
+                     "lstm_int8_peephole", "lstm_int8_peephole_ties", "lstm_int8_peephole_projection"), {"tflm"}),
     "lstm_int16x8_time_major": {"tflite-reference"},
     "quantize_float_to_uint8": {"tflm"},  # TFLite Micro: uint8 only to or from int8
     "requantize_uint8_to_uint8": {"tflm"},

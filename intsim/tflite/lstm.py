@@ -65,6 +65,8 @@ class LstmParams:
     layer_norm: tuple | None = None
     # LiteRT's projection: (weights [P, N], effective bias [P], q, shift, output zero point, clip)
     projection: tuple | None = None
+    # LiteRT's peephole: {gate index: (int16 weights [N], q, shift)} for the input, forget, output gates
+    peephole: dict | None = None
 
 
 def _log2(op, scale, what: str, tflm: bool) -> int:
@@ -165,11 +167,22 @@ def lstm_params(ctx, op) -> LstmParams:
         s_out = qparams(ctx.out_tensor(op), op)[0]
         qpc = int(min(max(float(f32(proj_clip / s_out)), -128.0), 127.0)) if proj_clip > 0 else 0
         projection = (wp, eff_bias, q_p, e_p, zp_h, qpc)
+    peephole = None
+    if any(op.inputs[k] >= 0 for k in PEEPHOLE):  # cell-to-gate weights of the input (unless CIFG), forget, output gates
+        peephole = {}
+        for gate_index, k in zip((0, 1, 3), PEEPHOLE, strict=True):
+            if op.inputs[k] < 0:
+                continue
+            t = ctx.in_tensor(op, k)
+            if t.data is None or t.dtype != np.int16 or t.scale.size != 1:
+                raise ModelError(f"{op.describe()}: peephole weights {t.describe()} must be constant int16")
+            eff = float(f32(2.0**cell_power * float(t.scale[0]) / gate_scales[gate_index]))  # double, kept in a float
+            peephole[gate_index] = (t.data.astype(np.int64).reshape(-1), *fxp.quantize_multiplier(eff, single_rounding=single))
     return LstmParams(np.stack(w), np.stack(r), np.stack(bias), np.array(q_in), np.array(e_in), np.array(q_rec),
                       np.array(e_rec), zp_x, zp_h, cell_power, clip, (q_h, e_h, zp_hidden),
                       fxp.quantize_multiplier(2.0**-15 * float(s_c) / float(s_c), single_rounding=single),
                       fxp.quantize_multiplier(2.0**-15 * 2.0**-15 / float(s_c), single_rounding=single),
-                      cifg, ln, projection)  # fmt: skip
+                      cifg, ln, projection, peephole)  # fmt: skip
 
 
 def _check_lstm(ctx, op):
@@ -187,9 +200,11 @@ def _check_lstm(ctx, op):
     if present:
         what = " and ".join(present)
         ctx.refuse(op, tflm=f"an integer LSTM with {what} (micro/kernels/lstm_eval.cc ValidateTensorStatus)")
-    if any(op.inputs[k] >= 0 for k in PEEPHOLE):
-        raise ModelError(f"{op.describe()}: an integer LSTM with peephole weights: LiteRT's arithmetic for it (NEON "
-                         "rounding by position, the cell length taken from the output's) is not modelled yet")  # fmt: skip
+    n_cell, n_out = ctx.in_tensor(op, CELL_STATE).shape[-1], ctx.in_tensor(op, OUTPUT_STATE).shape[-1]
+    if any(op.inputs[k] >= 0 for k in PEEPHOLE) and (n_out > n_cell or (n_out != n_cell and o.get("time_major", False)
+                                                                         and ctx.in_tensor(op, 0).shape[1] > 1)):  # fmt: skip
+        raise ModelError(f"{op.describe()}: peephole weights with {n_out} outputs for {n_cell} cells: LiteRT's kernel "
+                         "reads past its buffers there (the peephole length is the output's)")  # fmt: skip
     tx, th, tc, ty = ctx.in_tensor(op, 0), ctx.in_tensor(op, OUTPUT_STATE), ctx.in_tensor(op, CELL_STATE), ctx.out_tensor(op)
     wide = tx.dtype == np.int16
     if (tx.dtype, th.dtype, ty.dtype) not in ((np.int8,) * 3, (np.int16,) * 3) or tc.dtype != np.int16:
@@ -233,6 +248,23 @@ def _input_part(x, w) -> np.ndarray:
         y = x.reshape(-1, x.shape[-1]).astype(np.float64) @ w.reshape(-1, w.shape[-1]).T.astype(np.float64)
         return y.astype(np.int64).reshape(*x.shape[:2], *w.shape[:2])
     return np.einsum("tbi,gni->tbgn", x, w)
+
+
+def _peephole(ctx, op, pre, c, weights, q: int, shift: int, n_out: int) -> np.ndarray:
+    """LiteRT's peephole term, ``pre[v] = clamp16(pre[v] + MBQM(w[v] * c[v]))``: x86 builds run
+    ``NeonVectorBatchVectorCwiseProductAccumulate`` (NEON_2_SSE), whose blocks of 16 round the last
+    shift's ties up (``MultiplyByQuantizedMultiplier4Rows``) and whose tail rounds as the scalar
+    MBQM; its length is the output's (``n_out``), not the cell count (upstream), so cells past it
+    get no peephole."""
+    out = pre.copy()
+    simd = (n_out // 16) * 16
+    prod = fxp.wrap32(weights[None, :n_out] * c[:, :n_out])
+    for lo, hi, rounding in ((0, simd, "double-up"), (simd, n_out, ctx.rounding(op))):
+        if hi > lo:
+            part = fxp.multiply_by_quantized_multiplier(np.ascontiguousarray(prod[:, lo:hi]), q, shift, rounding=rounding,
+                                                        backend=ctx.backend)  # fmt: skip
+            out[:, lo:hi] = _clamp16(pre[:, lo:hi] + part.astype(np.int64))
+    return out
 
 
 def _layer_norm(ctx, op, v, params, gate: int) -> np.ndarray:
@@ -286,8 +318,9 @@ def unidirectional_sequence_lstm(ctx, op):
 
     16x8 (TFLite Micro only; LiteRT fails at Prepare): int16 activations, int64 biases, int64
     sums and the int64 MultiplyByQuantizedMultiplier in the gates, an int16 hidden state.
-    Peephole, projection, layer normalization and CIFG, which TFLite Micro refuses, are not
-    modelled yet for LiteRT: refused."""
+    Peephole weights, projection, layer normalization and CIFG, which TFLite Micro refuses, as
+    LiteRT computes them (``_peephole``, ``_layer_norm``, the projection after the hidden
+    state's CwiseMul, ``i = 32767 - f``)."""
     _check_lstm(ctx, op)
     p = ctx.once(("lstm", op.index), lambda: lstm_params(ctx, op))
     tflm = ctx.profile.kernels == "tflm"
@@ -319,7 +352,8 @@ def unidirectional_sequence_lstm(ctx, op):
     q_h, e_h, zp_hidden = p.hidden
     h_lo, h_hi = (-32768, 32767) if wide else (-128, 127)
     out = np.empty((xs.shape[0], *h.shape), np.int64)  # [T, B, P]
-    compiled = ctx.backend != "reference" and not p.cifg and p.layer_norm is None and p.projection is None
+    compiled = ctx.backend != "reference" and not p.cifg and p.layer_norm is None and p.projection is None \
+        and p.peephole is None
     if compiled:
         tables = ctx.once(("lstm tables", op.index), lambda: [np.ascontiguousarray(f(np.arange(-32768, 32768)), np.int64)
                                                                for f in (sigmoid, tanh_gate, tanh_cell)])  # fmt: skip
@@ -331,9 +365,12 @@ def unidirectional_sequence_lstm(ctx, op):
     for t in range(0 if compiled else xs.shape[0]):
         rec = _gates_mbqm(ctx, op, np.einsum("bn,gmn->bgm", h - p.zp_h, p.r), p.q_rec, p.e_rec, wide)
         pre = _clamp16(pre_in[t] + _clamp16(rec)) if tflm else _clamp16(fxp.wrap32(pre_in[t] + rec))
+        for k in (0, 1):  # the input and forget gates' peepholes see the old cell state
+            if p.peephole and k in p.peephole:
+                pre[:, k] = _peephole(ctx, op, pre[:, k], c, *p.peephole[k], h.shape[1])
         if p.layer_norm is not None:
-            pre = np.stack([_layer_norm(ctx, op, pre[:, k], p.layer_norm, k) for k in range(4)], axis=1)
-        f, z, o = sigmoid(pre[:, 1]), tanh_gate(pre[:, 2]), sigmoid(pre[:, 3])
+            pre[:, :3] = np.stack([_layer_norm(ctx, op, pre[:, k], p.layer_norm, k) for k in range(3)], axis=1)
+        f, z = sigmoid(pre[:, 1]), tanh_gate(pre[:, 2])
         i = 32767 - f if p.cifg else sigmoid(pre[:, 0])  # PortableSub1Vector: "1" is 32767
         if tflm:
             c = _clamp16(ctx.mbqm_raw(op, f * c, *p.forget_cell))
@@ -343,6 +380,11 @@ def unidirectional_sequence_lstm(ctx, op):
             c = _clamp16(c + g.wrap16(g.rdbpot(i * z, 30 + p.cell_power)))
         if p.clip:
             c = np.clip(c, -p.clip, p.clip)
+        if p.peephole and 3 in p.peephole:  # the output gate's peephole sees the new cell state
+            pre[:, 3] = _peephole(ctx, op, pre[:, 3], c, *p.peephole[3], h.shape[1])
+        if p.layer_norm is not None:
+            pre[:, 3] = _layer_norm(ctx, op, pre[:, 3], p.layer_norm, 3)
+        o = sigmoid(pre[:, 3])
         if p.projection is None:
             h = np.clip(ctx.mbqm_raw(op, o * tanh_cell(c), q_h, e_h) + zp_hidden, h_lo, h_hi)
         else:  # CwiseMul to int8 with -hidden_zp, the projection FC (its bias folds +hidden_zp), the clip
