@@ -624,9 +624,7 @@ REFUSED = {
 UNSAFE_IN_TFLM = {"lstm_int8_relu_cell_gate", "greater_int16_raw", "space_to_batch_nd_int8"}
 # cases whose arithmetic in LiteRT's optimized kernels and XNNPACK is not modelled yet: those
 # profiles raise a clear error (the reference kernel's is, under tflite-reference and tflm)
-NOT_MODELLED = {**{c: {"litert-builtin", "litert", "xnnpack"} for c in
-                   ("resize_bilinear_int8", "resize_bilinear_int8_align_corners", "resize_bilinear_int8_half_pixel")},
-                **{c: {"tflite-reference"} for c in ("sum_int8_hw", "sum_int8_axis3", "sum_int16")}}  # BUILTIN_REF's SUM bug
+NOT_MODELLED = {c: {"tflite-reference"} for c in ("sum_int8_hw", "sum_int8_axis3", "sum_int16")}  # BUILTIN_REF's SUM bug
 
 
 def _not_modelled(model, xs, profile):
@@ -778,7 +776,7 @@ def test_every_registered_op_is_covered():
 # operators whose arithmetic the profile's conv/FC rules or quantize rounding decide, and those
 # it runs by XNNPACK's own arithmetic (int8 ADD/SUB/MUL/QUANTIZE/LEAKY_RELU/MEAN: tests/test_litert_default.py)
 RULED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "QUANTIZE", "BATCH_MATMUL"}
-XNNPACK_OWN = {"ADD", "SUB", "MUL", "QUANTIZE", "LEAKY_RELU", "MEAN", "ELU"}
+XNNPACK_OWN = {"ADD", "SUB", "MUL", "QUANTIZE", "LEAKY_RELU", "MEAN", "ELU", "RESIZE_BILINEAR"}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from intsim.tflite import xnnpack
 from intsim.tflite.context import kernel
 from intsim.tflite.kernels_shape import _same_quantization
 from intsim.tflite.model import ModelError
@@ -59,11 +60,12 @@ def _interpolation(n_in: int, n_out: int, align_corners: bool, half_pixel: bool)
 
 @kernel("RESIZE_BILINEAR")
 def resize_bilinear(ctx, op):
-    """``reference_ops::ResizeBilinearInteger`` (int8 in both runtimes, int16 in LiteRT): the
-    four neighbours weighted in 1/1024 steps, an int64 sum in 2**-20 units, rounded half away
-    from zero (``TFLITE_SINGLE_ROUNDING`` builds: half up).  LiteRT's optimized kernel
-    (``optimized_ops::ResizeBilinear``) and XNNPACK interpolate otherwise and are not modelled:
-    those profiles refuse the operator."""
+    """``reference_ops::ResizeBilinearInteger`` (int8 in both runtimes, int16 in LiteRT; LiteRT's
+    optimized int8 kernel calls it too): the four neighbours weighted in 1/1024 steps, an int64
+    sum in 2**-20 units, rounded half away from zero (``TFLITE_SINGLE_ROUNDING`` builds: half
+    up).  Without align_corners and half_pixel_centers, a large upsampling can put the lower
+    index past the input (the kernel then reads the next row or past the buffer): refused.
+    LiteRT's XNNPACK delegate interpolates in its own way (``xnnpack.xnnpack_resize_bilinear``)."""
     x, h, w, align, half = _sizes(ctx, op)
     if align and half:
         raise ModelError(f"{op.describe()}: align_corners and half_pixel_centers together (both runtimes refuse)")
@@ -71,11 +73,13 @@ def resize_bilinear(ctx, op):
         raise ModelError(f"{op.describe()}: integer RESIZE_BILINEAR takes int8 or int16, got {x.dtype}")
     if x.dtype == np.int16:
         ctx.refuse(op, tflm="int16 RESIZE_BILINEAR (micro/kernels/resize_bilinear.cc: float32 and int8 only)")
-    if ctx.profile.kernels in ("optimized", "xnnpack") and x.dtype == np.int8:
-        raise ModelError(f"{op.describe()}: LiteRT's optimized and XNNPACK int8 RESIZE_BILINEAR are not modelled yet "
-                         f"(profile {ctx.profile.name!r}; tflite-reference and tflm model the reference kernel)")  # fmt: skip
+    if ctx.profile.kernels == "xnnpack" and x.dtype == np.int8:
+        return [xnnpack.xnnpack_resize_bilinear(x, h, w, align, half)]
     y_pos, y0, y1 = _interpolation(x.shape[1], h, align, half)
     x_pos, x0, x1 = _interpolation(x.shape[2], w, align, half)
+    if y0.max(initial=0) > x.shape[1] - 1 or x0.max(initial=0) > x.shape[2] - 1:
+        raise ModelError(f"{op.describe()}: resizing {x.shape[1]}x{x.shape[2]} to {h}x{w}, the reference kernel's "
+                         "lower index passes the input (it reads outside the row); refused")  # fmt: skip
     wy = (y_pos - (1 << 10) * y0)[None, :, None, None]
     wx = (x_pos - (1 << 10) * x0)[None, None, :, None]
     v = x.astype(np.int64)

@@ -186,3 +186,34 @@ def xnnpack_elu_table(s_in, zp_in: int, s_out, zp_out: int) -> np.ndarray:
     y = np.where(x < 0, np.expm1(x), x).astype(f32)
     r = np.rint(y * f32(f32(1) / f32(s_out)) + f32(zp_out))
     return np.clip(r, -128, 127).astype(np.int64)
+
+
+def xnnpack_resize_bilinear(x, out_h: int, out_w: int, align_corners: bool, half_pixel: bool) -> np.ndarray:
+    """XNNPACK's int8 bilinear resize (``src/indirection.c``, ``src/s8-ibilinear/`` SSE4.1):
+    per axis ``scale = float32(in - a) / float32(out - a)`` (``a`` = 1 with align_corners and
+    more than one output), the position ``o * scale`` capped at ``in - 1`` (TensorFlow legacy and
+    align-corners modes) or ``o * scale + (0.5 scale - 0.5)`` clamped to ``[0, in - 1]``
+    (half-pixel; float32, no fused multiply-add), the weight ``lrintf(frac * 2048)`` (Q11, ties
+    to even); then ``(top << 11) + (right - left) * wx`` along W, the same along H, and
+    ``(acc + 2**21) >> 22`` (ties up)."""
+    _, in_h, in_w, _ = x.shape
+
+    def axis(n_out, n_in):
+        a = 1 if align_corners and n_out != 1 else 0
+        scale = f32(f32(n_in - a) / f32(n_out - a))
+        o = np.arange(n_out).astype(f32)
+        if half_pixel and not align_corners:
+            pos = np.minimum(np.maximum(f32(o * scale) + f32(f32(f32(0.5) * scale) - f32(0.5)), f32(0)), f32(n_in - 1))
+        else:
+            pos = np.minimum(f32(o * scale), f32(n_in - 1))
+        lo = pos.astype(np.int64)
+        weight = np.rint(f32(f32(pos - lo.astype(f32)) * f32(2048))).astype(np.int64)
+        return lo, np.minimum(lo + 1, n_in - 1), weight
+
+    top, bottom, wy = axis(out_h, in_h)
+    left, right, wx = axis(out_w, in_w)
+    v = np.asarray(x, np.int64)
+    wx, wy = wx[None, None, :, None], wy[None, :, None, None]
+    tl, tr, bl, br = v[:, top][:, :, left], v[:, top][:, :, right], v[:, bottom][:, :, left], v[:, bottom][:, :, right]
+    vt, vb = (tl << 11) + (tr - tl) * wx, (bl << 11) + (br - bl) * wx
+    return np.clip(((vt << 11) + (vb - vt) * wy + (1 << 21)) >> 22, -128, 127).astype(np.int8)
