@@ -57,9 +57,15 @@ def arithmetic(draw):
 @st.composite
 def data_and_shape(draw):
     """RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR over sizes and flags, BATCH_MATMUL over
-    layouts and zero points, QUANTIZE between integer types, int16 LOGISTIC / TANH scales."""
+    layouts and zero points, QUANTIZE between integer types, int16 LOGISTIC / TANH scales,
+    LOG_SOFTMAX over scales and row lengths."""
     rng = np.random.default_rng(draw(st.integers(0, 2**16), label="seed"))
-    kind = draw(st.sampled_from(["resize", "batch_matmul", "requantize", "int16_activation"]))
+    kind = draw(st.sampled_from(["resize", "batch_matmul", "requantize", "int16_activation", "log_softmax"]))
+    if kind == "log_softmax":
+        s_in = float(2.0 ** rng.uniform(-12, 4)) if draw(st.booleans()) else 2.0 ** int(rng.integers(-12, 4))
+        depth = draw(st.sampled_from([1, 2, 16, 255, 1000]))
+        x = T("x", (2, depth), I8, scale=s_in, zero_point=draw(st.sampled_from([-128, 0, 77])))
+        return single_op("LOG_SOFTMAX", [x], [T("y", (2, depth), I8, scale=16 / 256, zero_point=127)])
     if kind == "resize":
         op = draw(st.sampled_from(["RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"]))
         align, half = draw(st.sampled_from([(False, False), (True, False), (False, True)]))
@@ -141,7 +147,7 @@ def test_arithmetic_and_comparisons(data, seed):
 
 @settings(max_examples=60, deadline=None)
 @given(data=data_and_shape(), seed=st.integers(0, 2**16))
-def test_resize_batch_matmul_quantize_int16_activations(data, seed):
+def test_resize_batch_matmul_quantize_activations(data, seed):
     _check(data, seed)
 
 

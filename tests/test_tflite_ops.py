@@ -447,6 +447,8 @@ CASES = {
     "softmax_int8": lambda r: softmax(),
     "softmax_int8_beta_half": lambda r: softmax(beta=0.5, in_scale=0.3),
     "softmax_int16": lambda r: softmax(kind=I16, in_scale=0.0005),
+    "log_softmax_int8": lambda r: unary("LOG_SOFTMAX", in_q=(0.1, 11), out_q=(16 / 256, 127), shape=(3, 40)),
+    "log_softmax_int8_fine_scale": lambda r: unary("LOG_SOFTMAX", in_q=(0.003, -50), out_q=(16 / 256, 127), shape=(2, 3, 300)),
     "logistic_int8": lambda r: unary("LOGISTIC", out_q=(1 / 256, -128)),
     "tanh_int8": lambda r: unary("TANH", out_q=(1 / 128, 0)),
     "logistic_int16_pot": lambda r: unary("LOGISTIC", kind=I16, in_q=(2**-12, 0), out_q=(2**-15, 0)),

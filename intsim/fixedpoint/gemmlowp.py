@@ -183,3 +183,53 @@ def saturating_left_shift16(x, amount: int) -> np.ndarray:
 
 def wrap16(x) -> np.ndarray:
     return ((i64(x) + 2**15) & 0xFFFF) - 2**15
+
+
+# ---- log (tflite/kernels/internal/common.h, log_x_for_x_greater_than_or_equal_to_1) ---------------
+
+
+def _srmpot_param(x, exponent) -> np.ndarray:
+    """``SaturatingRoundingMultiplyByPOTParam`` (int32, ``exponent >= 0`` per element): a
+    saturating left shift."""
+    x, e = i64(x), i64(exponent)
+    threshold = (np.int64(1) << (31 - e)) - 1
+    shifted = x << e
+    return np.where(e == 0, x, np.where(x > threshold, I32_MAX, np.where(x < -threshold, I32_MIN, shifted)))
+
+
+def _saturating_add(a, b) -> np.ndarray:
+    return np.clip(i64(a) + i64(b), I32_MIN, I32_MAX)
+
+
+def log_x_ge_1(a, output_integer_bits: int, input_integer_bits: int) -> np.ndarray:
+    """``log_x_for_x_greater_than_or_equal_to_1<OutputIntegerBits>`` of a
+    ``FixedPoint<int32, InputIntegerBits>`` raw ``a >= 1``: the exponent from the leading zeros
+    (two candidates a quarter apart, the input also premultiplied by sqrt(1/2)), then a rational
+    approximation of the mantissa's log with ``one_over_one_plus_x_for_x_in_0_1``."""
+    log_2, sqrt_sqrt_half, sqrt_half, one_quarter = 1488522236, 1805811301, 1518500250, 536870912
+    alpha_n, alpha_d, alpha_i, alpha_f = 117049297, 127690142, 1057819769, 638450708
+    accum_bits = output_integer_bits + 1
+    shifted_quarter = rescale(np.int64(one_quarter), 0, accum_bits)
+    z_a = i64(a)
+    z_a_headroom_plus_1 = count_leading_zeros32(z_a)
+    r_a_tmp = _srmpot_param(z_a, z_a_headroom_plus_1 - 1)
+    r_a = _srmpot_param(srdhm(r_a_tmp, sqrt_half), 1)
+    z_a_pow_2_adj = _saturating_add(_srmpot_param(input_integer_bits - z_a_headroom_plus_1, 31 - accum_bits),
+                                    shifted_quarter)  # fmt: skip
+    z_b = srdhm(z_a, sqrt_half)
+    z_b_headroom = count_leading_zeros32(z_b) - 1
+    r_b = _srmpot_param(z_a, z_b_headroom)
+    z_b_pow_2_adj = np.clip(_srmpot_param(input_integer_bits - z_b_headroom, 31 - accum_bits) - shifted_quarter,
+                            I32_MIN, I32_MAX)  # fmt: skip
+    r = np.minimum(r_a, r_b)
+    z_pow_2_adj = np.maximum(z_a_pow_2_adj, z_b_pow_2_adj)
+    p = rounding_half_sum(r, sqrt_sqrt_half)
+    q = wrap32(r - sqrt_sqrt_half)
+    q = wrap32(q + q)
+    common_sq = srdhm(q, q)
+    num = wrap32(srdhm(q, r) + srdhm(srdhm(q, common_sq), alpha_n))
+    denom_minus_one = wrap32(srdhm(p, wrap32(wrap32(alpha_i + q) + srdhm(alpha_d, common_sq))) + srdhm(alpha_f, q))
+    recip_denom = one_over_one_plus_x_for_x_in_0_1(denom_minus_one)
+    num_scaled = rescale(num, 0, accum_bits)
+    total = wrap32(srdhm(z_pow_2_adj, log_2) + srdhm(num_scaled, recip_denom))
+    return rescale(total, accum_bits, output_integer_bits)

@@ -1,4 +1,5 @@
-"""SOFTMAX, LOGISTIC and TANH: the fixed-point and table paths of the reference kernels.
+"""SOFTMAX, LOG_SOFTMAX, LOGISTIC and TANH: the fixed-point and table paths of the reference
+kernels.
 
 - SOFTMAX int8: ``reference_ops::Softmax`` (LiteRT and TFLite Micro alike): input differences
   scaled by ``PreprocessSoftmaxScaling``'s multiplier into Q5.26, gemmlowp
@@ -21,6 +22,7 @@ from intsim.tflite.softmax import input_radius, softmax_int8
 from intsim.rounding import round_half_away
 from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite import int16_activations
+from intsim.tflite.log_softmax import log_softmax_optimized, log_softmax_reference
 from intsim.tflite.context import check_types, checked_log2, kernel, qparams
 from intsim.tflite.model import ModelError
 
@@ -48,6 +50,26 @@ def softmax(ctx, op):
     if zo != 0 or abs(so - 1 / 32768) > 0.001 / 32768:
         raise ModelError(f"{op.describe()}: int16 SOFTMAX output must have scale 1/32768 and zero point 0")
     return [softmax_int16(ctx.input(op, 0).astype(np.int64), beta, si, ctx, op)]
+
+
+@kernel("LOG_SOFTMAX")
+def log_softmax(ctx, op):
+    """int8 LOG_SOFTMAX (``tflite.log_softmax``): the reference kernel (LiteRT BUILTIN_REF, TFLite
+    Micro), or LiteRT's optimized float-table one under ``kernels="optimized"``; the output at
+    scale 16/256 and zero point 127, as both runtimes require."""
+    it, ot = ctx.in_tensor(op, 0), ctx.out_tensor(op)
+    check_types(op, [it, ot], (np.int8,))
+    si, _ = qparams(it, op)
+    so, zo = qparams(ot, op)
+    if so != f32(16 / 256) or zo != 127:
+        raise ModelError(f"{op.describe()}: int8 LOG_SOFTMAX output must have scale 16/256 and zero point 127")
+    x = ctx.input(op, 0)
+    if ctx.profile.kernels == "optimized":
+        return [log_softmax_optimized(x, si)]
+    try:
+        return [log_softmax_reference(x, si, backend=ctx.backend)]
+    except ValueError as e:
+        raise ModelError(f"{op.describe()}: {e}") from None
 
 
 def lut_int16(input_scale, input_zp, output_scale, output_zp, fn) -> np.ndarray:

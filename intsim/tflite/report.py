@@ -32,7 +32,7 @@ from intsim.tflite.model import Operator
 # the operators each Profile.kernels value computes otherwise than LiteRT's reference kernels
 _KERNEL_OPS = {"reference": ("SUM", "ELU"),
                "optimized": ("ADD", "MUL", "QUANTIZE", "DEQUANTIZE", "MEAN", "SUM", "LEAKY_RELU", "LOGISTIC", "TANH",
-                             "ELU"),
+                             "ELU", "LOG_SOFTMAX"),
                "xnnpack": ("ADD", "SUB", "MUL", "QUANTIZE", "MEAN", "SUM", "LEAKY_RELU", "ELU", "BATCH_MATMUL"),
                "tflm": ("RELU6", "UNIDIRECTIONAL_SEQUENCE_LSTM", "SVDF", "DIV", "ELU", "PRELU", "CAST")}  # fmt: skip
 # what differs in TFLite Micro's kernel from LiteRT's, where it has one of its own
