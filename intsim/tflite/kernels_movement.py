@@ -164,7 +164,7 @@ def _nhwc(op, x):
     return x if x.ndim == 4 else x[:, :, None, :]
 
 
-def _block(op, ctx, k, n):
+def _int_values(op, ctx, k, n):
     v = np.asarray(ctx.input(op, k)).astype(np.int64).reshape(-1)
     if v.size != n:
         raise ModelError(f"{op.describe()}: input {k} needs {n} values, got {v.tolist()}")
@@ -181,8 +181,8 @@ def space_to_batch_nd(ctx, op):
     _outputs_like(ctx, op, [0])
     x = _nhwc(op, x0)
     spatial = 2 if x0.ndim == 4 else 1
-    block = _block(op, ctx, 1, spatial)
-    pads = _block(op, ctx, 2, 2 * spatial).reshape(spatial, 2)
+    block = _int_values(op, ctx, 1, spatial)
+    pads = _int_values(op, ctx, 2, 2 * spatial).reshape(spatial, 2)
     if np.any(block < 1) or np.any(pads < 0):
         raise ModelError(f"{op.describe()}: block_shape {block.tolist()} and paddings {pads.tolist()} must be positive")
     bh, bw = (int(block[0]), int(block[1]) if spatial == 2 else 1)
@@ -206,8 +206,8 @@ def batch_to_space_nd(ctx, op):
     _outputs_like(ctx, op, [0])
     x = _nhwc(op, x0)
     spatial = 2 if x0.ndim == 4 else 1
-    block = _block(op, ctx, 1, spatial)
-    crops = _block(op, ctx, 2, 2 * spatial).reshape(spatial, 2)
+    block = _int_values(op, ctx, 1, spatial)
+    crops = _int_values(op, ctx, 2, 2 * spatial).reshape(spatial, 2)
     bh, bw = (int(block[0]), int(block[1]) if spatial == 2 else 1)
     b, h, w, c = x.shape
     if np.any(block < 1) or b % (bh * bw) or np.any(crops < 0):
