@@ -801,3 +801,18 @@ def test_every_op_runs_under_a_float_rule_profile(case):
         own = op.op in XNNPACK_OWN and model.tensors[op.inputs[0]].dtype == np.int8
         if op.op not in RULED and not own and "tflite-reference" not in NOT_MODELLED.get(case, ()):
             np.testing.assert_array_equal(got[0], itf.run(model, xs, reset_state=True, profile="tflite-reference")[0])
+
+
+def test_int16_logistic_and_tanh_on_every_input():
+    """All 65536 int16 inputs: the table interpolation (BUILTIN_REF, the TFLite Micro runtime)
+    and gemmlowp's int16 fixed point (LiteRT's optimized kernels on power-of-two scales), against
+    the runtimes; the LSTM's gates use the same functions."""
+    x = np.arange(-32768, 32768, dtype=np.int16).reshape(256, 256)
+    for op in ("LOGISTIC", "TANH"):
+        for s_in in (2.0**-12, 2.0**-11, 0.0007):
+            data = unary(op, kind=I16, in_q=(s_in, 0), out_q=(2.0**-15, 0), shape=(256, 256))
+            model = itf.load(data)
+            for profile in ("tflite-reference", "litert-builtin", "tflm"):
+                (want,) = interpret(data, [x], profile)
+                (got,) = itf.run(model, [x], profile=profile)
+                np.testing.assert_array_equal(got, want.reshape(got.shape), err_msg=f"{op} {s_in} {profile}")

@@ -233,3 +233,38 @@ def log_x_ge_1(a, output_integer_bits: int, input_integer_bits: int) -> np.ndarr
     num_scaled = rescale(num, 0, accum_bits)
     total = wrap32(srdhm(z_pow_2_adj, log_2) + srdhm(num_scaled, recip_denom))
     return rescale(total, accum_bits, output_integer_bits)
+
+
+def inv_sqrt_quantized_multiplier(value: int) -> tuple[int, int]:
+    """LiteRT ``GetInvSqrtQuantizedMultiplierExp(value, kReverseShift=-1)``
+    (``tflite/kernels/internal/common.h``; RSQRT, L2_NORMALIZATION, the LSTM's layer norm) on
+    Python ints: ``(multiplier, shift)`` of ``1 / sqrt(value)`` for MultiplyByQuantizedMultiplier,
+    by five Newton-Raphson steps in gemmlowp F3 arithmetic; ``value <= 1`` gives ``(2**31 - 1, 0)``."""
+    if value <= 1:
+        return 2**31 - 1, 0
+    shift = 11
+    while value >= 1 << 29:
+        value //= 4
+        shift += 1
+    pairs = ((32 - value.bit_length()) - 1) // 2 - 1  # CountLeadingZeros - 1, in bit pairs, less one
+    shift -= pairs
+    value <<= 2 * pairs
+    x_in = value >> 1  # F3
+    half_input = int(rdbpot(np.int64(x_in), 1))
+    half_three = (1 << 28) + (1 << 27)  # 1.5 in F3
+    x = (1 << 28)  # F3::One()
+
+    def mul(a, b):  # FixedPoint product: SRDHM of the raws (integer bits add up)
+        return int(srdhm(a, b))
+
+    def rescale(v, exponent):  # Rescale: SaturatingRoundingMultiplyByPOT<exponent>
+        return int(srmpot(np.int64(v), exponent))
+
+    for _ in range(5):
+        x3 = rescale(mul(mul(x, x), x), 6)  # F9 -> F3
+        x = rescale(wrap32(mul(half_three, x) - mul(half_input, x3)), 3)  # F6 -> F3
+    x = mul(x, 1518500250)  # * sqrt(2)/2 (F0)
+    if shift < 0:
+        x = int(wrap32(x << -shift))
+        shift = 0
+    return x, -shift

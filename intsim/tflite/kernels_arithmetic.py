@@ -143,39 +143,6 @@ def squared_difference(ctx, op):
     return [np.clip(y, lo, hi).astype(to.dtype)]
 
 
-def _inv_sqrt(value: int) -> tuple[int, int]:
-    """``GetInvSqrtQuantizedMultiplierExp(value, kReverseShift=-1)`` (``internal/common.h``),
-    on Python ints: five Newton-Raphson steps for 1/sqrt in gemmlowp F3 arithmetic."""
-    if value <= 1:
-        return 2**31 - 1, 0
-    shift = 11
-    while value >= 1 << 29:
-        value //= 4
-        shift += 1
-    pairs = ((32 - value.bit_length()) - 1) // 2 - 1  # CountLeadingZeros - 1, in bit pairs, less one
-    shift -= pairs
-    value <<= 2 * pairs
-    x_in = value >> 1  # F3
-    half_input = int(g.rdbpot(np.int64(x_in), 1))
-    half_three = (1 << 28) + (1 << 27)  # 1.5 in F3
-    x = (1 << 28)  # F3::One()
-
-    def mul(a, b):  # FixedPoint product: SRDHM of the raws (integer bits add up)
-        return int(fxp.srdhm_reference(a, b))
-
-    def rescale(v, exponent):  # Rescale: SaturatingRoundingMultiplyByPOT<exponent>
-        return int(g.srmpot(np.int64(v), exponent))
-
-    for _ in range(5):
-        x3 = rescale(mul(mul(x, x), x), 6)  # F9 -> F3
-        x = rescale(fxp.wrap32(mul(half_three, x) - mul(half_input, x3)), 3)  # F6 -> F3
-    x = mul(x, 1518500250)  # * sqrt(2)/2 (F0)
-    if shift < 0:
-        x = int(fxp.wrap32(x << -shift))
-        shift = 0
-    return x, -shift
-
-
 @kernel("RSQRT")
 def rsqrt(ctx, op):
     """int8 RSQRT (LiteRT and TFLite Micro ``elementwise.cc``): ``v = x - zp_in`` (negative:
@@ -194,7 +161,7 @@ def rsqrt(ctx, op):
         q, shift = fxp.quantize_multiplier(1.0 / float(f32(f32(np.sqrt(si)) * so)), single_rounding=rounding == "single")
         out = np.full(256, 127, np.int64)
         for v in range(1, 256):
-            m, e = _inv_sqrt(v)
+            m, e = g.inv_sqrt_quantized_multiplier(v)
             data = fxp.mbqm_reference(1, m, e + 20, rounding)
             out[v] = min(max(fxp.mbqm_reference(data, q, shift - 20, rounding) + zo, -128), 127)
         return out
@@ -322,7 +289,7 @@ def l2_normalization(ctx, op):
         raise ModelError(f"{op.describe()}: int8 L2_NORMALIZATION output must have scale 1/128 and zero point 0")
     v = ctx.input(op, 0).astype(np.int64) - zi
     acc = fxp.wrap32((v * v).sum(axis=-1))
-    pairs = [_inv_sqrt(int(a)) for a in acc.reshape(-1)]
+    pairs = [g.inv_sqrt_quantized_multiplier(int(a)) for a in acc.reshape(-1)]
     m = np.array([p[0] for p in pairs], np.int64).reshape(acc.shape)[..., None]
     shift = np.array([p[1] for p in pairs], np.int64).reshape(acc.shape)[..., None] + 7
     return [np.clip(_mbqm_array(ctx, op, v, m, shift), -128, 127).astype(np.int8)]

@@ -273,8 +273,6 @@ def _layer_norm(ctx, op, v, params, gate: int) -> np.ndarray:
     inverse square root by ``GetInvSqrtQuantizedMultiplierExp`` (the variance guard below 1),
     ``MBQM(1024 v - mean)``, times the int16 weight plus the raw gate bias in int32, divided by
     1024 rounding half away from zero, ``MBQM(., ln_scale, shift + 12)``, clamped: Q3.12."""
-    from intsim.tflite.kernels_arithmetic import _inv_sqrt
-
     weights, biases, q, e, guard = params
     n = v.shape[1]
     total = v.sum(axis=1)
@@ -284,7 +282,7 @@ def _layer_norm(ctx, op, v, params, gate: int) -> np.ndarray:
     out = np.empty_like(v)
     for b in range(v.shape[0]):
         var = int(variance2[b]) if variance2[b] >= 1 else int(guard[gate])
-        inv_q, inv_e = _inv_sqrt(var)
+        inv_q, inv_e = g.inv_sqrt_quantized_multiplier(var)
         rescaled = ctx.mbqm_raw(op, fxp.wrap32(1024 * v[b] - mean[b]), inv_q, inv_e).astype(np.int64)
         val3 = fxp.wrap32(rescaled * weights[gate] + biases[gate])
         val4 = np.sign(val3) * ((np.abs(val3) + 512) // 1024)
