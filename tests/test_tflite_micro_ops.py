@@ -2,17 +2,20 @@
 small-transformer ones), drawn by hypothesis as single-operator models and checked against both
 LiteRT's reference kernels (``tflite-reference``) and the TFLite Micro runtime (``tflm``), bit
 for bit: quantization drawn at the edges (power-of-two scales whose products tie, extreme zero
-points), shapes with broadcasting, and state over consecutive calls for SVDF and the LSTM.  A
-model one runtime refuses must be refused by the profile that models it."""
+points), shapes with broadcasting, and state over consecutive calls for SVDF and the LSTM; and
+every single-op case of test_tflite_ops with its weights and inputs drawn anew under a drawn
+backend.  A model one runtime refuses must be refused by the profile that models it."""
 
 from __future__ import annotations
 
 import numpy as np
-from _tflite_util import T, micro, random_int, single_op
+from _tflite_util import T, interpret, micro, random_int, single_op
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_tflite_ops import batch_matmul, lstm, svdf
+from test_tflite_ops import (
+    CASES, NOT_MODELLED, REFUSED, UNSAFE_IN_LITERT, UNSAFE_IN_TFLM, _inputs, batch_matmul, lstm, svdf,
+)  # fmt: skip
 
 import intsim.tflite as itf
 from intsim.tflite.model import ModelError
@@ -155,3 +158,29 @@ def test_resize_batch_matmul_quantize_activations(data, seed):
 @given(data=recurrent(), seed=st.integers(0, 2**16))
 def test_svdf_and_lstm_over_consecutive_calls(data, seed):
     _check(data, seed, calls=3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=st.sampled_from(sorted(CASES)), seed=st.integers(0, 2**16),
+       backend=st.sampled_from(["jit", "jit-serial", "reference"]))  # fmt: skip
+def test_every_operator_case_on_drawn_weights_and_inputs(case, seed, backend):
+    """Every single-op case of test_tflite_ops with its weights and inputs drawn anew (extremes
+    in every tensor), under a drawn backend, against BUILTIN_REF and the TFLite Micro runtime;
+    each refusal (or a runtime not given a case that crashes it) as test_tflite_ops lists it."""
+    rng = np.random.default_rng(seed)
+    data = CASES[case](rng)
+    model = itf.load(data)
+    xs = _inputs(model, rng)
+    for profile in PROFILES:
+        unsafe = UNSAFE_IN_TFLM if profile == "tflm" else UNSAFE_IN_LITERT
+        refused = REFUSED.get(case, set()) & ({"tflm"} if profile == "tflm" else {"tflite-reference", "builtin-ref"})
+        if refused or case in unsafe or profile in NOT_MODELLED.get(case, ()):
+            try:
+                itf.run(model, xs, profile=profile, backend=backend, reset_state=True)
+            except ModelError:
+                continue
+            raise AssertionError(f"{case}: {profile} should refuse it")
+        want = interpret(data, xs, profile)
+        got = itf.run(model, xs, profile=profile, backend=backend, reset_state=True)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w.reshape(g.shape), err_msg=f"{case} {profile} {backend}")
