@@ -447,6 +447,8 @@ CASES = {
     "softmax_int8": lambda r: softmax(),
     "softmax_int8_beta_half": lambda r: softmax(beta=0.5, in_scale=0.3),
     "softmax_int16": lambda r: softmax(kind=I16, in_scale=0.0005),
+    "softmax_int8_to_int16": lambda r: single_op("SOFTMAX", [_act(I8, (40, 13), 0.05, 3)],
+                                                 [T("y", (40, 13), I16, scale=1 / 65536, zero_point=-32768)], dict(beta=1.0)),
     "log_softmax_int8": lambda r: unary("LOG_SOFTMAX", in_q=(0.1, 11), out_q=(16 / 256, 127), shape=(3, 40)),
     "log_softmax_int8_fine_scale": lambda r: unary("LOG_SOFTMAX", in_q=(0.003, -50), out_q=(16 / 256, 127), shape=(2, 3, 300)),
     "logistic_int8": lambda r: unary("LOGISTIC", out_q=(1 / 256, -128)),
@@ -463,6 +465,7 @@ CASES = {
     "leaky_relu_int16": lambda r: unary("LEAKY_RELU", kind=I16, in_q=(0.001, 0), out_q=(0.0007, 0), options=dict(alpha=0.2)),
     "hard_swish_int8": lambda r: unary("HARD_SWISH", in_q=(0.04, 5), out_q=(0.03, -20)),
     "exp_int8": lambda r: unary("EXP", in_q=(0.02, 30), out_q=(0.05, -120)),
+    "exp_int8_overflowing": lambda r: unary("EXP", in_q=(1.0, 0), out_q=(0.05, 0)),  # exp(127) is inf in float32
     "abs_int8": lambda r: unary("ABS", in_q=(0.05, -10), out_q=(0.03, -128)),
     "abs_int8_same_scale": lambda r: unary("ABS", in_q=(0.05, 7), out_q=(0.05, -100)),
     "abs_int16": lambda r: unary("ABS", kind=I16, in_q=(0.001, 0), out_q=(0.0007, 0)),
@@ -522,6 +525,7 @@ CASES = {
     "lstm_int8_projection": lambda r: lstm(r, projection=3, units=5),
     "lstm_int8_projection_clip": lambda r: lstm(r, projection=6, units=5, proj_clip=0.3),
     "lstm_int8_cifg": lambda r: lstm(r, cifg=True),
+    "lstm_int8_negative_cell_clip": lambda r: lstm(r, clip=-1.0),  # LiteRT refuses it; TFLite Micro: no clip
     "lstm_int8_peephole": lambda r: lstm(r, peephole=2.3e-5),
     "lstm_int8_peephole_ties": lambda r: lstm(r, peephole=0.125, units=20, steps=8),  # 16 NEON lanes, 4 scalar
     "lstm_int8_peephole_projection": lambda r: lstm(r, peephole=0.125, units=18, projection=12, batch=1, steps=6),
@@ -542,6 +546,9 @@ CASES = {
     "resize_nearest_int8": lambda r: resize("RESIZE_NEAREST_NEIGHBOR"),
     "resize_nearest_int8_align_corners": lambda r: resize("RESIZE_NEAREST_NEIGHBOR", size=(9, 3), align=True),
     "resize_nearest_int16_half_pixel": lambda r: resize("RESIZE_NEAREST_NEIGHBOR", kind=I16, size=(3, 13), half=True),
+    # LiteRT's optimized kernel indexes in 16-bit fixed point, one lower than the float floor at places
+    "resize_nearest_int8_upsample_26": lambda r: resize("RESIZE_NEAREST_NEIGHBOR", size=(82, 22)),
+    "resize_nearest_int8_align_corners_83": lambda r: resize("RESIZE_NEAREST_NEIGHBOR", size=(83, 9), align=True),
     "resize_bilinear_int8": lambda r: resize("RESIZE_BILINEAR"),
     "resize_bilinear_int8_align_corners": lambda r: resize("RESIZE_BILINEAR", size=(9, 3), align=True),
     "resize_bilinear_int8_half_pixel": lambda r: resize("RESIZE_BILINEAR", size=(3, 13), half=True),
@@ -565,6 +572,7 @@ CASES = {
     "cast_int8_to_float": lambda r: cast(I8, "FLOAT32"),
     "cast_int32_to_int16": lambda r: cast("INT32", I16),
     "cast_float_to_int8": lambda r: cast("FLOAT32", I8),  # saturation; NaN: see test_cast_nan
+    "cast_float_to_int64": lambda r: cast("FLOAT32", "INT64"),
     "cast_int8_to_uint8": lambda r: cast(I8, "UINT8"),  # sizes > 0: the default interpreter's XNNPACK takes it
 }  # fmt: skip
 
@@ -595,6 +603,7 @@ REFUSED = {
     "svdf_no_activation": {"tflite-reference"},
     "lstm_int8_relu_cell_gate": {"tflm"},
     "lstm_int16x8": {"tflite-reference"},  # LiteRT takes only an int8 input as integer
+    "lstm_int8_negative_cell_clip": {"tflite-reference"},
     **dict.fromkeys(("lstm_int8_layer_norm", "lstm_int8_layer_norm_time_major", "lstm_int8_projection",
                      "lstm_int8_projection_clip", "lstm_int8_cifg", "lstm_int8_layer_norm_projection_cifg",
                      "lstm_int8_peephole", "lstm_int8_peephole_ties", "lstm_int8_peephole_projection"), {"tflm"}),
@@ -615,6 +624,8 @@ REFUSED = {
     "greater_int16_raw": {"tflm"},
     "resize_bilinear_int16": {"tflm"},
     "exp_int8": {"tflm"},
+    "exp_int8_overflowing": {"tflm"},
+    "cast_float_to_int64": {"tflm"},
     "log_int8": {"tflm"},
     "gelu_int8": {"tflm"},
     "gelu_int8_approximate": {"tflm"},
@@ -778,7 +789,8 @@ def test_every_registered_op_is_covered():
 # operators whose arithmetic the profile's conv/FC rules or quantize rounding decide, and those
 # it runs by XNNPACK's own arithmetic (int8 ADD/SUB/MUL/QUANTIZE/LEAKY_RELU/MEAN: tests/test_litert_default.py)
 RULED = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "QUANTIZE", "BATCH_MATMUL"}
-XNNPACK_OWN = {"ADD", "SUB", "MUL", "QUANTIZE", "LEAKY_RELU", "MEAN", "ELU", "RESIZE_BILINEAR"}
+XNNPACK_OWN = {"ADD", "SUB", "MUL", "QUANTIZE", "LEAKY_RELU", "MEAN", "ELU", "RESIZE_BILINEAR",
+               "RESIZE_NEAREST_NEIGHBOR"}  # (the nearest: LiteRT's optimized indexing, which it falls back to)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

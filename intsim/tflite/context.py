@@ -139,7 +139,7 @@ def checked_log2(scale) -> tuple[int, bool]:
     """``CheckedLog2`` (``kernel_util.cc``): ``round(log(x) / log(2))`` in float32, and whether
     the scale is a power of two (the fraction below 1e-3)."""
     v = np.float32(np.log(np.float32(scale))) * np.float32(1 / np.log(np.float32(2)))
-    p = int(np.round(v))
+    p = int(np.sign(v) * np.floor(abs(v) + 0.5))  # std::round: half away from zero
     return p, abs(float(v) - p) < 1e-3
 
 

@@ -98,7 +98,9 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
     m = load(model)
     p = _profiles.get(profile)  # any profile: each operator by the rule its table gives its class
     if p.kernels != "tflm":
-        why = m.prepared.setdefault("litert quantization", litert_quantization_error(m))
+        if "litert quantization" not in m.prepared:
+            m.prepared["litert quantization"] = litert_quantization_error(m)
+        why = m.prepared["litert quantization"]
         if why:
             raise ModelError(f"{m.source}: {why}: LiteRT's interpreter refuses the model (profile {p.name!r}; "
                              "TFLite Micro runs it)")  # fmt: skip
@@ -113,15 +115,15 @@ def run(model, inputs, *, profile="tflite-reference", return_intermediates: bool
         elif whole_model:
             raise ValueError("whole_model=True needs backend 'jit' or 'jit-serial' and no intermediates")
     values = m.bind_inputs(inputs)
-    state = (None if reset_state else m.state.get((p.name, backend))) or m.initial_state()
-    ctx = Context(m, p, {**values, **state}, backend)
+    state = (None if reset_state else m.state.get((p, backend))) or m.initial_state()
+    ctx = Context(m, p, {**values, **{i: v.copy() for i, v in state.items()}}, backend)
     for op in m.operators:
         execute(ctx, op)
-    if state:  # after a complete run only: a failed one leaves the state as it was
-        m.state[(p.name, backend)] = {i: ctx.values[i] for i in state}
     missing = [m.tensors[i].describe() for i in m.outputs if i not in ctx.values]
     if missing:
         raise ModelError(f"{m.source}: output(s) never computed: {', '.join(missing)}")
+    if state:  # after a complete run only (a failed one leaves the state as it was); copies, so
+        m.state[(p, backend)] = {i: ctx.values[i].copy() for i in state}  # returned arrays stay the caller's
     outputs = [ctx.values[i] for i in m.outputs]
     if return_intermediates:
         return outputs, {m.tensors[i].name: v for i, v in ctx.values.items()}

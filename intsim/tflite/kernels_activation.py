@@ -19,10 +19,11 @@ import math
 import numpy as np
 
 from intsim.tflite.softmax import input_radius, softmax_int8
-from intsim.rounding import round_half_away
+from intsim.rounding import round_half_away, x86_int32
 from intsim.fixedpoint import gemmlowp as g
 from intsim.tflite import int16_activations
-from intsim.tflite.log_softmax import log_softmax_optimized, log_softmax_reference
+from intsim.tflite.float_softmax import log_softmax_optimized, softmax_int16_optimized
+from intsim.tflite.log_softmax import log_softmax_reference
 from intsim.tflite.context import check_types, checked_log2, kernel, qparams
 from intsim.tflite.model import ModelError
 
@@ -41,6 +42,8 @@ def softmax(ctx, op):
     if it.dtype == np.int8 and ot.dtype == np.int16:  # softmax.cc / softmax_common.cc: int8 in, int16 out
         if zo != -32768 or abs(so - 1 / 65536) > 0.001 / 65536:
             raise ModelError(f"{op.describe()}: int16 output of int8 SOFTMAX must have scale 1/65536 and zero point -32768")
+        if ctx.profile.kernels == "optimized":  # optimized_ops::Softmax<int8_t, int16_t>: a float table
+            return [softmax_int16_optimized(ctx.input(op, 0), si, beta)]
         return [softmax_int8(ctx.input(op, 0), beta, si, ctx.rounding(op), backend=ctx.backend, out_dtype=np.int16)]
     dtype = check_types(op, [it, ot], (np.int8, np.int16))
     if dtype == np.int8:
@@ -134,12 +137,17 @@ def softmax_int16(x, beta, input_scale, ctx, op) -> np.ndarray:
 # ---- LOGISTIC / TANH --------------------------------------------------------------------------------
 
 
-def lut_int8(input_scale, input_zp, output_scale, output_zp, fn) -> np.ndarray:
-    """``LUTPopulateInt8`` (float32 throughout), indexed by ``value + 128``."""
+def lut_int8(input_scale, input_zp, output_scale, output_zp, fn, x86_cast: bool = False) -> np.ndarray:
+    """``LUTPopulateInt8`` (float32 throughout), indexed by ``value + 128``: ``static_cast<int32_t>
+    (round(fn(x) / s_out) + zp)`` clamped.  A value past int32 saturates as LiteRT's build converts
+    it; ``x86_cast``: as a plain x86 ``cvttss2si`` (INT32_MIN, then -128: TFLite Micro's ELU)."""
     vals = np.arange(-128, 128)
     deq = f32(input_scale) * (vals - input_zp).astype(f32)
-    rescaled = round_half_away(fn(deq) * (f32(1) / f32(output_scale)))  # roundf: float32 in, float32 out
-    return np.clip((rescaled + f32(output_zp)).astype(np.int64), -128, 127)
+    with np.errstate(over="ignore", invalid="ignore"):
+        rescaled = round_half_away(fn(deq) * (f32(1) / f32(output_scale))) + f32(output_zp)  # roundf: float32
+    if x86_cast:
+        return np.clip(x86_int32(rescaled), -128, 127)
+    return np.clip(np.nan_to_num(rescaled, nan=0.0), -128, 127).astype(np.int64)
 
 
 def _sigmoid_f32(v):

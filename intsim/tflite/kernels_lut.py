@@ -73,9 +73,9 @@ def _table(ctx, op):
         ctx.refuse(op, litert="ELU (BUILTIN_REF registers no ELU kernel; LiteRT's optimized resolver has one)")
     if kernels == "xnnpack":
         return xnnpack.xnnpack_elu_table(si, zi, so, zo)
-    if kernels == "tflm":  # elu.cc: exp(v) - 1
+    if kernels == "tflm":  # elu.cc: exp(v) - 1, its own table (a plain x86 conversion)
         return lut_int8(si, zi, so, zo, lambda v: np.where(np.asarray(v, f32) < 0, np.exp(np.asarray(v, f32)) - f32(1),
-                                                            np.asarray(v, f32)))  # fmt: skip
+                                                            np.asarray(v, f32)), x86_cast=True)  # fmt: skip
     return lut_int8(si, zi, so, zo, lambda v: np.where(np.asarray(v, f32) < 0, np.expm1(np.asarray(v, f32)),
                                                         np.asarray(v, f32)))  # fmt: skip
 

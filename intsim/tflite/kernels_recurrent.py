@@ -98,6 +98,9 @@ def _svdf_params(ctx, op) -> SvdfParams:
         ctx.refuse(op, litert="int8 weights_time and state (svdf.cc reads them as int16: LiteRT 2.3 corrupts memory)")
     if not ts.is_variable:
         raise ModelError(f"{op.describe()}: its state, {ts.describe()}, is not a variable tensor")
+    if len(ts.shape) != 2 or len(tx.shape) != 2 or ts.shape[0] != tx.shape[0]:
+        raise ModelError(f"{op.describe()}: the state {ts.describe()} must be [batch, filters * memory] for input "
+                         f"{tx.describe()}")  # fmt: skip
     if twf.data is None or twt.data is None:
         raise ModelError(f"{op.describe()}: weights_feature and weights_time must be constant")
     rank = int(op.options.get("rank", 0))
@@ -112,6 +115,9 @@ def _svdf_params(ctx, op) -> SvdfParams:
     s_wf, s_wt, s_state = _scale(op, twf), _scale(op, twt), _scale(op, ts)
     if bias is None:
         ctx.refuse(op, tflm="no bias (svdf_common.cc reads the bias's scale)")
+    elif ctx.in_tensor(op, 3).dtype != np.int32 or np.shape(bias) != (f // rank,):
+        raise ModelError(f"{op.describe()}: the bias, {ctx.in_tensor(op, 3).describe()}, must be int32 of {f // rank} "
+                         "values (one per unit)")  # fmt: skip
     elif tflm and not abs(float(_scale(op, ctx.in_tensor(op, 3))) - float(f32(s_state * s_wt))) < 1e-5:
         ctx.refuse(op, tflm="a bias scale more than 1e-5 from s_state * s_wt")
     derivation = ctx.profile.rules("recurrent")[1]

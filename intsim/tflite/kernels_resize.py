@@ -1,6 +1,7 @@
 """RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR on NHWC tensors, as the reference kernels compute
 them (``internal/reference/resize_nearest_neighbor.h``, ``resize_bilinear.h``; TFLite Micro's
-copies are the same), the output size from the constant ``size`` input.
+copies are the same) and where LiteRT's optimized kernels or XNNPACK differ, as those do; the
+output size from the constant ``size`` input.
 
 Input and output share one quantization (both kernels copy or interpolate raw integers, which
 would change the real values under another; such models are refused)."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from intsim.rounding import round_half_away
 from intsim.tflite import xnnpack
 from intsim.tflite.context import kernel
 from intsim.tflite.kernels_shape import _same_quantization
@@ -27,12 +29,17 @@ def _sizes(ctx, op):
     return x, int(size[0]), int(size[1]), bool(o.get("align_corners", False)), bool(o.get("half_pixel_centers", False))
 
 
-def nearest_indices(n_in: int, n_out: int, align_corners: bool, half_pixel: bool) -> np.ndarray:
+def nearest_indices(n_in: int, n_out: int, align_corners: bool, half_pixel: bool, fixed_point: bool = False):
     """``GetNearestNeighbor`` for every output position: the scale and the position in float32,
-    ``round`` (half away from zero) with ``align_corners``, else ``floor``, capped to the input."""
+    ``std::round`` (half away from zero, exactly: ``rounding.round_half_away``) with
+    ``align_corners``, else ``floor``, capped to the input.  ``fixed_point``: LiteRT's optimized
+    8-bit kernel without either flag (``optimized_ops::ResizeNearestNeighbor``),
+    ``min((o * ((n_in << 16) / n_out + 1)) >> 16, n_in - 1)``."""
+    if fixed_point:
+        return np.minimum((np.arange(n_out, dtype=np.int64) * ((n_in << 16) // n_out + 1)) >> 16, n_in - 1)
     scale = f32(n_in - 1) / f32(n_out - 1) if align_corners and n_out > 1 else f32(n_in) / f32(n_out)
     pos = (np.arange(n_out, dtype=f32) + f32(0.5 if half_pixel else 0.0)) * scale
-    idx = np.sign(pos) * np.floor(np.abs(pos) + f32(0.5)) if align_corners else np.floor(pos)
+    idx = round_half_away(pos) if align_corners else np.floor(pos)
     idx = np.minimum(idx.astype(np.int64), n_in - 1)
     return np.maximum(idx, 0) if half_pixel else idx
 
@@ -40,9 +47,12 @@ def nearest_indices(n_in: int, n_out: int, align_corners: bool, half_pixel: bool
 @kernel("RESIZE_NEAREST_NEIGHBOR")
 def resize_nearest_neighbor(ctx, op):
     """``reference_ops::ResizeNearestNeighbor``: each output pixel copies the input pixel at
-    ``nearest_indices`` along H and W."""
+    ``nearest_indices`` along H and W; LiteRT's optimized kernels (its two other modes) index
+    8-bit tensors in 16-bit fixed point when neither flag is set."""
     x, h, w, align, half = _sizes(ctx, op)
-    return [np.ascontiguousarray(x[:, nearest_indices(x.shape[1], h, align, half)][:, :, nearest_indices(x.shape[2], w, align, half)])]
+    fixed = ctx.profile.kernels in ("optimized", "xnnpack") and x.dtype.itemsize == 1 and not (align or half)
+    rows, cols = (nearest_indices(n, m, align, half, fixed) for n, m in ((x.shape[1], h), (x.shape[2], w)))
+    return [np.ascontiguousarray(x[:, rows][:, :, cols])]
 
 
 def _interpolation(n_in: int, n_out: int, align_corners: bool, half_pixel: bool):

@@ -65,9 +65,10 @@ def cast(ctx, op):
     if x.dtype.kind == "f" and out.dtype.kind in "iu":
         info = np.iinfo(out.dtype)
         nan = 0 if ctx.profile.kernels == "tflm" else info.max
-        with np.errstate(invalid="ignore"):
-            t = np.clip(np.trunc(x.astype(np.float64)), info.min, info.max)
-        return [np.where(np.isnan(x), nan, t).astype(out.dtype)]
+        t = np.trunc(x.astype(np.float64))
+        inside = (t >= info.min) & (t < float(info.max) + 1)  # float(2**63 - 1) is 2**63: compare before converting
+        y = np.where(inside, np.where(inside, t, 0).astype(np.int64), np.where(t > 0, info.max, info.min))
+        return [np.where(np.isnan(x), nan, y).astype(out.dtype)]
     if out.dtype == np.bool_:
         return [x != 0]
     return [x.astype(out.dtype)]  # numpy's integer conversion wraps as C++'s does

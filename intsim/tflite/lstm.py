@@ -117,6 +117,8 @@ def lstm_params(ctx, op) -> LstmParams:
         (wg, sw) = weights(INPUT_WEIGHTS[gate], like=INPUT_WEIGHTS["forget"])
         (rg, sr) = weights(RECURRENT_WEIGHTS[gate], like=RECURRENT_WEIGHTS["forget"])
         b = ctx.input(op, BIASES[gate], required=False)
+        if b is not None and np.shape(b) != (wg.shape[0],):
+            raise ModelError(f"{op.describe()}: the {gate} gate's bias has shape {np.shape(b)}, not ({wg.shape[0]},)")
         w.append(wg)
         r.append(rg)
         bias.append(np.zeros(wg.shape[0], np.int64) if b is None else np.asarray(b, np.int64))
@@ -127,6 +129,8 @@ def lstm_params(ctx, op) -> LstmParams:
             es.append(e)
     cell_power = _log2(op, s_c, "cell state", tflm)
     clip_option = f32(op.options.get("cell_clip", 0.0))
+    if clip_option < 0 or f32(op.options.get("proj_clip", 0.0)) < 0:
+        ctx.refuse(op, litert="a negative cell_clip or proj_clip (unidirectional_sequence_lstm.cc requires >= 0)")
     if clip_option > 0:
         ratio = float(clip_option) / float(s_c) if tflm else float(f32(clip_option / s_c))  # double vs float division
         clip = int(min(max(ratio, -32768.0), 32767.0))  # the int16 cast truncates
@@ -242,9 +246,9 @@ def _gates_mbqm(ctx, op, acc, q, e, wide: bool):
 
 def _input_part(x, w) -> np.ndarray:
     """``sum_i x[t, b, i] * w[g, n, i]`` as [T, B, 4, N] int64: a float64 product (BLAS), exact
-    while every sum stays below 2**53 (int8 weights times 9-bit inputs: up to 2**37 inputs), else
-    integer ``einsum``."""
-    if x.shape[-1] < 1 << 37:
+    while every sum stays below 2**53 (int8 weights times 17-bit 16x8 inputs: up to 2**29
+    inputs), else integer ``einsum``."""
+    if x.shape[-1] < 1 << 29:
         y = x.reshape(-1, x.shape[-1]).astype(np.float64) @ w.reshape(-1, w.shape[-1]).T.astype(np.float64)
         return y.astype(np.int64).reshape(*x.shape[:2], *w.shape[:2])
     return np.einsum("tbi,gni->tbgn", x, w)

@@ -79,7 +79,7 @@ class Model:
     source: str = "<bytes>"
     # what Context.once derived from constant tensors on first use (prepared layers, multipliers)
     prepared: dict = field(default_factory=dict, repr=False, compare=False)
-    # the variable (state) tensors' values after the last run, by (profile name, backend)
+    # the variable (state) tensors' values after the last run, by (profile, backend)
     state: dict = field(default_factory=dict, repr=False, compare=False)
 
     def initial_state(self) -> dict:
