@@ -135,6 +135,14 @@ def qparams(t: Tensor, op: Operator | None = None) -> tuple[np.float32, int]:
     return t.checked_qparams
 
 
+def broadcast(op: Operator, a, b) -> list[np.ndarray]:
+    """``a`` and ``b`` as int64 arrays of their broadcast shape (TFLite's binary operators)."""
+    try:
+        return np.broadcast_arrays(np.asarray(a).astype(np.int64), np.asarray(b).astype(np.int64))
+    except ValueError:
+        raise ModelError(f"{op.describe()}: input shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
+
+
 def checked_log2(scale) -> tuple[int, bool]:
     """``CheckedLog2`` (``kernel_util.cc``): ``round(log(x) / log(2))`` in float32, and whether
     the scale is a power of two (the fraction below 1e-3)."""

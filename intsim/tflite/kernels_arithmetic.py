@@ -15,17 +15,11 @@ import numpy as np
 
 from intsim import fixedpoint as fxp
 from intsim.fixedpoint import gemmlowp as g
-from intsim.tflite.context import act_range, kernel, qparams, type_range
+from intsim.tflite.context import act_range, broadcast, kernel, qparams, type_range
 from intsim.tflite.model import ModelError
 
 f32 = np.float32
 
-
-def _broadcast(op, a, b):
-    try:
-        return np.broadcast_arrays(np.asarray(a, np.int64), np.asarray(b, np.int64))
-    except ValueError:
-        raise ModelError(f"{op.describe()}: input shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
 
 
 def _same_types(op, tensors, allowed):
@@ -55,7 +49,7 @@ def div(ctx, op):
         ctx.refuse(op, tflm="int16 DIV (micro/kernels/div.cc: float32, int32 and int8 only)")
     (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(to, op)
     q, shift = fxp.quantize_multiplier(float(f32(s1 / f32(s2 * so))), single_rounding=ctx.rounding(op) == "single")
-    a, b = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    a, b = broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
     a, b = a - z1, b - z2
     if np.any(b == 0):
         raise ModelError(f"{op.describe()}: a divisor equals its zero point ({z2}): division by zero")
@@ -134,7 +128,7 @@ def squared_difference(ctx, op):
     if real_out >= 1:
         ctx.refuse(op, litert=f"an output multiplier of {real_out:.3g} >= 1 (QuantizeMultiplierSmallerThanOneExp)")
     q_out, e_out = fxp.quantize_multiplier(real_out, single_rounding=single)
-    a, b = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    a, b = broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
     d1 = ctx.mbqm_raw(op, (a - z1) << left_shift, q1, e1)
     d2 = ctx.mbqm_raw(op, (b - z2) << left_shift, q2, e2)
     diff = d1.astype(np.int64) - d2
@@ -186,7 +180,7 @@ def prelu(ctx, op):
     else:
         m1, m2 = float(f32(si / so)), float(f32(f32(si * sa) / so))
     (q1, e1), (q2, e2) = (fxp.quantize_multiplier(m, single_rounding=single) for m in (m1, m2))
-    x, alpha = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    x, alpha = broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
     v = x - zi
     pos = ctx.mbqm_raw(op, v, q1, e1)
     neg = ctx.mbqm_raw(op, fxp.wrap32(v * (alpha - za)), q2, e2)

@@ -14,19 +14,13 @@ from __future__ import annotations
 import numpy as np
 
 from intsim import fixedpoint as fxp
-from intsim.tflite.context import kernel, qparams
+from intsim.tflite.context import broadcast, kernel, qparams
 from intsim.tflite.kernels_shape import _same_quantization
 from intsim.tflite.model import ModelError
 
 COMPARE = {"EQUAL": np.equal, "NOT_EQUAL": np.not_equal, "LESS": np.less, "LESS_EQUAL": np.less_equal,
            "GREATER": np.greater, "GREATER_EQUAL": np.greater_equal}  # fmt: skip
 
-
-def _broadcast(op, a, b):
-    try:
-        return np.broadcast_arrays(np.asarray(a), np.asarray(b))
-    except ValueError:
-        raise ModelError(f"{op.describe()}: input shapes {np.shape(a)} and {np.shape(b)} do not broadcast") from None
 
 
 def _rescaled(ctx, op, k, x):
@@ -45,7 +39,7 @@ def compare(ctx, op):
     if t1.dtype != t2.dtype or to.dtype != np.bool_:
         raise ModelError(f"{op.describe()}: inputs of one type and a bool output needed ({t1.describe()}, "
                          f"{t2.describe()}, {to.describe()})")  # fmt: skip
-    a, b = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    a, b = broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
     if t1.dtype == np.int16:
         ctx.refuse(op, tflm="int16 comparison (TFLite Micro has int16 GREATER only, with unset scaling parameters)")
     quantized = t1.quantized and t1.dtype in (np.int8, np.uint8, np.int16)
@@ -77,5 +71,5 @@ def logical(ctx, op):
         raise ModelError(f"{op.describe()}: inputs must be bool")
     if op.op == "LOGICAL_NOT":
         return [~xs[0]]
-    a, b = _broadcast(op, xs[0], xs[1])
-    return [(a & b) if op.op == "LOGICAL_AND" else (a | b)]
+    a, b = broadcast(op, xs[0], xs[1])
+    return [(np.logical_and if op.op == "LOGICAL_AND" else np.logical_or)(a, b)]

@@ -15,17 +15,11 @@ from intsim.tflite import optimized, xnnpack
 from intsim.tflite.add import quantized_add
 from intsim.rounding import round_half_away, x86_int32
 from intsim.fixedpoint import gemmlowp as g
-from intsim.tflite.context import act_range, check_types, kernel, qparams, type_range
+from intsim.tflite.context import act_range, broadcast, check_types, kernel, qparams, type_range
 from intsim.tflite.model import ModelError
 
 f32, f64 = np.float32, np.float64
 
-
-def _broadcast(op, a, b):
-    try:
-        return np.broadcast_arrays(a.astype(np.int64), b.astype(np.int64))
-    except ValueError:
-        raise ModelError(f"{op.describe()}: input shapes {a.shape} and {b.shape} do not broadcast") from None
 
 
 @kernel("ADD", "SUB")
@@ -42,7 +36,7 @@ def add_sub(ctx, op):
     dtype, params = ctx.once(("add_sub", op.index), lambda: _add_sub_params(ctx, op))
     x1, x2 = ctx.input(op, 0), ctx.input(op, 1)
     if x1.shape != x2.shape:
-        x1, x2 = _broadcast(op, x1, x2)
+        x1, x2 = broadcast(op, x1, x2)
     if "xnnpack" in params:
         p = params["xnnpack"]
         return [xnnpack.xnnpack_add(x1, x2, p, output_zero_point=params["output_zero_point"], clamp=params["clamp"],
@@ -96,7 +90,7 @@ def mul(ctx, op):
     t1, t2, ot = ctx.in_tensor(op, 0), ctx.in_tensor(op, 1), ctx.out_tensor(op)
     dtype = check_types(op, [t1, t2, ot], (np.int8, np.int16))
     (s1, z1), (s2, z2), (so, zo) = qparams(t1, op), qparams(t2, op), qparams(ot, op)
-    x1, x2 = _broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
+    x1, x2 = broadcast(op, ctx.input(op, 0), ctx.input(op, 1))
     m = ctx.profile.real_multiplier(s1, s2, so, "mul")
     lo, hi = act_range(op, ot)
     if dtype == np.int8 and ctx.profile.kernels == "xnnpack" and xnnpack.xnnpack_takes_mul(s1, s2, so):
