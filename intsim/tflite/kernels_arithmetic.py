@@ -245,6 +245,19 @@ def abs_op(ctx, op):
     return [np.clip(v + zo, lo, hi).astype(to.dtype)]
 
 
+def _shifted_sum(ctx, op, s, zp: int, s_out):
+    """The sums of TFLite Micro's ADD_N and CUMSUM (``add_n.cc``, ``cumsum.cc``): each value
+    ``MBQM((x - zp) << 20, s / 2s)``; the seed the reference kernels start from, the same of
+    ``-zp`` (``input1_offset``, where their comment says 0); the sum's rescaling
+    ``MBQM(., 2s / (2**20 s_out))``.  Returns (scaled, seed, rescale)."""
+    single = ctx.rounding(op) == "single"
+    q_in, e_in = fxp.quantize_multiplier(float(s) / (2 * float(s)), single_rounding=single)
+    q_out, e_out = fxp.quantize_multiplier(2 * float(s) / ((1 << 20) * float(s_out)), single_rounding=single)
+    scaled = lambda x: ctx.mbqm_raw(op, (np.asarray(x, np.int64) - zp) << 20, q_in, e_in).astype(np.int64)  # noqa: E731
+    seed = int(ctx.mbqm_raw(op, np.array([-zp << 20]), q_in, e_in)[0])
+    return scaled, seed, lambda total: ctx.mbqm_raw(op, total, q_out, e_out)
+
+
 @kernel("ADD_N")
 def add_n(ctx, op):
     """int8 ADD_N, TFLite Micro only (LiteRT's takes float32 and int32): ``reference_ops::AddN``
@@ -260,13 +273,11 @@ def add_n(ctx, op):
     if len(ins) < 2 or any(qparams(t, op) != qparams(ins[0], op) or t.shape != ins[0].shape for t in ins):
         raise ModelError(f"{op.describe()}: needs two or more inputs of one shape, scale and zero point")
     (s, zp), (so, zo) = qparams(ins[0], op), qparams(to, op)
-    single = ctx.rounding(op) == "single"
-    q_in, e_in = fxp.quantize_multiplier(float(s) / (2 * float(s)), single_rounding=single)
-    q_out, e_out = fxp.quantize_multiplier(2 * float(s) / ((1 << 20) * float(so)), single_rounding=single)
-    total = ctx.mbqm_raw(op, np.full(ins[0].shape, -zp << 20, np.int64), q_in, e_in).astype(np.int64)
+    scaled, seed, rescale = _shifted_sum(ctx, op, s, zp, so)
+    total = np.full(ins[0].shape, seed, np.int64)
     for k in range(len(ins)):
-        total = fxp.wrap32(total + ctx.mbqm_raw(op, (ctx.input(op, k).astype(np.int64) - zp) << 20, q_in, e_in))
-    y = ctx.mbqm_raw(op, total, q_out, e_out) + zo
+        total = fxp.wrap32(total + scaled(ctx.input(op, k)))
+    y = rescale(total) + zo
     return [np.clip(y, -128, 127).astype(np.int8)]
 
 
@@ -305,11 +316,8 @@ def cumsum(ctx, op):
         raise ModelError(f"{op.describe()}: needs one axis within rank {x.ndim}, got {a.tolist()}")
     axis = int(a[0]) % x.ndim
     (s, zp), (so, zo) = qparams(ti, op), qparams(to, op)
-    single = ctx.rounding(op) == "single"
-    q_in, e_in = fxp.quantize_multiplier(float(s) / (2 * float(s)), single_rounding=single)
-    q_out, e_out = fxp.quantize_multiplier(2 * float(s) / ((1 << 20) * float(so)), single_rounding=single)
-    seed = int(ctx.mbqm_raw(op, np.array([-zp << 20]), q_in, e_in)[0])
-    v = ctx.mbqm_raw(op, (x - zp) << 20, q_in, e_in).astype(np.int64)
+    scaled, seed, rescale = _shifted_sum(ctx, op, s, zp, so)
+    v = scaled(x)
     if op.options.get("reverse", False):
         v = np.flip(v, axis)
     total = np.cumsum(v, axis=axis)
@@ -318,5 +326,5 @@ def cumsum(ctx, op):
     total = fxp.wrap32(total + seed)
     if op.options.get("reverse", False):
         total = np.flip(total, axis)
-    y = ctx.mbqm_raw(op, np.ascontiguousarray(total), q_out, e_out) + zo
+    y = rescale(np.ascontiguousarray(total)) + zo
     return [np.clip(y, -128, 127).astype(np.int8)]
