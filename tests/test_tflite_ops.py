@@ -478,6 +478,8 @@ CASES = {
                                       [T("y", (2, 3, 5), I8, scale=0.1, zero_point=4)]),
     "log_int8": lambda r: unary("LOG", in_q=(0.05, -100), out_q=(0.03, 20)),
     "elu_int8": lambda r: unary("ELU", in_q=(0.04, 5), out_q=(0.03, -20)),
+    # x / s_out past int32: LiteRT's tables saturate (127), TFLite Micro's ELU table converts as x86 does (-128)
+    "elu_int8_past_int32": lambda r: unary("ELU", in_q=(1e6, 0), out_q=(1e-3, 0)),
     "gelu_int8": lambda r: unary("GELU", in_q=(0.04, 5), out_q=(0.03, -20), options=dict(approximate=False)),
     "gelu_int8_approximate": lambda r: unary("GELU", in_q=(0.05, -3), out_q=(0.02, -60), options=dict(approximate=True)),
     "hard_swish_int8_wide_input": lambda r: unary("HARD_SWISH", in_q=(0.3, -2), out_q=(0.2, -100)),
@@ -629,7 +631,8 @@ REFUSED = {
     "log_int8": {"tflm"},
     "gelu_int8": {"tflm"},
     "gelu_int8_approximate": {"tflm"},
-    "elu_int8": {"builtin-ref"},  # BUILTIN_REF has no ELU: checked against the two other LiteRT modes
+    "elu_int8": {"builtin-ref"},
+    "elu_int8_past_int32": {"builtin-ref"},  # BUILTIN_REF has no ELU: checked against the two other LiteRT modes
     "squared_difference_int16": {"tflite-reference"},
     "squared_difference_int8_output_multiplier_above_1": {"tflite-reference"},
 }

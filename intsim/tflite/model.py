@@ -86,13 +86,14 @@ class Model:
         """Every variable tensor at its start, as LiteRT's and TFLite Micro's
         ``ResetVariableTensors`` write it: the zero point for int8 tensors, zeros otherwise
         (``tflite/core/subgraph.cc``, ``micro_allocator.cc``): tensor index -> array."""
+        if "variables" not in self.prepared:  # found once: runs of a model without state stay free of the scan
+            self.prepared["variables"] = [t for t in self.tensors if t.is_variable]
         out = {}
-        for t in self.tensors:
-            if t.is_variable:
-                if t.dtype is None or not t.shape or any(d <= 0 for d in t.shape):
-                    raise ModelError(f"{self.source}: variable {t.describe()} needs a static shape and a known type")
-                fill = int(t.zero_point[0]) if t.dtype == np.int8 and t.zero_point.size else 0
-                out[t.index] = np.full(t.shape, fill, t.dtype)
+        for t in self.prepared["variables"]:
+            if t.dtype is None or not t.shape or any(d <= 0 for d in t.shape):
+                raise ModelError(f"{self.source}: variable {t.describe()} needs a static shape and a known type")
+            fill = int(t.zero_point[0]) if t.dtype == np.int8 and t.zero_point.size else 0
+            out[t.index] = np.full(t.shape, fill, t.dtype)
         return out
 
     def reset_state(self) -> None:
