@@ -43,16 +43,35 @@ def clip_for(x, method: str = "octav", *, dtype="int8", signed=None, axis=None, 
     raise ValueError(f"method must be one of {METHODS}, got {method!r}")
 
 
-def params_from_clip(clip, dtype="int8", *, signed=None, axis=None, block_size=None) -> QuantParams:
-    """Symmetric ``QuantParams`` on the calibration grid for clipping scalar(s) ``clip``."""
+def params_from_clip(clip, dtype="int8", *, signed=None, axis=None, block_size=None, storage=None) -> QuantParams:
+    """Symmetric ``QuantParams`` on the calibration grid for clipping scalar(s) ``clip``.
+
+    ``storage`` names the integer type the levels are stored in (default: the grid's own, or the
+    smallest named type holding a custom width).  A grid stored in a type of the other
+    signedness is offset by the zero point: a signed grid in unsigned storage centres on
+    ``2**(S-1)`` (``[1, 255]`` for int8 levels in uint8), an unsigned grid in signed storage
+    starts at ``-2**(S-1)`` (``[-128, 127]`` for uint8 levels in int8, TFLite's zero point -128
+    after a ReLU).  A narrower grid keeps its levels; only the zero point moves.
+    """
     grid = grid_for(dtype, signed)
     name = f"{'int' if grid.signed else 'uint'}{grid.bits}"
+    name = name if name in _NAMED else _closest(grid)
+    zero = 0
+    if storage is not None:
+        store = grid_for(storage)
+        if store.bits < grid.bits:
+            raise ValueError(f"storage {storage} has fewer bits than the {grid.bits}-bit grid")
+        if store.signed != grid.signed:
+            zero = (1 << (store.bits - 1)) * (-1 if store.signed else 1)
+        name = f"{'int' if store.signed else 'uint'}{store.bits}"
+        if name not in _NAMED:
+            raise ValueError(f"storage must be a named integer type ({', '.join(sorted(_NAMED))}), got {storage!r}")
     c = np.asarray(clip, np.float64)
     scale = np.where(c > 0, c / grid.qmax, 1.0).astype(np.float32)
     return QuantParams(
-        scale, np.zeros(scale.shape, np.int64), name if name in _NAMED else _closest(grid),
-        axis=axis if scale.ndim else None, block_size=block_size, narrow_range=grid.signed,
-        symmetric=True,
+        scale, np.full(scale.shape, zero, np.int64), name,
+        axis=axis if scale.ndim else None, block_size=block_size,
+        narrow_range=grid.signed and name.startswith("int"), symmetric=zero == 0,
     )  # fmt: skip
 
 
@@ -68,10 +87,11 @@ def _closest(grid) -> str:
 
 
 def calibrate(x, method: str = "octav", *, dtype="int8", signed=None, axis=None, block_size=None,
-              **options) -> QuantParams:  # fmt: skip
-    """Calibrate ``x`` with ``method`` and return ``QuantParams`` ready for ``intsim.quant``."""
+              storage=None, **options) -> QuantParams:  # fmt: skip
+    """Calibrate ``x`` with ``method`` on the grid of ``dtype`` (``signed`` overrides its
+    signedness) and return ``QuantParams`` in ``storage`` (see ``params_from_clip``)."""
     clip = clip_for(x, method, dtype=dtype, signed=signed, axis=axis, block_size=block_size, **options)
-    return params_from_clip(clip, dtype, signed=signed, axis=axis, block_size=block_size)
+    return params_from_clip(clip, dtype, signed=signed, axis=axis, block_size=block_size, storage=storage)
 
 
 # ---- streaming observers (bounded memory over many batches) ---------------------------------------
@@ -88,7 +108,7 @@ class HistogramObserver:
 
     def __init__(self, bins: int = 2048):
         self.bins = bins
-        self.width = 0.0
+        self.top = self.width = 0.0  # the first nonzero batch's max |x| and bin width
         self.hist = np.zeros(0, np.int64)
         self.count = 0
 
@@ -105,12 +125,13 @@ class HistogramObserver:
                 self.hist[0] += a.size
                 self.count += a.size
                 return
-            self.width = top / self.bins
+            self.top, self.width = top, top / self.bins
             self.hist = np.pad(self.hist, (0, self.bins - self.hist.size))
-        needed = max(self.hist.size, int(np.ceil(top / self.width)))
+        needed = max(self.hist.size, int(np.ceil(top / self.top * self.bins)))
         if needed > self.hist.size:
             self.hist = np.pad(self.hist, (0, needed - self.hist.size))
-        idx = np.minimum((a / self.width).astype(np.int64), self.hist.size - 1)
+        # the index of ``abs_histogram`` (``clip_entropy``), so that one batch gives its histogram
+        idx = np.minimum((a / self.top * self.bins).astype(np.int64), self.hist.size - 1)
         self.hist += np.bincount(idx, minlength=self.hist.size)
         self.count += a.size
 
