@@ -19,6 +19,17 @@ MaxPool, Reshape, Flatten,         the same op on the quantized tensor (the DQ/Q
 Transpose, Squeeze, Unsqueeze      dropped when both have the same scale and zero point)
 =================================  ============================================
 
+Before fusing, onnxruntime on x86 (``qdq_s8_to_u8.cc``, ``QDQS8ToU8Transformer``, enabled where
+``QDQIsInt8Allowed()`` is false) turns every int8 QuantizeLinear -> DequantizeLinear pair into
+uint8 (both zero points + 128) when the QuantizeLinear feeds that one DequantizeLinear and no
+graph output, and the DequantizeLinear feeds at most one node (a DequantizeLinear read by several
+nodes is first duplicated, ``EnsureUniqueDQForNodeUnit``, and the pair no longer matches).  The
+values are the same shifted by 128, but the fused kernels then multiply uint8 by int8, which on
+AVX2 without VNNI sums int16 pairs with saturation (profile ``onnxruntime-cpu-avx2``): measured on
+int8-activation models from ``intsim.ptq``, 90% of the logits differ without this step.  intsim
+keeps the int8 tensor (so reports still name it) and adds ``intsim.S8ToU8`` feeding the
+DequantizeLinear the uint8 copy.
+
 A group is fused only when every float input comes from a DequantizeLinear of an 8-bit
 tensor with per-tensor parameters (weights of Conv/MatMul/Gemm may be per channel), the op's
 output feeds exactly one QuantizeLinear and nothing else, and that output is not a graph
@@ -35,6 +46,8 @@ from the graph as written (``qdq="float"`` runs it so).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -56,6 +69,7 @@ class _Index:
             for i in n.inputs:
                 self.consumers.setdefault(i, []).append(n)
         self.graph_outputs = {v.name for v in graph.outputs}
+        self.converted: dict[str, tuple] = {}  # QuantizeLinear output -> (uint8 copy, its zero point)
 
     def const(self, name):
         return self.graph.initializers.get(name)
@@ -119,13 +133,26 @@ def _rewrite(ix: _Index, node: Node):
         return None
     yq = list(q.inputs[1:3])
 
+    # the type onnxruntime's selector sees: uint8 where the pair after this group was converted
+    out_type = np.dtype(np.uint8) if q.outputs[0] in ix.converted else ix.const(q.inputs[2]).dtype
+
+    def mixed(*dqs):  # onnxruntime's selectors need one 8-bit type across the group's activations
+        return any(ix.const(d.inputs[2]).dtype != out_type for d in dqs)
+
+    y = q.outputs[0]
+    if y in ix.converted:  # the fused kernel writes the uint8 tensor onnxruntime's kernel writes
+        y, zp_u8 = ix.converted[y]
+        yq = [yq[0], zp_u8]
+
     def make(op_type, inputs, attrs=None, domain="", warning=""):
-        return Node(node.index, op_type, domain, node.name, inputs, [q.outputs[0]], dict(attrs or node.attrs)), q, warning
+        return Node(node.index, op_type, domain, node.name, inputs, [y], dict(attrs or node.attrs)), q, warning
 
     if op == "Conv":
         x, w = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
         b = ix.dq(node.inputs[2], per_channel_ok="bias") if len(node.inputs) > 2 and node.inputs[2] else None
-        if not x or not w or (len(node.inputs) > 2 and node.inputs[2] and not b):
+        if not x or not w or (len(node.inputs) > 2 and node.inputs[2] and not b) or mixed(x):
+            return None
+        if out_type == np.int8:  # ConvNodeGroupSelector: int8 activations not allowed on x86
             return None
         if b and _bias_departs(ix, x, w, b):
             return None
@@ -133,13 +160,13 @@ def _rewrite(ix: _Index, node: Node):
         return make("QLinearConv", inputs)
     if op == "MatMul":
         a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
-        if not a or not b:
+        if not a or not b or mixed(a):
             return None
         return make("QLinearMatMul", _triple(a) + _triple(b) + yq, {})
     if op == "Gemm":
         a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
         c = ix.dq(node.inputs[2], per_channel_ok="bias") if len(node.inputs) > 2 and node.inputs[2] else None
-        if not a or not b or (len(node.inputs) > 2 and node.inputs[2] and not c) or node.attr("beta", 1.0) != 1.0:
+        if not a or not b or (len(node.inputs) > 2 and node.inputs[2] and not c) or node.attr("beta", 1.0) != 1.0 or mixed(a):
             return None
         attrs = {k: node.attrs[k] for k in ("alpha", "transA", "transB") if k in node.attrs}
         warning = " (its bias DequantizeLinear's scale or zero point departs from a_scale * b_scale " \
@@ -148,17 +175,17 @@ def _rewrite(ix: _Index, node: Node):
                     warning if c and _bias_departs(ix, a, b, c) else "")
     if op in BINARY:
         a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1])
-        if not a or not b:
+        if not a or not b or mixed(a, b):
             return None
         return make(BINARY[op], _triple(a) + _triple(b) + yq, {}, MS_DOMAIN)
     if op in UNARY:
         x = ix.dq(node.inputs[0])
-        if not x:
+        if not x or mixed(x):
             return None
         return make(UNARY[op], _triple(x) + yq, None, MS_DOMAIN)
     if op == "Concat":
         dqs = [ix.dq(i) for i in node.inputs]
-        if not all(dqs):
+        if not all(dqs) or mixed(*dqs):
             return None
         return make("QLinearConcat", yq + [t for d in dqs for t in _triple(d)], None, MS_DOMAIN)
     if op in DROP:
@@ -173,10 +200,66 @@ def _rewrite(ix: _Index, node: Node):
     return None
 
 
+S8_TO_U8 = "intsim.S8ToU8"  # domain of the internal shift node
+
+
+def _s8_to_u8(graph: Graph, nodes: list[Node]) -> tuple[list[Node], list[str], dict]:
+    """onnxruntime's int8 -> uint8 QDQ pair conversion (module docstring)."""
+    ix = _Index(graph, nodes)
+    out, notes, converted = [], [], {}
+    for node in nodes:
+        out.append(node)
+        if node.op_type == "DequantizeLinear" and node.domain in ("", "ai.onnx") and len(node.inputs) >= 3:
+            _s8_constant_to_u8(graph, ix, node, notes)
+            continue
+        if node.op_type != "QuantizeLinear" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 3:
+            continue
+        y = node.outputs[0]
+        users = ix.consumers.get(y, [])
+        if y in ix.graph_outputs or len(users) != 1 or users[0].op_type != "DequantizeLinear" or len(users[0].inputs) < 3:
+            continue
+        dq = users[0]
+        dq_out = dq.outputs[0]
+        n_dq_users = len(ix.consumers.get(dq_out, []))
+        if n_dq_users > 1 or (n_dq_users and dq_out in ix.graph_outputs):
+            continue
+        zq, zdq = ix.const(node.inputs[2]), ix.const(dq.inputs[2])
+        if zq is None or zdq is None or zq.size != 1 or zdq.size != 1 or zq.dtype != np.int8 or zdq.dtype != np.int8:
+            continue
+        if int(zq.reshape(())) != int(zdq.reshape(())):
+            continue
+        zp_name, shifted = f"{y}_s8_to_u8_zero_point", f"{y}_s8_to_u8"
+        graph.initializers[zp_name] = np.array(int(zq.reshape(())) + 128, np.uint8).reshape(zdq.shape)
+        out.append(Node(node.index, "S8ToU8", S8_TO_U8, f"{node.name}_s8_to_u8", [y], [shifted]))
+        dq.inputs = [shifted, dq.inputs[1], zp_name] + dq.inputs[3:]
+        converted[y] = (shifted, zp_name)
+        notes.append(f"{node.label()} -> {dq.label()}: int8 pair run as uint8 (zero point + 128), as onnxruntime's "
+                     "QDQS8ToU8Transformer")  # fmt: skip
+    graph.__dict__.pop("constants", None)  # new zero-point initializers
+    return out, notes, converted
+
+
+def _s8_constant_to_u8(graph: Graph, ix: _Index, dq: Node, notes: list) -> None:
+    """A lone DequantizeLinear of an int8 initializer read by no MatMul, Conv or Gemm becomes
+    uint8 too (``ShouldConvertWeightFromS8ToU8``; the weights of those three stay int8)."""
+    x, zp = ix.const(dq.inputs[0]), ix.const(dq.inputs[2])
+    if x is None or zp is None or x.dtype != np.int8 or zp.dtype != np.int8 or zp.size != 1:
+        return
+    if any(c.op_type in ("MatMul", "Conv", "Gemm") for c in ix.consumers.get(dq.outputs[0], [])):
+        return
+    name = dq.inputs[0]
+    graph.initializers[f"{name}_s8_to_u8"] = (x.astype(np.int16) + 128).astype(np.uint8)
+    graph.initializers[f"{name}_s8_to_u8_zero_point"] = (zp.astype(np.int16) + 128).astype(np.uint8)
+    dq.inputs = [f"{name}_s8_to_u8", dq.inputs[1], f"{name}_s8_to_u8_zero_point"] + dq.inputs[3:]
+    notes.append(f"{dq.label()}: int8 constant run as uint8 (values and zero point + 128), as onnxruntime's "
+                 "QDQS8ToU8Transformer")  # fmt: skip
+
+
 def fuse(graph: Graph) -> tuple[list[Node], list[str]]:
     """The nodes to run with QDQ groups fused, and one line describing each fusion."""
-    nodes = list(graph.nodes)
+    nodes, converted, pairs = _s8_to_u8(graph, [replace(n, inputs=list(n.inputs)) for n in graph.nodes])
     ix = _Index(graph, nodes)
+    ix.converted = pairs
     replaced, removed, notes = {}, set(), []
     for node in nodes:
         r = _rewrite(ix, node)
@@ -186,8 +269,13 @@ def fuse(graph: Graph) -> tuple[list[Node], list[str]]:
         replaced[node.index] = new
         removed.add(id(q))
         notes.append(f"{node.label()}: DequantizeLinear -> {node.op_type} -> QuantizeLinear run as {new.op_type}{warning}")
-    out = [replaced.get(n.index, n) for n in nodes if id(n) not in removed]
-    return _prune(graph, out), notes
+    out = [replaced.get(n.index, n) if n.domain != S8_TO_U8 else n for n in nodes if id(n) not in removed]
+    fused_q = {q_out for n in out for q_out in n.outputs}
+    for i, n in enumerate(out):
+        if n.domain == S8_TO_U8 and n.outputs[0] in fused_q and n.op_type == "S8ToU8" and n.inputs[0] not in fused_q:
+            # the group before the pair was fused and writes the uint8 copy: keep the int8 tensor for reports
+            out[i] = Node(n.index, "U8ToS8", S8_TO_U8, n.name, [n.outputs[0]], [n.inputs[0]])
+    return _prune(graph, out), converted + notes
 
 
 def _prune(graph: Graph, nodes: list[Node]) -> list[Node]:
@@ -195,7 +283,7 @@ def _prune(graph: Graph, nodes: list[Node]) -> list[Node]:
     needed = {v.name for v in graph.outputs}
     keep = []
     for n in reversed(nodes):
-        if any(o in needed for o in n.outputs):
+        if any(o in needed for o in n.outputs) or n.op_type == "U8ToS8":  # reports read the int8 tensor
             keep.append(n)
             needed.update(i for i in n.inputs if i)
     return keep[::-1]

@@ -104,6 +104,18 @@ def dequantize_linear(ctx, node, x, x_scale, x_zero_point=None):
     return [y]
 
 
+@op("S8ToU8", domain="intsim.S8ToU8")
+def s8_to_u8(ctx, node, x):
+    """int8 values + 128 as uint8: onnxruntime's QDQS8ToU8Transformer on a pair (``fuse``)."""
+    return [(np.asarray(x).astype(np.int16) + 128).astype(np.uint8)]
+
+
+@op("U8ToS8", domain="intsim.S8ToU8")
+def u8_to_s8(ctx, node, x):
+    """The int8 tensor back from a fused kernel's uint8 output (for reports; nothing reads it)."""
+    return [(np.asarray(x).astype(np.int16) - 128).astype(np.int8)]
+
+
 @op("DynamicQuantizeLinear")
 def dynamic_quantize_linear(ctx, node, x):
     """ONNX DynamicQuantizeLinear to uint8, in float32 as the spec (and onnxruntime) compute

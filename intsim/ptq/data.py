@@ -6,7 +6,9 @@
   ``.npy`` file (a one-input model);
 * an array (a one-input model) or a dict of arrays by input name; axis 0 holds the samples, each
   shaped as the model's input without its batch axis;
-* an iterable of such dicts, each one batch (a generator streams data that never fits in memory).
+* an iterable of such dicts, each one batch, that can be iterated again (a list), or a function
+  returning a fresh iterator of them each time it is called (a generator function streams data
+  that never fits in memory): the quantizers read the data twice, ranges first, then clips.
 
 Every batch is checked: a missing or unknown input, a non-float dtype, a sample shape that
 differs from the model's, NaN or inf, and an empty data set each raise ``ValueError`` naming the
@@ -90,6 +92,11 @@ def batches(specs: list[InputSpec], data, batch_size: int = 256) -> Iterator[dic
             raise ValueError(f"calibration data: one array given but the model has {len(specs)} inputs "
                              f"({', '.join(s.name for s in specs)}); give a dict by input name")  # fmt: skip
         data = {specs[0].name: data}
+    if callable(data):
+        data = data()
+    elif not isinstance(data, dict) and iter(data) is data:
+        raise ValueError("calibration data is a one-shot iterator, but it is read twice (ranges, then clips): "
+                         "pass a list, or a function returning a new iterator")  # fmt: skip
     chunks: Iterable[dict] = [data] if isinstance(data, dict) else data
     seen = 0
     for i, chunk in enumerate(chunks):

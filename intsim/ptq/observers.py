@@ -68,7 +68,7 @@ class ClipObserver:
         self.histogram = HistogramObserver(**({"bins": options["bins"]} if "bins" in options else {}))
 
     def update(self, batch) -> None:
-        x = np.asarray(batch, np.float64).reshape(-1)
+        x = np.asarray(batch).reshape(-1)  # in its own precision: calibrate sees the same array
         if x.size == 0:
             return
         if self.method == "max":
