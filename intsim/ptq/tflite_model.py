@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -113,7 +114,7 @@ def quantize(model, calibration_data, *, method: str = "octav", activations: str
         raise ValueError(f"activations must be int8 or int16 (16x8) for TFLite, got {activations!r}")
     w_bits = _weight_bits(weights)
     m = _float_model(model)
-    raw = model if isinstance(model, (bytes, bytearray)) else open(model, "rb").read()
+    raw = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
     ip = _interpreter(bytes(raw))
     wanted = _activations(m)
     ranges = {k: RangeObserver() for k in wanted}
