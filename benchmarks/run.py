@@ -8,8 +8,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import (  # noqa: E402
-    bench_calibration, bench_contention, bench_formats, bench_kernels, bench_onnx, bench_overhead, bench_requant,
-    bench_tflite,
+    bench_calibration, bench_contention, bench_formats, bench_kernels, bench_onnx, bench_overhead, bench_quantization,
+    bench_requant, bench_tflite,
 )  # fmt: skip
 
 SUITES = {
@@ -23,6 +23,7 @@ SUITES = {
     "onnx": bench_onnx.run,
     "contention": bench_contention.run,
     "overhead": bench_overhead.run,
+    "quantization": bench_quantization.run,
 }
 
 

@@ -4,6 +4,7 @@
                     int8 conv layer run under every named target's rules
 ``intsim formats``  list every named format
 ``intsim error-sweep``  SQNR and time of every calibration method on four distributions with its parameters
+``intsim quantize`` a float .onnx or .tflite model and calibration data -> a quantized model
 """
 
 from __future__ import annotations
@@ -183,6 +184,107 @@ def report_command(model, float_model, inputs_path, profile=None, qdq="fused", o
     print(format_report(rows), file=out)
 
 
+def _option_value(text: str):
+    """``key=value`` of ``--option``: the value as int, float or text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as percentile=99.9, got {text!r}")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
+class _BatchProgress:
+    """One stderr line per calibration stage, rewritten after each batch."""
+
+    def __init__(self):
+        self.stage = None
+
+    def __call__(self, stage: str, batches: int) -> None:
+        if stage != self.stage and self.stage is not None:
+            print(file=sys.stderr)
+        self.stage = stage
+        print(f"\rintsim quantize: {stage}: {batches} batch(es)", end="", file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.stage is not None:
+            print(file=sys.stderr, flush=True)
+
+
+def quantize_command(model, data, out_path, method="octav", weights="int8", activations=None, per_tensor=False,
+                     batch_size=256, options=(), json_path=None, out=None) -> list[dict]:  # fmt: skip
+    """Quantize a float ``.onnx`` (QDQ, via onnxruntime's quantizer) or ``.tflite`` (fully integer,
+    via intsim's builder) model; print the parameters of each activation, one row per tensor."""
+    import json
+    import time
+    from pathlib import Path
+
+    out = out or sys.stdout
+    suffix = Path(model).suffix
+    if suffix not in (".onnx", ".tflite"):
+        raise ValueError(f"the model must be a .onnx or .tflite file, got {model!r}")
+    if Path(out_path).suffix != suffix:
+        raise ValueError(f"--out must be a {suffix} file like the model, got {out_path!r}")
+    opts = dict(options)
+    progress = _BatchProgress()
+    t0 = time.perf_counter()
+    try:
+        if suffix == ".onnx":
+            import onnx
+
+            from intsim import ptq
+
+            q = ptq.quantize(model, data, method=method, weights=weights, activations=activations or "uint8",
+                             per_channel=not per_tensor, batch_size=batch_size, progress=progress, **opts)  # fmt: skip
+            onnx.save(q, out_path)
+            rows = _onnx_rows(q)
+        else:
+            from intsim.ptq import tflite_model
+
+            if per_tensor:
+                raise ValueError("--per-tensor: the TFLite quantizer writes per-channel weights, as the spec says")
+            q = tflite_model.quantize(model, data, method=method, weights=weights, activations=activations or "int8",
+                                      batch_size=batch_size, progress=progress, **opts)  # fmt: skip
+            Path(out_path).write_bytes(q.data)
+            rows = _tflite_rows(q.data)
+    finally:
+        progress.done()
+    seconds = time.perf_counter() - t0
+    activations = activations or ("uint8" if suffix == ".onnx" else "int8")
+    print(f"{model} -> {out_path}: {method} calibration, {weights} weights, {activations} activations, "
+          f"{seconds:.2f} s", file=out)  # fmt: skip
+    print(f"{'tensor':32s} {'type':6s} {'scale':>12s} {'zero point':>10s}", file=out)
+    for r in rows:
+        print(f"{r['tensor'][:32]:32s} {r['type']:6s} {r['scale']:12.6g} {r['zero_point']:10d}", file=out)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"model": str(model), "out": str(out_path), "method": method, "seconds": seconds, "tensors": rows}, f, indent=1)
+        print(f"wrote {json_path}", file=out)
+    return rows
+
+
+def _onnx_rows(q) -> list[dict]:
+    from onnx import numpy_helper
+
+    inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+    return [{"tensor": n.input[0].removesuffix("_QuantizeLinear_Input"), "type": str(inits[n.input[2]].dtype), "scale": float(inits[n.input[1]]),
+             "zero_point": int(inits[n.input[2]])}
+            for n in q.graph.node if n.op_type == "QuantizeLinear" and n.input[0] not in inits
+            and not n.name.endswith("_grid_q")]  # fmt: skip
+
+
+def _tflite_rows(data: bytes) -> list[dict]:
+    import intsim.tflite as itf
+
+    m = itf.parse(data)
+    acts = list(m.inputs) + [k for op in m.operators for k in op.outputs]
+    return [{"tensor": m.tensors[k].name, "type": m.tensors[k].type_name.lower(), "scale": float(m.tensors[k].scale[0]),
+             "zero_point": int(m.tensors[k].zero_point[0])} for k in dict.fromkeys(acts)]  # fmt: skip
+
+
 def list_formats(out=None) -> None:
     out = out or sys.stdout
     for fmt in F.REGISTRY.values():
@@ -250,6 +352,19 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--profile", default=None,
                      help="target profile (default: onnxruntime's CPU EP on this machine, onnxruntime-cpu or onnxruntime-cpu-avx2)")
     rep.add_argument("--qdq", default="fused", choices=("fused", "float"), help="how QDQ groups run")
+    qz = sub.add_parser("quantize", help="a float .onnx or .tflite model and calibration data -> a quantized model")
+    qz.add_argument("model", help="float .onnx model (written as QDQ) or float .tflite model (written fully integer)")
+    qz.add_argument("--data", required=True, help=".npz (arrays by input name) or .npy calibration data; axis 0 holds samples")
+    qz.add_argument("--out", required=True, help="the quantized model's path (same suffix as the model)")
+    qz.add_argument("--method", default="octav", help="octav (default), mse, entropy, percentile, max or aciq")
+    qz.add_argument("--weights", default="int8", help="weight grid: int8 (default), int4, int6, ...")
+    qz.add_argument("--activations", default=None,
+                    help="activation type: ONNX uint8 (default), int8, uint4, int16, ...; TFLite int8 (default) or int16")
+    qz.add_argument("--per-tensor", action="store_true", help="ONNX: one weight scale per tensor (default per channel)")
+    qz.add_argument("--batch-size", type=int, default=256, help="calibration samples per batch (default 256)")
+    qz.add_argument("--option", action="append", default=[], type=_option_value,
+                    help="a calibration option KEY=VALUE, e.g. percentile=99.9 or grid=paper (repeatable)")
+    qz.add_argument("--json", dest="json_path", help="write the per-tensor parameters to this JSON file")
     args = parser.parse_args(argv)
     try:
         with _Progress():
@@ -278,6 +393,9 @@ def _dispatch(args) -> None:
         report_command(args.model, args.float_model, args.inputs, args.profile, args.qdq)
     elif args.command == "formats":
         list_formats()
+    elif args.command == "quantize":
+        quantize_command(args.model, args.data, args.out, args.method, args.weights, args.activations, args.per_tensor,
+                         args.batch_size, args.option, args.json_path)  # fmt: skip
     elif args.command == "error-sweep":
         error_sweep_command(args)
 

@@ -84,3 +84,45 @@ def test_tflite_command_takes_any_number_of_profiles(models_dir, capsys, profile
     assert all(f"  {p} " in out for p in names)
     pairs = [f"{a} vs {b}, per layer" for i, a in enumerate(names) for b in names[i + 1 :]]  # every pair
     assert all(p in out for p in pairs) and out.count(", per layer") == len(pairs)
+
+
+def test_quantize_command_onnx_and_tflite(tmp_path, capsys):
+    """``intsim quantize`` writes a model each runtime loads, prints one row per activation
+    (and a JSON file on request); bad input is one line and exit 2."""
+    import json
+    import sys
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks import digits
+
+    x, _ = digits.load()
+    np.savez(tmp_path / "calib.npz", image=x[:300])
+    np.save(tmp_path / "calib_nhwc.npy", x[:300].transpose(0, 2, 3, 1))
+    out, js = tmp_path / "q.onnx", tmp_path / "q.json"
+    assert cli.main(["quantize", str(digits.ONNX_PATH), "--data", str(tmp_path / "calib.npz"), "--method", "octav",
+                     "--weights", "int4", "--out", str(out), "--json", str(js)]) == 0  # fmt: skip
+    printed = capsys.readouterr()
+    rows = json.loads(js.read_text())["tensors"]
+    assert [r["tensor"] for r in rows] == ["image", "relu1", "relu2", "relu3", "flat", "logits"]
+    assert all(f"{r['tensor']:32s} uint8" in printed.out for r in rows)
+    assert "ranges: 2 batch(es)" in printed.err and "octav observers: 2 batch(es)" in printed.err
+    ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"image": x[:4]})
+    tfl = tmp_path / "q.tflite"
+    assert cli.main(["quantize", str(digits.TFLITE_PATH), "--data", str(tmp_path / "calib_nhwc.npy"), "--activations",
+                     "int16", "--method", "percentile", "--option", "percentile=99.9", "--out", str(tfl)]) == 0  # fmt: skip
+    assert "int16" in capsys.readouterr().out
+    import intsim.tflite as itf
+
+    assert {m.tensors[k].type_name for m in [itf.load(tfl)] for op in m.operators for k in op.outputs} == {"INT16"}
+    for argv, message in [
+        (["--data", str(tmp_path / "calib_nhwc.npy"), "--out", str(out)], "input 'image' has shape (300, 8, 8, 1)"),
+        (["--data", str(tmp_path / "calib.npz"), "--out", str(out), "--method", "kl"], "method must be one of"),
+        (["--data", str(tmp_path / "calib.npz"), "--out", str(tmp_path / "q.tflite")], "--out must be a .onnx file"),
+        (["--data", str(tmp_path / "calib.npz"), "--out", str(out), "--option", "bins=9"], "takes no option bins"),
+    ]:
+        assert cli.main(["quantize", str(digits.ONNX_PATH), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("intsim quantize: error: ") and message in err, err

@@ -30,6 +30,7 @@ itself, and the bounds are dequantized levels).  Bias stays onnxruntime's int32.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -291,6 +292,22 @@ def _clamp_narrow_activations(model, p: Plan) -> int:
 def write(proto, p: Plan, calibration_feed: dict):
     """The QDQ model onnxruntime's quantizer writes from ``proto`` with the plan's parameters."""
     import onnx
+
+    model = _clip_weights(proto, p)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # quantize_static's advice to pre-process, on the root logger
+    try:
+        out = _quantize_static(model, p, proto, calibration_feed)
+    finally:
+        root.setLevel(level)
+    p.notes.append(f"{_clamp_narrow_activations(out, p)} activation clamps to the {p.activation_bits}-bit grid")
+    onnx.checker.check_model(out)
+    return out
+
+
+def _quantize_static(model, p: Plan, proto, calibration_feed: dict):
+    import onnx
     from onnxruntime import quantization as q
 
     class OneBatch(q.CalibrationDataReader):  # onnxruntime calibrates too; the overrides replace it
@@ -300,7 +317,6 @@ def write(proto, p: Plan, calibration_feed: dict):
         def get_next(self):
             return next(self.feeds, None)
 
-    model = _clip_weights(proto, p)
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp, "float.onnx"), Path(tmp, "quantized.onnx")
         onnx.save(model, src)
@@ -311,10 +327,7 @@ def write(proto, p: Plan, calibration_feed: dict):
             activation_type=getattr(q.QuantType, _QTYPES[p.activation_storage]),
             extra_options={"TensorQuantOverrides": _overrides(p, proto)},
         )  # fmt: skip
-        out = onnx.load(str(dst))
-    p.notes.append(f"{_clamp_narrow_activations(out, p)} activation clamps to the {p.activation_bits}-bit grid")
-    onnx.checker.check_model(out)
-    return out
+        return onnx.load(str(dst))
 
 
 def quantize(model, calibration_data, *, method: str = "octav", weights: str = "int8", activations: str = "uint8",
