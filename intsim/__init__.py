@@ -10,8 +10,17 @@ The layers, each importing only those above it:
 5. ``ops``: prepared layers (NHWC, padding resolved, a requantizer passed in) and the op
    functions shaped as ONNX and TFLite define them, each ``prepare(...)(x)``;
 6. ``frontend`` (registry, error naming, prepared-layer cache) and the frontends ``tflite`` and
-   ``onnx`` on it; ``calibrate`` (OCTAV and its peers);
+   ``onnx`` on it; ``calibrate`` (OCTAV and its peers); ``ptq`` (float models to quantized ones);
 7. ``cli``.  ``_jit`` is the one module that sets numba flags.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``intsim.quantize``: ``intsim.ptq.quantize``, imported on first use (it needs onnx)."""
+    if name == "quantize":
+        from intsim.ptq import quantize
+
+        return quantize
+    raise AttributeError(f"module 'intsim' has no attribute {name!r}")
