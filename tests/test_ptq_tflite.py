@@ -132,7 +132,7 @@ def test_activation_scales_are_calibrate_on_the_float_tensor():
     float_model = mobile_float()
     q = T.quantize(float_model, data, method="mse", batch_size=len(data))
     fm, qm = itf.parse(float_model), itf.load(q.data)
-    values = next(T._stream(fm, T._interpreter(float_model), data, len(data), None))
+    values = next(T._stream(fm, T._interpreter(float_model), data, len(data)))
     by_name = {t.name: t for t in qm.tensors}
     for k, v in values.items():
         name = fm.tensors[k].name

@@ -90,3 +90,35 @@ class ClipObserver:
     def params(self, storage: str):
         """``QuantParams`` of the clip on this grid, stored in ``storage``."""
         return params_from_clip(self.clip, self.dtype, signed=self.signed, storage=storage)
+
+
+def observe(stream, method: str, bits: int, *, all_signed: bool = False, describe=str, progress=None,
+            **options) -> tuple[dict, dict, int]:  # fmt: skip
+    """Both passes over the calibration data: ``stream()`` yields, for each batch, the float
+    tensors of the model by key; returns ``(ranges, clips, batches)`` by key.  The first pass
+    fixes each grid's signedness (``all_signed``: every grid signed, as int16 TFLite needs),
+    the second feeds the ``ClipObserver``s (``max`` needs no second pass).  ``describe(key)``
+    names a tensor in errors; ``progress(stage, batches)`` is called after each batch."""
+    ranges: dict = {}
+    count = 0
+    for count, values in enumerate(stream(), 1):
+        for key, v in values.items():
+            try:
+                ranges.setdefault(key, RangeObserver()).update(v)
+            except ValueError as e:
+                raise ValueError(f"{describe(key)} of the float model {e} on the calibration data") from None
+        if progress:
+            progress("ranges", count)
+    ranges = {k: r for k, r in ranges.items() if r.min <= r.max}
+    clips = {k: ClipObserver(method, bits, r.signed or all_signed, **options) for k, r in ranges.items()}
+    if method == "max":  # the first pass has it: max |x| = max(|min|, |max|)
+        for k, r in ranges.items():
+            clips[k].update(np.array([r.min, r.max]))
+        return ranges, clips, count
+    for i, values in enumerate(stream(), 1):
+        for key, v in values.items():
+            if key in clips:
+                clips[key].update(v)
+        if progress:
+            progress(f"{method} observers", i)
+    return ranges, clips, count

@@ -42,6 +42,7 @@ from intsim.calibrate.api import calibrate
 from intsim.calibrate.groups import grid_for
 from intsim.ptq.data import InputSpec, batches
 from intsim.ptq.observers import ClipObserver, RangeObserver, check_method
+from intsim.ptq.observers import observe as observe_stream
 
 # operators the written model runs as integer kernels in onnxruntime and intsim (intsim.onnx.fuse)
 WEIGHTED = {"Conv": 0, "Gemm": None, "MatMul": None}  # op -> output-channel axis of its weight (None: by attributes)
@@ -129,34 +130,14 @@ def observe(proto, calibration_data, *, method: str, bits: int, batch_size: int 
     names = [s.name for s in specs] + [o for n in proto.graph.node for o in n.output if o]
     sess = _session(proto, names)
     out_names = [o.name for o in sess.get_outputs()]
-    ranges = {n: RangeObserver() for n in names}
-    clips: dict[str, ClipObserver] = {}
 
-    def values(feed):
-        return dict(zip(out_names, sess.run(None, feed), strict=True)) | feed
+    def stream():
+        for feed in batches(specs, calibration_data, batch_size):
+            out = dict(zip(out_names, sess.run(None, feed), strict=True)) | feed
+            yield {k: v for k, v in out.items() if np.issubdtype(np.asarray(v).dtype, np.floating)}
 
-    count = 0
-    for count, feed in enumerate(batches(specs, calibration_data, batch_size), 1):
-        for name, v in values(feed).items():
-            if name in ranges and np.issubdtype(np.asarray(v).dtype, np.floating):
-                try:
-                    ranges[name].update(v)
-                except ValueError as e:
-                    raise ValueError(f"tensor {name!r} of the float model {e} on the calibration data") from None
-        if progress:
-            progress("ranges", count)
-    ranges = {n: r for n, r in ranges.items() if r.min <= r.max}
-    for name, r in ranges.items():
-        clips[name] = ClipObserver(method, bits, r.signed, **options)
-        if method == "max":  # the first pass already has it
-            clips[name].update(np.array([r.min, r.max]))
-    if method != "max":
-        for i, feed in enumerate(batches(specs, calibration_data, batch_size), 1):
-            for name, v in values(feed).items():
-                if name in clips:
-                    clips[name].update(v)
-            if progress:
-                progress(f"{method} observers", i)
+    ranges, clips, count = observe_stream(stream, method, bits, describe=lambda n: f"tensor {n!r}", progress=progress,
+                                          **options)  # fmt: skip
     return Statistics(ranges, clips, count, time.perf_counter() - t0)
 
 

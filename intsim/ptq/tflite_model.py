@@ -35,7 +35,7 @@ import numpy as np
 
 from intsim.calibrate.api import calibrate
 from intsim.ptq.data import InputSpec, batches
-from intsim.ptq.observers import ClipObserver, RangeObserver, check_method
+from intsim.ptq.observers import check_method, observe
 from intsim.rounding import round_half_away
 from intsim.tflite.builder import OpSpec, TensorSpec, build
 from intsim.tflite.model import parse
@@ -88,7 +88,7 @@ def _activations(m) -> list[int]:
     return list(dict.fromkeys(k for k in out if m.tensors[k].data is None))
 
 
-def _stream(m, ip, calibration_data, batch_size, names):
+def _stream(m, ip, calibration_data, batch_size):
     """Batches of every activation (by tensor index), the float model run sample by sample."""
     specs = [InputSpec(m.tensors[k].name, (None, *m.tensors[k].shape[1:])) for k in m.inputs]
     wanted = _activations(m)
@@ -116,28 +116,9 @@ def quantize(model, calibration_data, *, method: str = "octav", activations: str
     m = _float_model(model)
     raw = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
     ip = _interpreter(bytes(raw))
-    wanted = _activations(m)
-    ranges = {k: RangeObserver() for k in wanted}
-    count = 0
-    for count, values in enumerate(_stream(m, ip, calibration_data, batch_size, None), 1):
-        for k, v in values.items():
-            try:
-                ranges[k].update(v)
-            except ValueError as e:
-                raise ValueError(f"{m.tensors[k].describe()} of the float model {e} on the calibration data") from None
-        if progress:
-            progress("ranges", count)
-    bits = 16 if activations == "int16" else 8
-    clips = {k: ClipObserver(method, bits, r.signed or activations == "int16", **options) for k, r in ranges.items()}
-    if method == "max":
-        for k, r in ranges.items():
-            clips[k].update(np.array([r.min, r.max]))
-    else:
-        for i, values in enumerate(_stream(m, ip, calibration_data, batch_size, None), 1):
-            for k, v in values.items():
-                clips[k].update(v)
-            if progress:
-                progress(f"{method} observers", i)
+    _, clips, _ = observe(lambda: _stream(m, ip, calibration_data, batch_size), method, 16 if activations == "int16" else 8,
+                          all_signed=activations == "int16", describe=lambda k: m.tensors[k].describe(), progress=progress,
+                          **options)  # fmt: skip
     params = {k: c.params(activations) for k, c in clips.items()}
     data, notes = _write(m, params, activations, method, w_bits, options)
     q = lambda k: (float(params[k].scale), int(params[k].zero_point))  # noqa: E731
