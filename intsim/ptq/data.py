@@ -13,7 +13,7 @@
 Every batch is checked: a missing or unknown input, a non-float dtype, a sample shape that
 differs from the model's, NaN or inf, and an empty data set each raise ``ValueError`` naming the
 input.  Batches hold at most ``batch_size`` samples; a model whose batch axis is fixed to ``n``
-takes exactly ``n`` per batch.
+takes exactly ``n`` per batch, and the last ``len % n`` samples of each array are left out.
 """
 
 from __future__ import annotations
