@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     qz.add_argument("--method", default="octav", help="octav (default), mse, entropy, percentile, max or aciq")
     qz.add_argument("--weights", default="int8", help="weight grid: int8 (default), int4, int6, ...")
     qz.add_argument("--activations", default=None,
-                    help="activation type: ONNX uint8 (default), int8, uint4, int16, ...; TFLite int8 (default) or int16")
+                    help="activation type: ONNX uint8 (default), int8, uint4, int6, ...; TFLite int8 (default) or int16")
     qz.add_argument("--per-tensor", action="store_true", help="ONNX: one weight scale per tensor (default per channel)")
     qz.add_argument("--batch-size", type=int, default=256, help="calibration samples per batch (default 256)")
     qz.add_argument("--option", action="append", default=[], type=_option_value,

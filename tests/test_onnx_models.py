@@ -241,3 +241,27 @@ def test_custom_profiles_with_one_name_get_their_own_prepared_layers():
     np.testing.assert_array_equal(narrow_after, run(load(model), feeds, profile=narrow)["output"])
     np.testing.assert_array_equal(wide_first, run(load(model), feeds, profile=ORT)["output"])
     assert not np.array_equal(wide_first, narrow_after)
+
+
+def test_an_add_of_uint8_activations_and_an_int8_constant_runs_as_onnxruntime_runs_it():
+    """onnxruntime 1.32 keeps a lone int8 constant int8, so the Add mixes uint8 and int8 and its
+    selector leaves it in float: intsim too (fused as QLinearAdd, 1716 of 32000 outputs were one
+    step away; found by review)."""
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    c = rng.integers(-127, 128, size=64).astype(np.int8)
+    inits = [numpy_helper.from_array(v, n) for n, v in [
+        ("sx", np.float32(0.05)), ("zx", np.uint8(128)), ("c_q", c), ("sc", np.float32(0.01)), ("zc", np.int8(0)),
+        ("sy", np.float32(0.06)), ("zy", np.uint8(128))]]  # fmt: skip
+    mk = helper.make_node
+    nodes = [mk("QuantizeLinear", ["x", "sx", "zx"], ["xq"]), mk("DequantizeLinear", ["xq", "sx", "zx"], ["xd"]),
+             mk("DequantizeLinear", ["c_q", "sc", "zc"], ["cd"]), mk("Add", ["xd", "cd"], ["s"]),
+             mk("QuantizeLinear", ["s", "sy", "zy"], ["sq"]), mk("DequantizeLinear", ["sq", "sy", "zy"], ["y"])]  # fmt: skip
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 64])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 64])], inits)  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    x = (rng.normal(size=(500, 64)) * 3).astype(np.float32)
+    result = run(model, {"x": x}, profile=ORT, return_intermediates=True)
+    assert not result.fused
+    np.testing.assert_array_equal(result.outputs["y"], ort_session(model).run(None, {"x": x})[0])

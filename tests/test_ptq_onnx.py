@@ -219,3 +219,21 @@ def test_calibration_data_from_files(tmp_path):
     a = ptq.quantize(digits.ONNX_PATH, CALIB, method="max")
     for path in (tmp_path / "c.npy", tmp_path / "c.npz"):
         assert ptq.quantize(digits.ONNX_PATH, path, method="max").SerializeToString() == a.SerializeToString()
+
+
+def test_wide_activations_are_refused_and_a_fixed_batch_axis_takes_whole_batches():
+    with pytest.raises(ValueError, match=r"activations 'int16': onnxruntime has no integer kernels .* int16x8"):
+        ptq.quantize(digits.ONNX_PATH, CALIB, activations="int16")
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(6, 5)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4, 6])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [4, 5])], [w])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.normal(size=(10, 6)).astype(np.float32)
+    for batch_size in (4, 8):  # 10 samples: two batches of 4, the last 2 left out
+        q = ptq.quantize(model, x, method="max", batch_size=batch_size)
+        acts, _ = written_params(q)
+        assert acts["x"][0] == C.calibrate(x[:8], "max", dtype="int8", signed=True, storage="uint8").scale
+    with pytest.raises(ValueError, match=r"holds no sample \(the model's batch axis is fixed to 4\)"):
+        ptq.quantize(model, x[:3], batch_size=4)

@@ -28,7 +28,9 @@ values are the same shifted by 128, but the fused kernels then multiply uint8 by
 AVX2 without VNNI sums int16 pairs with saturation (profile ``onnxruntime-cpu-avx2``): measured on
 int8-activation models from ``intsim.ptq``, 90% of the logits differ without this step.  intsim
 keeps the int8 tensor (so reports still name it) and adds ``intsim.S8ToU8`` feeding the
-DequantizeLinear the uint8 copy.
+DequantizeLinear the uint8 copy.  A lone DequantizeLinear of an int8 constant stays int8 in
+onnxruntime 1.32 (measured: an Add of a uint8 activation and such a constant runs in float
+there), so a group mixing the two runs as written here too.
 
 A group is fused only when every float input comes from a DequantizeLinear of an 8-bit
 tensor with per-tensor parameters (weights of Conv/MatMul/Gemm may be per channel), the op's
@@ -209,9 +211,6 @@ def _s8_to_u8(graph: Graph, nodes: list[Node]) -> tuple[list[Node], list[str], d
     out, notes, converted = [], [], {}
     for node in nodes:
         out.append(node)
-        if node.op_type == "DequantizeLinear" and node.domain in ("", "ai.onnx") and len(node.inputs) >= 3:
-            _s8_constant_to_u8(graph, ix, node, notes)
-            continue
         if node.op_type != "QuantizeLinear" or node.domain not in ("", "ai.onnx") or len(node.inputs) < 3:
             continue
         y = node.outputs[0]
@@ -237,22 +236,6 @@ def _s8_to_u8(graph: Graph, nodes: list[Node]) -> tuple[list[Node], list[str], d
                      "QDQS8ToU8Transformer")  # fmt: skip
     graph.__dict__.pop("constants", None)  # new zero-point initializers
     return out, notes, converted
-
-
-def _s8_constant_to_u8(graph: Graph, ix: _Index, dq: Node, notes: list) -> None:
-    """A lone DequantizeLinear of an int8 initializer read by no MatMul, Conv or Gemm becomes
-    uint8 too (``ShouldConvertWeightFromS8ToU8``; the weights of those three stay int8)."""
-    x, zp = ix.const(dq.inputs[0]), ix.const(dq.inputs[2])
-    if x is None or zp is None or x.dtype != np.int8 or zp.dtype != np.int8 or zp.size != 1:
-        return
-    if any(c.op_type in ("MatMul", "Conv", "Gemm") for c in ix.consumers.get(dq.outputs[0], [])):
-        return
-    name = dq.inputs[0]
-    graph.initializers[f"{name}_s8_to_u8"] = (x.astype(np.int16) + 128).astype(np.uint8)
-    graph.initializers[f"{name}_s8_to_u8_zero_point"] = (zp.astype(np.int16) + 128).astype(np.uint8)
-    dq.inputs = [f"{name}_s8_to_u8", dq.inputs[1], f"{name}_s8_to_u8_zero_point"] + dq.inputs[3:]
-    notes.append(f"{dq.label()}: int8 constant run as uint8 (values and zero point + 128), as onnxruntime's "
-                 "QDQS8ToU8Transformer")  # fmt: skip
 
 
 def fuse(graph: Graph) -> tuple[list[Node], list[str]]:

@@ -84,7 +84,10 @@ def batches(specs: list[InputSpec], data, batch_size: int = 256) -> Iterator[dic
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     fixed = {s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], int) and s.shape[0] > 0}
-    step = fixed.pop() if len(fixed) == 1 else batch_size
+    if len(fixed) > 1:
+        raise ValueError(f"the model's inputs fix different batch sizes {sorted(fixed)}")
+    step = next(iter(fixed)) if fixed else batch_size
+    whole = step if fixed else 1  # a fixed batch axis takes whole batches only
     if isinstance(data, (str, Path)):
         data = _load_file(Path(data), specs)
     if isinstance(data, np.ndarray):
@@ -104,9 +107,10 @@ def batches(specs: list[InputSpec], data, batch_size: int = 256) -> Iterator[dic
             raise ValueError(f"calibration data: batch {i} is a {type(chunk).__name__}, not a dict of arrays by input name")
         chunk = _check(chunk, specs, "" if isinstance(data, dict) else f" (batch {i})")
         n = next(iter(chunk.values())).shape[0]
-        for start in range(0, n - n % step if step != batch_size else n, step):
+        for start in range(0, n - n % whole, step):
             seen += 1
             yield {k: v[start : start + step] for k, v in chunk.items()}
     if not seen:
         raise ValueError("calibration data holds no sample" + (f" (the model's batch axis is fixed to {step})"
-                                                                 if step != batch_size else ""))  # fmt: skip
+                                                                 if whole > 1 else ""))  # fmt: skip
+

@@ -25,10 +25,10 @@ and run the float operator).  A weight on a grid narrower than its storage is cl
 activation on a narrower grid gets a clamp to its grid's levels after each of its
 QuantizeLinear nodes (``DequantizeLinear -> Clip -> QuantizeLinear`` at the grid's ends,
 which onnxruntime and intsim both run exactly: each level dequantizes and requantizes to
-itself, and the bounds are dequantized levels).  Bias stays onnxruntime's int32.  16-bit
-activations have no integer kernels in onnxruntime: it runs those groups as float operators
-between DequantizeLinear and QuantizeLinear, and so does intsim, whose numpy summation order
-may leave it one step from MLAS (measured on the digits CNN: 13 of 3,600 logits).  int8
+itself, and the bounds are dequantized levels).  Bias stays onnxruntime's int32.  Activations wider
+than 8 bits are refused: onnxruntime has no integer kernels for them (it runs those groups in
+float and rewrites int8-weight MatMul/Gemm into MatMulNBits), so there is no integer arithmetic
+to be exact against; ``intsim.ptq.tflite_model`` writes int16x8 models.  int8
 activations follow onnxruntime's x86 route (``intsim.onnx.fuse``: single-use pairs run as
 uint8; a Conv after a tensor read twice runs in float, within a step).
 """
@@ -327,7 +327,11 @@ def quantize(model, calibration_data, *, method: str = "octav", weights: str = "
     """
     check_method(method, options)
     storage(weights, "weights")
-    _, a_bits, _ = storage(activations, "activations")
+    a_store, a_bits, _ = storage(activations, "activations")
+    if a_store.endswith("16"):
+        raise ValueError(f"activations {activations!r}: onnxruntime has no integer kernels for activations "
+                         "wider than 8 bits (it runs those groups in float, and int8-weight MatMul/Gemm as "
+                         "MatMulNBits); intsim.ptq.tflite_model writes int16x8 models")  # fmt: skip
     proto = _load(model)
     stats = observe(proto, calibration_data, method=method, bits=a_bits, batch_size=batch_size, progress=progress,
                     **options)  # fmt: skip
