@@ -57,6 +57,7 @@ def quantized_tensors(graph: Graph) -> dict[str, tuple[str, str, str]]:
 
 
 def _float_name(name: str, float_names: set) -> str | None:
+    name = name.removesuffix("_on_grid")  # intsim.ptq's clamp of a narrow activation grid
     for suffix in SUFFIXES:
         if name.endswith(suffix) and name[: -len(suffix)] in float_names:
             return name[: -len(suffix)]

@@ -121,8 +121,27 @@ def quantize(model, calibration_data, *, method: str = "octav", activations: str
                           **options)  # fmt: skip
     params = {k: c.params(activations) for k, c in clips.items()}
     data, notes = _write(m, params, activations, method, w_bits, options)
+    _check_runs(data, [m.tensors[k].name for k, c in clips.items() if c.clip == 0])
     q = lambda k: (float(params[k].scale), int(params[k].zero_point))  # noqa: E731
     return Quantized(data, [q(k) for k in m.inputs], [q(k) for k in m.outputs], time.perf_counter() - t0, notes)
+
+
+def _check_runs(data: bytes, no_range: list[str]) -> None:
+    """Run the written model once (zeros) under the TFLite rules: a layer whose multiplier
+    ``s_in * s_w / s_out`` the runtimes' requantization does not define (int16x8 allows a left
+    shift of at most 7) is refused here, naming the tensors calibration gave no range."""
+    import intsim.tflite as itf
+    from intsim.tflite.model import ModelError
+
+    model = itf.load(data)
+    zeros = [np.zeros(t.shape, t.dtype) for t in model.input_details()]
+    try:
+        for profile in ("tflite-reference", "tflm"):
+            itf.run(model, zeros, profile=profile, backend="reference")
+    except (ModelError, ValueError) as e:
+        why = (f"calibration saw no range in {', '.join(repr(n) for n in no_range)} (scale 1.0)" if no_range
+               else "no tensor lacked a range")  # fmt: skip
+        raise ValueError(f"the quantized model cannot run under TFLite's rules: {str(e).splitlines()[0]}; {why}") from None
 
 
 def _weight_bits(weights: str) -> int:
