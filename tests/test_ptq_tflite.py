@@ -174,3 +174,16 @@ def test_bad_input_names_what_is_wrong():
         T.quantize(digits.TFLITE_PATH, NHWC[:4], activations="uint8")
     with pytest.raises(ValueError, match=r"weights must be int8 or a narrower signed grid"):
         T.quantize(digits.TFLITE_PATH, NHWC[:4], weights="int16")
+
+
+def test_a_model_tflite_cannot_run_is_refused_naming_the_tensors_without_range():
+    """All-zero calibration images: the input's clip is 0, its scale 1.0 (calibrate's rule), and
+    the first int16x8 conv would need a multiplier of 1035 (a left shift of 11; TFLite's int16
+    requantization defines at most 7): refused.  int8 (shifts up to 30) runs."""
+    zeros = np.zeros((4, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match=r"operator 0 \(CONV_2D\): the real multiplier 1035.* calibration saw no "
+                                         r"range in 'image' \(scale 1.0\)"):  # fmt: skip
+        T.quantize(digits.TFLITE_PATH, zeros, activations="int16")
+    q = T.quantize(digits.TFLITE_PATH, zeros, activations="int8")
+    assert q.input_params[0] == (1.0, -128)  # the unsigned grid of a tensor never negative, scale 1.0
+    assert_every_layer(q.data, "tflm", seed=1, draws=1)
