@@ -58,6 +58,7 @@ def _onnx_rows(x, y, train, test):
                 logits = run(q, feeds, profile=onnxruntime_cpu())["logits"]
                 peer = ort.InferenceSession(q.SerializeToString(), so, providers=["CPUExecutionProvider"]).run(None, feeds)[0]
                 layers = compare(q, str(digits.ONNX_PATH), feeds)
+                # the last row of a tensor is its value on the grid (after the clamp of a narrow one)
                 sqnr = {r.float_tensor: r.sqnr_db for r in layers if r.float_tensor in ("relu1", "relu2", "relu3", "logits")}
                 rows.append({"method": method, "w": wb, "a": ab, "acc": float(np.mean(logits.argmax(1) == y[test])),
                              "differ": int(np.count_nonzero(logits != peer)), "seconds": seconds, "sqnr": sqnr})  # fmt: skip
