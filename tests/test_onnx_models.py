@@ -265,3 +265,57 @@ def test_an_add_of_uint8_activations_and_an_int8_constant_runs_as_onnxruntime_ru
     result = run(model, {"x": x}, profile=ORT, return_intermediates=True)
     assert not result.fused
     np.testing.assert_array_equal(result.outputs["y"], ort_session(model).run(None, {"x": x})[0])
+
+
+def _qdq_model(nodes, inits, shape, outputs):
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info(n, t, None) for n, t in outputs], inits)  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+    return onnx.shape_inference.infer_shapes(model)
+
+
+def test_fuzzed_qdq_routes_follow_onnxruntime():
+    """Found by fuzzing random QDQ graphs against onnxruntime 1.32: (A) a MaxPool whose input
+    pair stays int8 (read twice) and whose output pair becomes uint8 stays in float (intsim
+    dropped its DQ/Q and read int8 codes as uint8: every element 128 steps off); (B) a MatMul
+    with int8 activations stays in float; (C) a Relu before a QuantizeLinear with zero point at
+    the type's minimum is removed (ReluQuantFusion) and the Gemm fuses into QGemm, whose pairs
+    saturate (35 of 64 outputs up to 40 steps off before)."""
+    from onnx import helper, numpy_helper
+
+    mk, init = helper.make_node, lambda a, n: numpy_helper.from_array(np.asarray(a), n)
+    rng = np.random.default_rng(1)
+    a = _qdq_model([mk("QuantizeLinear", ["x", "s", "z"], ["q0"]), mk("DequantizeLinear", ["q0", "s", "z"], ["d0"]),
+                    mk("DequantizeLinear", ["q0", "s", "z"], ["d1"]), mk("MaxPool", ["d0"], ["p"], kernel_shape=[2, 2]),
+                    mk("QuantizeLinear", ["p", "s", "z"], ["q1"]), mk("DequantizeLinear", ["q1", "s", "z"], ["d2"]),
+                    mk("GlobalAveragePool", ["d2"], ["g"]), mk("QuantizeLinear", ["g", "s", "zu"], ["q2"]),
+                    mk("DequantizeLinear", ["q2", "s", "zu"], ["y"]), mk("Relu", ["d1"], ["r"])],
+                   [init(np.float32(0.02), "s"), init(np.int8(-10), "z"), init(np.uint8(0), "zu")], [1, 4, 4, 4],
+                   [("y", onnx.TensorProto.FLOAT), ("r", onnx.TensorProto.FLOAT)])  # fmt: skip
+    k, n = 256, 16
+    b = _qdq_model([mk("QuantizeLinear", ["x", "s", "z"], ["q0"]), mk("DequantizeLinear", ["q0", "s", "z"], ["d0"]),
+                    mk("DequantizeLinear", ["q0", "s", "z"], ["d1"]), mk("DequantizeLinear", ["w", "ws", "wz"], ["wd"]),
+                    mk("MatMul", ["d0", "wd"], ["mm"]), mk("QuantizeLinear", ["mm", "ys", "yz"], ["y"]),
+                    mk("Relu", ["d1"], ["r"])],
+                   [init(np.float32(0.02), "s"), init(np.int8(0), "z"), init(rng.integers(-127, 128, (k, n)).astype(np.int8), "w"),
+                    init(np.float32(0.01), "ws"), init(np.int8(0), "wz"), init(np.float32(0.3), "ys"), init(np.int8(0), "yz")],
+                   [4, k], [("y", onnx.TensorProto.INT8), ("r", onnx.TensorProto.FLOAT)])  # fmt: skip
+    c = _qdq_model([mk("QuantizeLinear", ["x", "s", "z"], ["q0"]), mk("DequantizeLinear", ["q0", "s", "z"], ["d0"]),
+                    mk("DequantizeLinear", ["w", "ws", "wz"], ["wd"]), mk("Gemm", ["d0", "wd"], ["g"]),
+                    mk("Relu", ["g"], ["r"]), mk("QuantizeLinear", ["r", "ys", "yz"], ["q1"]),
+                    mk("DequantizeLinear", ["q1", "ys", "yz"], ["y"])],
+                   [init(np.float32(0.02), "s"), init(np.uint8(128), "z"), init(rng.integers(-127, 128, (k, n)).astype(np.int8), "w"),
+                    init(np.float32(0.01), "ws"), init(np.int8(0), "wz"), init(np.float32(0.2), "ys"), init(np.uint8(0), "yz")],
+                   [4, k], [("y", onnx.TensorProto.FLOAT)])  # fmt: skip
+    for model, scale, fused in ((a, 1.0, "QLinearGlobalAveragePool"), (b, 2.0, None), (c, 2.0, "QGemm")):
+        shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+        feeds = {"x": rng.normal(0, scale, shape).astype(np.float32)}
+        result = run(model, feeds, profile=ORT, return_intermediates=True)
+        for want, name in zip(ort_session(model).run(None, feeds), [o.name for o in model.graph.output], strict=True):
+            np.testing.assert_array_equal(result.outputs[name], want, err_msg=name)
+        kinds = {line.split(" run as ")[1] for line in result.fused if " run as " in line and "pair" not in line}
+        assert kinds == ({fused} if fused else set()), result.fused
+    assert any("ReluQuantFusion" in line for line in run(c, {"x": np.zeros((4, k), np.float32)}, profile=ORT,
+                                                         return_intermediates=True).fused)  # fmt: skip

@@ -32,6 +32,12 @@ DequantizeLinear the uint8 copy.  A lone DequantizeLinear of an int8 constant st
 onnxruntime 1.32 (measured: an Add of a uint8 activation and such a constant runs in float
 there), so a group mixing the two runs as written here too.
 
+Not modelled (onnxruntime 1.32, found by fuzzing): a MatMul or Gemm on DequantizeLinear inputs
+whose output is not quantized (a float op such as a Relu onnxruntime keeps follows it) runs in
+onnxruntime as MatMulIntegerToFloat or a float-output QGemm, whose uint8 x int8 pairs saturate
+on AVX2; intsim runs the float operator and says so in the fusion notes.  onnxruntime's
+quantizer and ``intsim.ptq`` never write that pattern (a Relu folds into its producer).
+
 A group is fused only when every float input comes from a DequantizeLinear of an 8-bit
 tensor with per-tensor parameters (weights of Conv/MatMul/Gemm may be per channel), the op's
 output feeds exactly one QuantizeLinear and nothing else, and that output is not a graph
@@ -162,7 +168,7 @@ def _rewrite(ix: _Index, node: Node):
         return make("QLinearConv", inputs)
     if op == "MatMul":
         a, b = ix.dq(node.inputs[0]), ix.dq(node.inputs[1], per_channel_ok=True)
-        if not a or not b or mixed(a):
+        if not a or not b or mixed(a) or out_type == np.int8:  # MatMul's selector: no int8 activations on x86
             return None
         return make("QLinearMatMul", _triple(a) + _triple(b) + yq, {})
     if op == "Gemm":
@@ -194,15 +200,59 @@ def _rewrite(ix: _Index, node: Node):
         x = ix.dq(node.inputs[0])
         if not x:
             return None
+        # against the output pair as onnxruntime sees it (uint8 where converted)
         same = all(np.array_equal(ix.const(a), ix.const(b)) and ix.const(a).dtype == ix.const(b).dtype
-                   for a, b in zip(x.inputs[1:3], q.inputs[1:3]))  # fmt: skip
-        if not same:
+                   for a, b in zip(x.inputs[1:3], yq))  # fmt: skip
+        if not same or mixed(x):
             return None
         return make(op, [x.inputs[0]] + node.inputs[1:])
     return None
 
 
 S8_TO_U8 = "intsim.S8ToU8"  # domain of the internal shift node
+
+
+def _drop_activation_before_q(graph: Graph, nodes: list[Node]) -> tuple[list[Node], list[str]]:
+    """onnxruntime's ReluQuantFusion and ClipQuantFusion (``qdq_transformer/relu_quantizelinear.cc``,
+    ``clip_quantizelinear.cc``): a Relu read only by a QuantizeLinear whose zero point is its type's
+    minimum, or a Clip whose [min, max] covers the QuantizeLinear's range ``scale * (qmin - zp)`` ..
+    ``scale * (qmax - zp)`` (float32, within FLT_EPSILON), is removed: the QuantizeLinear's own
+    saturation does its work, and the op before it may then fuse."""
+    ix = _Index(graph, nodes)
+    drop, notes = set(), []
+    for node in nodes:
+        if node.op_type not in ("Relu", "Clip") or node.domain not in ("", "ai.onnx"):
+            continue
+        users = ix.consumers.get(node.outputs[0], [])
+        if node.outputs[0] in ix.graph_outputs or len(users) != 1 or users[0].op_type != "QuantizeLinear":
+            continue
+        q = users[0]
+        scale, zp = (ix.const(q.inputs[i]) if len(q.inputs) > i and q.inputs[i] else None for i in (1, 2))
+        if scale is None or zp is None or scale.size != 1 or zp.size != 1 or zp.dtype not in INT8:
+            continue
+        info, z = np.iinfo(zp.dtype), int(zp.reshape(()))
+        if node.op_type == "Relu":
+            if z != info.min:
+                continue
+        else:
+            bounds = []
+            for i, key, default in ((1, "min", -np.inf), (2, "max", np.inf)):
+                name = node.inputs[i] if len(node.inputs) > i else ""
+                value = ix.const(name) if name else np.float32(node.attr(key, default))
+                if value is None:
+                    break
+                bounds.append(np.float32(value.reshape(()) if isinstance(value, np.ndarray) else value))
+            if len(bounds) != 2:
+                continue
+            s32 = np.float32(scale.reshape(()))
+            lower, upper = s32 * np.float32(info.min - z), s32 * np.float32(info.max - z)
+            eps = np.finfo(np.float32).eps
+            if eps < bounds[0] - lower or eps < upper - bounds[1]:
+                continue
+        q.inputs = [node.inputs[0]] + q.inputs[1:]
+        drop.add(id(node))
+        notes.append(f"{node.label()}: removed before {q.label()}, as onnxruntime's {node.op_type}QuantFusion")
+    return [n for n in nodes if id(n) not in drop], notes
 
 
 def _s8_to_u8(graph: Graph, nodes: list[Node]) -> tuple[list[Node], list[str], dict]:
@@ -238,15 +288,30 @@ def _s8_to_u8(graph: Graph, nodes: list[Node]) -> tuple[list[Node], list[str], d
     return out, notes, converted
 
 
+def _float_output_group(ix: _Index, node: Node) -> bool:
+    """A MatMul or Gemm on 8-bit DequantizeLinear inputs whose output is not quantized (found
+    by fuzzing against onnxruntime 1.32: it fuses these into float-output integer kernels)."""
+    if node.op_type not in ("MatMul", "Gemm") or node.domain not in ("", "ai.onnx"):
+        return False
+    return bool(ix.dq(node.inputs[0])) and bool(ix.dq(node.inputs[1], per_channel_ok=True))
+
+
 def fuse(graph: Graph) -> tuple[list[Node], list[str]]:
     """The nodes to run with QDQ groups fused, and one line describing each fusion."""
-    nodes, converted, pairs = _s8_to_u8(graph, [replace(n, inputs=list(n.inputs)) for n in graph.nodes])
+    nodes, dropped = _drop_activation_before_q(graph, [replace(n, inputs=list(n.inputs)) for n in graph.nodes])
+    nodes, converted, pairs = _s8_to_u8(graph, nodes)
+    converted = dropped + converted
     ix = _Index(graph, nodes)
     ix.converted = pairs
     replaced, removed, notes = {}, set(), []
     for node in nodes:
         r = _rewrite(ix, node)
         if r is None:
+            if _float_output_group(ix, node):
+                notes.append(f"{node.label()}: DequantizeLinear inputs and a float output: onnxruntime runs "
+                             f"{'MatMulIntegerToFloat' if node.op_type == 'MatMul' else 'QGemm with a float output'} "
+                             "here (its uint8 x int8 pairs saturate on AVX2), intsim the float operator: NOT "
+                             "modelled, the results can differ")  # fmt: skip
             continue
         new, q, warning = r
         replaced[node.index] = new
