@@ -76,7 +76,6 @@ def test_onnx_quantizer_on_drawn_models(case, method, w, a, per_channel):
     options = OPTIONS.get(method, {})
     q = ptq.quantize(model, x, method=method, weights=w, activations=a, per_channel=per_channel, **options)
     acts, _ = written_params(q)
-    from test_ptq_onnx import float_values as _  # noqa: F401  (the digits helper names its input "image")
     from intsim.ptq.onnx_model import _session
 
     sess = _session(model, ["x", "h", "r", "y"])

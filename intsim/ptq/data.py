@@ -8,7 +8,8 @@
   shaped as the model's input without its batch axis;
 * an iterable of such dicts, each one batch, that can be iterated again (a list), or a function
   returning a fresh iterator of them each time it is called (a generator function streams data
-  that never fits in memory): the quantizers read the data twice, ranges first, then clips.
+  that never fits in memory): the quantizers read the data twice, ranges first, then clips (and
+  the ONNX one its first batch once more, for onnxruntime's quantizer).
 
 Every batch is checked: a missing or unknown input, a non-float dtype, a sample shape that
 differs from the model's, NaN or inf, and an empty data set each raise ``ValueError`` naming the

@@ -65,7 +65,7 @@ class ClipObserver:
         self.method, self.options = method, options
         self.dtype, self.signed = f"int{bits}", signed
         self.total, self.batches = 0.0, 0
-        self.histogram = HistogramObserver(**({"bins": options["bins"]} if "bins" in options else {}))
+        self.histogram = HistogramObserver(**options) if method == "entropy" else None  # bins=
 
     def update(self, batch) -> None:
         x = np.asarray(batch).reshape(-1)  # in its own precision: calibrate sees the same array

@@ -37,8 +37,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,24 +45,24 @@ import numpy as np
 from intsim.calibrate.api import calibrate
 from intsim.calibrate.groups import grid_for
 from intsim.ptq.data import InputSpec, batches
-from intsim.ptq.observers import ClipObserver, RangeObserver, check_method
+from intsim.ptq.observers import ClipObserver, check_method
 from intsim.ptq.observers import observe as observe_stream
 
 # operators the written model runs as integer kernels in onnxruntime and intsim (intsim.onnx.fuse)
-WEIGHTED = {"Conv": 0, "Gemm": None, "MatMul": None}  # op -> output-channel axis of its weight (None: by attributes)
-HANDLED = set(WEIGHTED) | {"Add", "Mul", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten",
+WEIGHTED = {"Conv", "Gemm", "MatMul"}  # their input 1 is a weight (output channels: weight_axis)
+HANDLED = WEIGHTED | {"Add", "Mul", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten",
                            "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "LeakyRelu", "Sigmoid",
                            "Identity"}  # fmt: skip
 
 
-def storage(name: str, what: str) -> tuple[str, int, bool]:
-    """``(storage type, grid bits, signed storage)`` of a ``weights``/``activations`` name."""
+def storage(name: str, what: str) -> tuple[str, int]:
+    """``(storage type, grid bits)`` of a ``weights``/``activations`` name."""
     try:
         grid = grid_for(name)
     except ValueError:
         raise ValueError(f"{what} must name an integer type such as int8, uint8, int4 or int16, got {name!r}") from None
     width = 8 if grid.bits <= 8 else 16
-    return f"{'int' if grid.signed else 'uint'}{width}", grid.bits, grid.signed
+    return f"{'int' if grid.signed else 'uint'}{width}", grid.bits
 
 
 def _load(model):
@@ -82,11 +81,12 @@ def _load(model):
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as e:
         raise ValueError(f"the float model fails onnx.checker: {str(e).splitlines()[0]}") from None
+    inits = {i.name for i in proto.graph.initializer}
     for node in proto.graph.node:
         if node.domain not in ("", "ai.onnx") or node.op_type not in HANDLED:
             raise ValueError(f"node {node.name or node.output[0]!r} ({node.op_type}): the quantizer handles "
                              f"{', '.join(sorted(HANDLED))}")  # fmt: skip
-        if node.op_type in ("Conv", "Gemm", "MatMul") and node.input[1] not in {i.name for i in proto.graph.initializer}:
+        if node.op_type in WEIGHTED and node.input[1] not in inits:
             raise ValueError(f"node {node.name or node.output[0]!r} ({node.op_type}): its weight "
                              f"{node.input[1]!r} is not an initializer")  # fmt: skip
     return proto
@@ -117,20 +117,10 @@ def _session(proto, names):
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
-@dataclass
-class Statistics:
-    """Per float tensor: its range (first pass) and its observer (second pass)."""
-
-    ranges: dict[str, RangeObserver]
-    clips: dict[str, ClipObserver]
-    batches: int
-    seconds: float
-
-
 def observe(proto, calibration_data, *, method: str, bits: int, batch_size: int = 256, progress=None,
-            **options) -> Statistics:  # fmt: skip
-    """Stream the calibration data through the float model twice (module docstring)."""
-    t0 = time.perf_counter()
+            **options) -> dict[str, ClipObserver]:  # fmt: skip
+    """Stream the calibration data through the float model twice (module docstring); the
+    observer of each float tensor by name."""
     specs = input_specs(proto)
     names = [s.name for s in specs] + [o for n in proto.graph.node for o in n.output if o]
     sess = _session(proto, names)
@@ -141,9 +131,9 @@ def observe(proto, calibration_data, *, method: str, bits: int, batch_size: int 
             out = dict(zip(out_names, sess.run(None, feed), strict=True)) | feed
             yield {k: v for k, v in out.items() if np.issubdtype(np.asarray(v).dtype, np.floating)}
 
-    ranges, clips, count = observe_stream(stream, method, bits, describe=lambda n: f"tensor {n!r}", progress=progress,
-                                          **options)  # fmt: skip
-    return Statistics(ranges, clips, count, time.perf_counter() - t0)
+    _, clips, _ = observe_stream(stream, method, bits, describe=lambda n: f"tensor {n!r}", progress=progress,
+                                 **options)  # fmt: skip
+    return clips
 
 
 @dataclass
@@ -156,8 +146,6 @@ class Plan:
     weight_bits: int
     activation_storage: str
     activation_bits: int
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 def weight_axis(proto, node) -> int:
@@ -170,12 +158,11 @@ def weight_axis(proto, node) -> int:
     return 1  # MatMul: (K, N)
 
 
-def plan(proto, stats: Statistics, *, method: str, weights: str, activations: str, per_channel: bool,
+def plan(proto, clips: dict[str, ClipObserver], *, method: str, weights: str, activations: str, per_channel: bool,
          **options) -> Plan:  # fmt: skip
-    t0 = time.perf_counter()
-    a_store, a_bits, _ = storage(activations, "activations")
-    w_store, w_bits, _ = storage(weights, "weights")
-    acts = {n: c.params(a_store) for n, c in stats.clips.items()}
+    a_store, a_bits = storage(activations, "activations")
+    w_store, w_bits = storage(weights, "weights")
+    acts = {n: c.params(a_store) for n, c in clips.items()}
     inits = {i.name: i for i in proto.graph.initializer}
     from onnx import numpy_helper
 
@@ -188,7 +175,7 @@ def plan(proto, stats: Statistics, *, method: str, weights: str, activations: st
         axis = weight_axis(proto, node) if per_channel and w.ndim > 1 else None
         p = calibrate(w, method, dtype=f"int{w_bits}", signed=True, axis=axis, storage=w_store, **options)
         wparams[name] = (p, axis)
-    return Plan(acts, wparams, w_store, w_bits, a_store, a_bits, time.perf_counter() - t0)
+    return Plan(acts, wparams, w_store, w_bits, a_store, a_bits)
 
 
 _QTYPES = {"int8": "QInt8", "uint8": "QUInt8", "int16": "QInt16", "uint16": "QUInt16"}
@@ -230,16 +217,16 @@ def _clip_weights(proto, p: Plan):
     return model
 
 
-def _clamp_narrow_activations(model, p: Plan) -> int:
+def _clamp_narrow_activations(model, p: Plan) -> None:
     """After each activation QuantizeLinear, ``DequantizeLinear -> Clip -> QuantizeLinear`` to
-    the grid's levels (module docstring); returns how many were inserted."""
+    the grid's levels (module docstring).  Activations are stored in 8 bits (wider ones are
+    refused)."""
     from onnx import helper, numpy_helper
 
-    store_bits = 8 if p.activation_storage.endswith("8") else 16
-    if p.activation_bits == store_bits:
-        return 0
+    if p.activation_bits == 8:
+        return
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    nodes, added = [], 0
+    nodes = []
     renamed = {}
     for node in model.graph.node:
         nodes.append(node)
@@ -263,7 +250,6 @@ def _clamp_narrow_activations(model, p: Plan) -> int:
             helper.make_node("QuantizeLinear", [f"{y}_grid_clip", s_name, z_name], [clamped], name=f"{y}_grid_q"),
         ]  # fmt: skip
         renamed[y] = clamped
-        added += 1
     for node in nodes:
         if node.name.endswith("_grid_dq"):
             continue
@@ -272,7 +258,6 @@ def _clamp_narrow_activations(model, p: Plan) -> int:
                 node.input[i] = renamed[name]
     del model.graph.node[:]
     model.graph.node.extend(nodes)
-    return added
 
 
 def write(proto, p: Plan, calibration_feed: dict):
@@ -287,7 +272,7 @@ def write(proto, p: Plan, calibration_feed: dict):
         out = _quantize_static(model, p, proto, calibration_feed)
     finally:
         root.setLevel(level)
-    p.notes.append(f"{_clamp_narrow_activations(out, p)} activation clamps to the {p.activation_bits}-bit grid")
+    _clamp_narrow_activations(out, p)
     onnx.checker.check_model(out)
     return out
 
@@ -327,14 +312,14 @@ def quantize(model, calibration_data, *, method: str = "octav", weights: str = "
     """
     check_method(method, options)
     storage(weights, "weights")
-    a_store, a_bits, _ = storage(activations, "activations")
+    a_store, a_bits = storage(activations, "activations")
     if a_store.endswith("16"):
         raise ValueError(f"activations {activations!r}: onnxruntime has no integer kernels for activations "
                          "wider than 8 bits (it runs those groups in float, and int8-weight MatMul/Gemm as "
                          "MatMulNBits); intsim.ptq.tflite_model writes int16x8 models")  # fmt: skip
     proto = _load(model)
-    stats = observe(proto, calibration_data, method=method, bits=a_bits, batch_size=batch_size, progress=progress,
+    clips = observe(proto, calibration_data, method=method, bits=a_bits, batch_size=batch_size, progress=progress,
                     **options)  # fmt: skip
-    p = plan(proto, stats, method=method, weights=weights, activations=activations, per_channel=per_channel, **options)
+    p = plan(proto, clips, method=method, weights=weights, activations=activations, per_channel=per_channel, **options)
     first = next(batches(input_specs(proto), calibration_data, batch_size))
     return write(proto, p, first)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,6 @@ class Quantized:
     input_params: list  # (scale, zero point) per graph input
     output_params: list  # (scale, zero point) per graph output
     seconds: float
-    notes: list = field(default_factory=list)
 
 
 def _float_model(model):
@@ -120,10 +119,10 @@ def quantize(model, calibration_data, *, method: str = "octav", activations: str
                           all_signed=activations == "int16", describe=lambda k: m.tensors[k].describe(), progress=progress,
                           **options)  # fmt: skip
     params = {k: c.params(activations) for k, c in clips.items()}
-    data, notes = _write(m, params, activations, method, w_bits, options)
+    data = _write(m, params, activations, method, w_bits, options)
     _check_runs(data, [m.tensors[k].name for k, c in clips.items() if c.clip == 0])
     q = lambda k: (float(params[k].scale), int(params[k].zero_point))  # noqa: E731
-    return Quantized(data, [q(k) for k in m.inputs], [q(k) for k in m.outputs], time.perf_counter() - t0, notes)
+    return Quantized(data, [q(k) for k in m.inputs], [q(k) for k in m.outputs], time.perf_counter() - t0)
 
 
 def _check_runs(data: bytes, no_range: list[str]) -> None:
@@ -151,10 +150,9 @@ def _weight_bits(weights: str) -> int:
 
 
 def _write(m, params: dict, activations: str, method: str, w_bits: int, options: dict):
-    """Tensor specs from the plan, operators copied with their options."""
+    """The integer model's bytes: tensor specs from the parameters, operators copied with their options."""
     type_name = activations.upper()
     specs: dict[int, TensorSpec] = {}
-    notes = []
     chosen = {k: (np.float32(p.scale), int(p.zero_point)) for k, p in params.items()}
     for op in m.operators:  # fixed and inherited parameters, in graph order
         out = op.outputs[0]
@@ -196,9 +194,8 @@ def _write(m, params: dict, activations: str, method: str, w_bits: int, options:
     index = {k: i for i, k in enumerate(order)}
     ops = [OpSpec(op.op, [index[k] if k >= 0 else -1 for k in op.inputs], [index[k] for k in op.outputs],
                   _options(op)) for op in m.operators]  # fmt: skip
-    data = build([specs[k] for k in order], ops, [index[k] for k in m.inputs], [index[k] for k in m.outputs],
+    return build([specs[k] for k in order], ops, [index[k] for k in m.inputs], [index[k] for k in m.outputs],
                  description=f"intsim.ptq: {method} calibration, {activations} activations, int{w_bits} weights")  # fmt: skip
-    return data, notes
 
 
 def _options(op) -> dict:
