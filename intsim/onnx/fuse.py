@@ -300,7 +300,6 @@ def fuse(graph: Graph) -> tuple[list[Node], list[str]]:
     """The nodes to run with QDQ groups fused, and one line describing each fusion."""
     nodes, dropped = _drop_activation_before_q(graph, [replace(n, inputs=list(n.inputs)) for n in graph.nodes])
     nodes, converted, pairs = _s8_to_u8(graph, nodes)
-    converted = dropped + converted
     ix = _Index(graph, nodes)
     ix.converted = pairs
     replaced, removed, notes = {}, set(), []
@@ -318,12 +317,12 @@ def fuse(graph: Graph) -> tuple[list[Node], list[str]]:
         removed.add(id(q))
         notes.append(f"{node.label()}: DequantizeLinear -> {node.op_type} -> QuantizeLinear run as {new.op_type}{warning}")
     out = [replaced.get(n.index, n) if n.domain != S8_TO_U8 else n for n in nodes if id(n) not in removed]
-    fused_q = {q_out for n in out for q_out in n.outputs}
+    produced = {o for n in out for o in n.outputs}
     for i, n in enumerate(out):
-        if n.domain == S8_TO_U8 and n.outputs[0] in fused_q and n.op_type == "S8ToU8" and n.inputs[0] not in fused_q:
+        if n.op_type == "S8ToU8" and n.inputs[0] not in produced:
             # the group before the pair was fused and writes the uint8 copy: keep the int8 tensor for reports
             out[i] = Node(n.index, "U8ToS8", S8_TO_U8, n.name, [n.outputs[0]], [n.inputs[0]])
-    return _prune(graph, out), converted + notes
+    return _prune(graph, out), dropped + converted + notes
 
 
 def _prune(graph: Graph, nodes: list[Node]) -> list[Node]:
